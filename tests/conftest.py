@@ -1,0 +1,68 @@
+"""Shared fixtures: the fiche, the seed document it was written from, Rasa SDK trackers."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+from rasa_sdk import Tracker
+
+from actions.fiche import load_fiche
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "chat-cagou.tar.gz"
+
+
+def seed_path() -> Optional[Path]:
+    """The original fiche (../shared/seed/), beside the repository on these machines and in CI."""
+    name = load_fiche().seed_file
+    candidates = [os.environ.get("CHAT_CAGOU_SEED", ""), ROOT.parent / "shared" / "seed" / name]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def fiche():
+    return load_fiche()
+
+
+@pytest.fixture(scope="session")
+def seed_text() -> str:
+    path = seed_path()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("the seed fiche (../shared/seed/) is missing: CI must check the data against it")
+        pytest.skip("seed fiche not found beside the repository (set CHAT_CAGOU_SEED)")
+    return path.read_text(encoding="utf-8")
+
+
+def normalise(text: str) -> str:
+    """Spaces collapsed, the seed's 'agence-entreprises @opt.nc' typo mended."""
+    return re.sub(r"\s+", " ", text.replace(" @opt.nc", "@opt.nc"))
+
+
+def make_tracker(
+    intent: str,
+    entities: Optional[List[Dict[str, Any]]] = None,
+    slots: Optional[Dict[str, Any]] = None,
+    events: Optional[List[Dict[str, Any]]] = None,
+    ranking: Optional[List[Dict[str, Any]]] = None,
+    text: str = "",
+) -> Tracker:
+    latest = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 0.9},
+        "entities": entities or [],
+        "intent_ranking": ranking or [],
+    }
+    return Tracker(
+        sender_id="test",
+        slots=slots or {},
+        latest_message=latest,
+        events=events or [{"event": "user", "text": text, "parse_data": latest}],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )

@@ -1,0 +1,296 @@
+"""Every custom action, with CollectingDispatcher and Tracker fixtures (no Rasa server).
+
+Expected facts come from the seed document or from explicit checks, not from the code."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import pytest
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.actions import (
+    ActionClarifier,
+    ActionHoraires,
+    ActionRepondreInfo,
+    ActionRepondreProcedure,
+    ActionTransfertHumain,
+)
+from actions.answers import INFO_ANSWERS
+from actions.fiche import CHANNELS, PROCEDURES
+from actions.hours import NOUMEA
+from tests.conftest import make_tracker, normalise
+
+FACT = re.compile(r"[\w.-]+@[\w.-]+\w|https?://[^\s,)]+[^\s,).]|\+687[ 0-9]+\d|\b\d{4}\b|\b\d{1,2}h\d{0,2}\b")
+
+
+def run(action, tracker):
+    dispatcher = CollectingDispatcher()
+    events = action.run(dispatcher, tracker, {})
+    assert len(dispatcher.messages) == 1
+    return dispatcher.messages[0], events
+
+
+def canal(value):
+    return [{"entity": "canal", "value": value}]
+
+
+def assert_facts_in_seed(text, seed_text):
+    seed = normalise(seed_text).replace("https://", "")
+    for fact in FACT.findall(text):
+        assert fact.replace("https://", "") in seed, f"{fact!r} is not in the fiche"
+
+
+def clocked(action_class, when):
+    action = action_class()
+    action.clock = lambda: when
+    return action
+
+
+# --- procedures x channels ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("procedure", PROCEDURES)
+def test_procedure_without_channel_lists_every_channel(procedure, fiche, seed_text):
+    message, events = run(ActionRepondreProcedure(), make_tracker(procedure))
+    text = message["text"]
+    proc = fiche.procedures[procedure]
+    for channel in CHANNELS:
+        assert fiche.channels[channel] in text
+        assert proc.cells[channel].answer in text
+    working = [c for c in CHANNELS if proc.cells[c].status != "unavailable"]
+    payloads = [b["payload"] for b in message["buttons"]]
+    if len(working) > 1:
+        assert payloads == [f'/preciser_canal{{"canal":"{c}"}}' for c in working]
+    assert ("NON —" in text) == any(proc.cells[c].status == "unavailable" for c in CHANNELS)
+    assert "26/07/2021" in text
+    assert_facts_in_seed(text, seed_text)
+    assert events == [{"event": "slot", "timestamp": None, "name": "procedure", "value": procedure}]
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("procedure", PROCEDURES)
+def test_procedure_with_channel(procedure, channel, fiche, seed_text):
+    message, _ = run(ActionRepondreProcedure(), make_tracker(procedure, canal(channel)))
+    text = message["text"]
+    cell = fiche.procedures[procedure].cells[channel]
+    first_line = text.splitlines()[0]
+    assert cell.answer in first_line
+    if cell.status == "unavailable":
+        assert "NON, pas par ce canal" in first_line
+        others = [c for c in CHANNELS if c != channel and fiche.procedures[procedure].cells[c].status != "unavailable"]
+        assert others, "a struck channel always comes with the channels that work"
+        for other in others:
+            assert fiche.procedures[procedure].cells[other].answer in text
+    elif cell.status == "restricted":
+        assert "uniquement" in first_line.lower()
+    else:
+        assert "oui —" in first_line
+    assert_facts_in_seed(text, seed_text)
+
+
+# Literal expectations for the cases a customer must never get wrong (read off the seed).
+@pytest.mark.parametrize(
+    "procedure, channel, present, absent",
+    [
+        ("code_puk", "telephone", ["NON", "pièce d'identité", "formulaire de contact"], []),
+        ("code_puk", None, ["pièce d'identité", "formulaire de contact", "NON — le code PUK n'est pas communiqué par téléphone"], []),
+        ("resiliation", "telephone", ["NON", "1000@opt.nc", "formulaire à remplir sur place"], []),
+        ("resiliation", "courrier", ["1000@opt.nc", "https://www.opt.nc"], ["NON"]),
+        ("reclamation", "agence", ["agence-entreprises@opt.nc"], ["NON"]),
+        ("reclamation", "telephone", ["NON", "1000@opt.nc"], []),
+        ("support_technique", "courrier", ["NON", "1000", "1016"], []),
+        ("perte_vol", "telephone", ["suspension de la ligne", "1000", "7h30 à 15h45"], ["NON"]),
+        ("perte_vol", "agence", ["carte SIM", "9 rue du Général Gallieni"], []),
+        ("blocage_ligne", "courrier", ["uniquement en cas de perte ou de vol"], ["NON"]),
+        ("changement_offre", "courrier", ["Forfait M"], ["NON"]),
+        ("souscription", "agence", ["rendez-vous"], ["NON"]),
+    ],
+)
+def test_key_answers(procedure, channel, present, absent):
+    message, _ = run(ActionRepondreProcedure(), make_tracker(procedure, canal(channel) if channel else []))
+    for part in present:
+        assert part in message["text"]
+    for part in absent:
+        assert part not in message["text"]
+
+
+def test_follow_up_channel_uses_the_last_procedure(fiche):
+    tracker = make_tracker("preciser_canal", canal("courrier"), slots={"procedure": "resiliation"})
+    message, events = run(ActionRepondreProcedure(), tracker)
+    assert message["text"].startswith("Résiliation — Par courrier, mail ou internet : oui")
+    assert events[0]["value"] == "resiliation"
+
+
+def test_follow_up_channel_without_context_asks_which_procedure():
+    message, events = run(ActionRepondreProcedure(), make_tracker("preciser_canal", canal("telephone")))
+    assert "Pour quelle démarche" in message["text"]
+    assert [b["payload"] for b in message["buttons"]] == [f"/{p}" for p in PROCEDURES]
+    assert events == []
+
+
+def test_unknown_channel_value_gives_the_overview(fiche):
+    message, _ = run(ActionRepondreProcedure(), make_tracker("code_puk", canal("pigeon voyageur")))
+    assert all(fiche.channels[c] in message["text"] for c in CHANNELS)
+
+
+# --- opening hours at fixed instants (Nouméa time) -----------------------------------------
+
+
+def at(*args):
+    return datetime(*args, tzinfo=NOUMEA)
+
+
+def hours(when, entities=()):
+    message, _ = run(clocked(ActionHoraires, when), make_tracker("horaires", list(entities)))
+    return message["text"]
+
+
+def test_weekday_10h_both_open():
+    text = hours(at(2026, 11, 30, 10, 0))  # a Monday
+    assert "Il est 10h à Nouméa (lundi 30/11)" in text
+    assert "au 1000 : du lundi au vendredi de 7h30 à 15h45 — ouvert en ce moment" in text
+    assert "au 1016 : du lundi au vendredi de 7h45 à 15h30 — ouvert en ce moment" in text
+    assert "1012" not in text
+
+
+def test_7h40_only_1000_open():
+    text = hours(at(2026, 11, 30, 7, 40))
+    assert "au 1000 : du lundi au vendredi de 7h30 à 15h45 — ouvert en ce moment" in text
+    assert "au 1016 : du lundi au vendredi de 7h45 à 15h30 — fermé en ce moment ; réouverture aujourd'hui à 7h45" in text
+    assert "le 1012 (Service de renseignements téléphoniques) répond 24h/24 et 7j/7" in text
+
+
+def test_15h50_both_closed_reopen_tomorrow():
+    text = hours(at(2026, 12, 1, 15, 50))  # Tuesday
+    assert "1000 : du lundi au vendredi de 7h30 à 15h45 — fermé en ce moment ; réouverture demain à 7h30" in text
+    assert "1016 : du lundi au vendredi de 7h45 à 15h30 — fermé en ce moment ; réouverture demain à 7h45" in text
+    assert "1012" in text
+
+
+def test_friday_evening_reopens_monday():
+    text = hours(at(2026, 12, 4, 16, 0))
+    assert "réouverture lundi 07/12 à 7h30" in text
+
+
+def test_saturday_closed_until_monday():
+    text = hours(at(2026, 11, 28, 10, 0))
+    assert "(samedi 28/11)" in text
+    assert "fermé en ce moment ; réouverture lundi 30/11 à 7h30" in text
+    assert "24h/24 et 7j/7" in text
+
+
+def test_public_holiday_closed():
+    # 24 September: Fête de la Citoyenneté, a New Caledonian public holiday (a Thursday in 2026)
+    text = hours(at(2026, 9, 24, 10, 0))
+    assert "fermé en ce moment (jour férié : Fête de la Citoyenneté) ; réouverture demain à 7h30" in text
+
+
+def test_holiday_before_weekend_skips_to_monday():
+    # Friday 25 December 2026 is Christmas: next opening Monday 28/12
+    text = hours(at(2026, 12, 24, 16, 0))
+    assert "réouverture lundi 28/12 à 7h30" in text
+
+
+def test_night_gives_1012():
+    text = hours(at(2026, 12, 2, 23, 15))
+    assert "fermé en ce moment ; réouverture demain à 7h30" in text
+    assert "le 1012 (Service de renseignements téléphoniques) répond 24h/24 et 7j/7" in text
+
+
+def test_hours_of_one_service_and_of_the_agency():
+    text = hours(at(2026, 11, 30, 10, 0), [{"entity": "service", "value": "1016"}])
+    assert "1016" in text and "au 1000" not in text
+    text = hours(at(2026, 11, 30, 10, 0), [{"entity": "canal", "value": "agence"}])
+    assert "1016" in text and "au 1000" not in text
+    text = hours(at(2026, 11, 28, 3, 0), [{"entity": "service", "value": "1012"}])
+    assert "1012 : 24h/24 et 7j/7" in text and "réouverture" not in text
+
+
+def test_utc_clock_is_converted_to_noumea():
+    from datetime import timezone
+
+    text = hours(datetime(2026, 11, 29, 23, 0, tzinfo=timezone.utc))  # = Monday 10:00 in Nouméa
+    assert "Il est 10h à Nouméa (lundi 30/11)" in text
+
+
+# --- information, handoff, clarification ---------------------------------------------------
+
+
+@pytest.mark.parametrize("intent", sorted(INFO_ANSWERS))
+def test_info_answers_carry_fiche_facts(intent, seed_text):
+    message, _ = run(clocked(ActionRepondreInfo, at(2026, 11, 30, 10, 0)), make_tracker(intent))
+    text = message["text"]
+    assert "Source :" in text
+    assert_facts_in_seed(text, seed_text)
+
+
+@pytest.mark.parametrize(
+    "intent, expected",
+    [
+        ("contact_telephone", ["1000", "1016", "1012", "+687 26 87 70"]),
+        ("contact_email", ["1000@opt.nc", "agence-entreprises@opt.nc"]),
+        ("contact_adresse", ["9 rue du Général Gallieni, Nouméa", "BP 40001, 98865 NOUMEA CEDEX"]),
+        ("contact_etranger", ["+687 26 87 70", "appel local", "mes-documents-telecharger-mobile"]),
+        ("contact_forum", ["optetvous.nc"]),
+        ("contact_chat", ["www.opt.nc", "Messenger"]),
+        ("suivi_conso", ["1088 : oui", "application smartphone Mobilis : non", "espace client web (depuis PC ou mobile) : non"]),
+        ("delai_retablissement", ["4 jours", "compensation"]),
+        ("cout_appel_service_client", ["inclus dans le forfait"]),
+        ("guide_tarifaire", ["https://www.opt.nc/particuliers/mobile/mes-documents-telecharger-mobile"]),
+    ],
+)
+def test_info_answer_content(intent, expected):
+    message, _ = run(clocked(ActionRepondreInfo, at(2026, 11, 30, 10, 0)), make_tracker(intent))
+    for part in expected:
+        assert part in message["text"]
+
+
+def test_phone_contact_for_one_service():
+    tracker = make_tracker("contact_telephone", [{"entity": "service", "value": "1012"}])
+    message, _ = run(clocked(ActionRepondreInfo, at(2026, 11, 30, 10, 0)), tracker)
+    assert "1012" in message["text"] and "au 1000" not in message["text"]
+
+
+def test_handoff_open_and_closed():
+    open_text = run(clocked(ActionTransfertHumain, at(2026, 11, 30, 10, 0)), make_tracker("demander_humain"))[0]["text"]
+    assert "1000" in open_text and "ouvert en ce moment" in open_text
+    assert "1000@opt.nc" in open_text and "9 rue du Général Gallieni" in open_text
+    closed = run(clocked(ActionTransfertHumain, at(2026, 11, 28, 10, 0)), make_tracker("demander_humain"))[0]["text"]
+    assert "fermé en ce moment ; réouverture lundi 30/11 à 7h30" in closed
+    assert "1012" in closed
+
+
+RANKING = [
+    {"name": "nlu_fallback", "confidence": 0.5},
+    {"name": "preciser_canal", "confidence": 0.3},
+    {"name": "code_puk", "confidence": 0.25},
+    {"name": "perte_vol", "confidence": 0.2},
+    {"name": "resiliation", "confidence": 0.1},
+]
+
+
+def fallback_event():
+    return {"event": "user", "text": "?", "parse_data": {"intent": {"name": "nlu_fallback"}}}
+
+
+def test_first_fallback_offers_the_two_likeliest_topics():
+    tracker = make_tracker("nlu_fallback", ranking=RANKING)
+    message, _ = run(clocked(ActionClarifier, at(2026, 11, 30, 10, 0)), tracker)
+    assert [b["payload"] for b in message["buttons"]] == ["/code_puk", "/perte_vol", "/demander_humain"]
+    assert "reformuler" in message["text"]
+
+
+def test_second_fallback_in_a_row_hands_over():
+    events = [fallback_event(), {"event": "bot", "text": "?"}, fallback_event()]
+    tracker = make_tracker("nlu_fallback", ranking=RANKING, events=events)
+    message, _ = run(clocked(ActionClarifier, at(2026, 11, 30, 10, 0)), tracker)
+    assert "conseiller" in message["text"] and "1000@opt.nc" in message["text"]
+    assert "ouvert en ce moment" in message["text"]
+
+
+def test_fallback_after_an_understood_message_is_a_first_fallback():
+    understood = {"event": "user", "text": "puk", "parse_data": {"intent": {"name": "code_puk"}}}
+    tracker = make_tracker("nlu_fallback", ranking=RANKING, events=[fallback_event(), understood, fallback_event()])
+    message, _ = run(clocked(ActionClarifier, at(2026, 11, 30, 10, 0)), tracker)
+    assert message["buttons"][0]["payload"] == "/code_puk"
