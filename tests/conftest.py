@@ -66,3 +66,14 @@ def make_tracker(
         active_loop={},
         latest_action_name="action_listen",
     )
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory):
+    """The real action server and Rasa (REST channel), started once for the session."""
+    from tests.servers import running_servers
+
+    if not MODEL.exists():
+        pytest.fail("no trained model: run `make train` (make test does it)")
+    with running_servers(tmp_path_factory.mktemp("servers")) as running:
+        yield running

@@ -1,0 +1,110 @@
+"""`make bench`: held-out NLU scores, training time, model size and REST latency.
+
+Prints the figures and writes them to bench/results.md. Run on a quiet machine: figures
+are measured, not asserted (the tests assert quality, never speed)."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.holdout import MODEL, load_agent, load_holdout, predict, score  # noqa: E402
+from tests.servers import running_servers  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results.md"
+LATENCY_MESSAGES = 200
+QUESTIONS = [
+    "code PUK ?", "je veux résilier", "et par mail ?", "vous êtes ouverts ?", "j'ai perdu mon tel",
+    "quel est votre mail ?", "comment suivre ma conso ?", "je veux parler à un conseiller",
+    "bonjour", "merci", "changer de forfait", "appeler depuis la France",
+]
+
+
+def machine() -> str:
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GB RAM, Python {platform.python_version()}, {platform.system()}"
+
+
+def train_time() -> float:
+    """A full training from scratch into a temporary directory (Rasa's cache disabled)."""
+    with tempfile.TemporaryDirectory() as out:
+        env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        start = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).parent / "rasa"), "train", "--out", out, "--force",
+                        "--num-threads", "2"], cwd=ROOT, env=env, check=True, capture_output=True)
+        return time.perf_counter() - start
+
+
+def percentile(values, pct):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def rest_latency():
+    with tempfile.TemporaryDirectory() as workdir, running_servers(Path(workdir)) as servers:
+        for question in QUESTIONS:  # warm-up
+            servers.say("warmup", question)
+        latencies = []
+        for i in range(LATENCY_MESSAGES):
+            start = time.perf_counter()
+            replies = servers.say(f"bench-{i // 10}", QUESTIONS[i % len(QUESTIONS)])
+            latencies.append((time.perf_counter() - start) * 1000)
+            assert replies, "every message is answered"
+        return latencies
+
+
+def main() -> None:
+    examples = load_holdout()
+    agent = load_agent()
+    predicted = predict(agent, [e.text for e in examples])
+    overall = score(examples, predicted)
+    robust_idx = [i for i, e in enumerate(examples) if e.robustness]
+    robust = score([examples[i] for i in robust_idx], [predicted[i] for i in robust_idx])
+    del agent
+
+    seconds = train_time() if "--skip-train" not in sys.argv else float("nan")
+    size_mb = MODEL.stat().st_size / 2**20
+    latencies = rest_latency()
+    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+
+    lines = [
+        "# Chat Cagou benchmark",
+        "",
+        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}.",
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+        f"| held-out intent accuracy ({overall.count} utterances) | {overall.accuracy:.3f} |",
+        f"| held-out intent macro-F1 | {overall.macro_f1:.3f} |",
+        f"| robustness subset accuracy / macro-F1 ({robust.count} utterances) | {robust.accuracy:.3f} / {robust.macro_f1:.3f} |",
+        f"| training time (full, from scratch) | {seconds:.0f} s |",
+        f"| model size | {size_mb:.1f} MB |",
+        f"| REST reply latency p50 / p95 ({LATENCY_MESSAGES} messages, one user at a time) | {p50:.0f} ms / {p95:.0f} ms |",
+        "",
+        "Held-out errors:",
+        "",
+        *[f"- {text!r}: expected `{exp}`, got `{got}`" for text, exp, got in overall.errors],
+        "",
+    ]
+    RESULTS.write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+    (ROOT / "bench" / "results.json").write_text(json.dumps({
+        "accuracy": overall.accuracy, "macro_f1": overall.macro_f1, "robust_macro_f1": robust.macro_f1,
+        "train_seconds": seconds, "model_mb": size_mb, "latency_p50_ms": p50, "latency_p95_ms": p95,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

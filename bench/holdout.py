@@ -1,0 +1,68 @@
+"""Score the trained model on the held-out French NLU set (tests/nlu_holdout.yml)."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from sklearn.metrics import accuracy_score, f1_score
+
+ROOT = Path(__file__).resolve().parent.parent
+HOLDOUT = ROOT / "tests" / "nlu_holdout.yml"
+MODEL = ROOT / "models" / "chat-cagou.tar.gz"
+
+
+@dataclass
+class HoldoutExample:
+    text: str
+    intent: str
+    robustness: Optional[str]
+
+
+@dataclass
+class Score:
+    accuracy: float
+    macro_f1: float
+    per_intent_f1: Dict[str, float]
+    errors: List[Tuple[str, str, str]]  # (text, expected, predicted)
+    count: int
+
+
+def load_holdout(path: Path = HOLDOUT) -> List[HoldoutExample]:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    data = load_data(str(path))
+    examples = []
+    for message in data.intent_examples:
+        metadata = message.get("metadata") or {}
+        example_meta = metadata.get("example") or {}
+        examples.append(HoldoutExample(message.get("text"), message.get("intent"), example_meta.get("robustness")))
+    return examples
+
+
+def load_agent(model: Path = MODEL):
+    from rasa.core.agent import Agent
+
+    return Agent.load(str(model))
+
+
+def predict(agent, texts: List[str]) -> List[str]:
+    async def run() -> List[str]:
+        return [(await agent.parse_message(text))["intent"]["name"] for text in texts]
+
+    return asyncio.run(run())
+
+
+def score(examples: List[HoldoutExample], predicted: List[str]) -> Score:
+    expected = [e.intent for e in examples]
+    labels = sorted(set(expected))
+    per_intent = f1_score(expected, predicted, labels=labels, average=None, zero_division=0)
+    errors = [(e.text, e.intent, p) for e, p in zip(examples, predicted) if e.intent != p]
+    return Score(
+        accuracy=accuracy_score(expected, predicted),
+        macro_f1=f1_score(expected, predicted, labels=labels, average="macro", zero_division=0),
+        per_intent_f1=dict(zip(labels, map(float, per_intent))),
+        errors=errors,
+        count=len(examples),
+    )
