@@ -15,13 +15,19 @@ export PYTHONHASHSEED := 0
 .PHONY: help install train run shell test bench lock clean
 
 help:
-	@echo "make run    install if needed, train if needed, start the assistant"
+	@echo "make run    install if needed, train if needed, start the assistant and the chat page (http://localhost:8080/)"
 	@echo "make test   everything: unit, data validation, NLU held-out, conversations, end-to-end"
 	@echo "make shell  talk to the assistant in the terminal"
 	@echo "make bench  accuracy, training time, model size, latency -> bench/results.md"
 
-# The venv is rebuilt from the lock file when the lock file changes; otherwise nothing happens.
-install: $(VENV)/.installed
+WEB_DEPS := web/node_modules/.package-lock.json
+
+# The venv is rebuilt from the lock file when the lock file changes, the widget's npm
+# packages from web/package-lock.json; otherwise nothing happens.
+install: $(VENV)/.installed $(WEB_DEPS)
+$(WEB_DEPS): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 $(VENV)/.installed: requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python -r requirements.lock
@@ -42,17 +48,17 @@ train: $(MODEL)
 $(MODEL): $(TRAIN_INPUTS) | install
 	$(RASA) train --fixed-model-name chat-cagou --out models --num-threads 2
 
-run: train
-	@scripts/run.sh
+run: train install
+	@scripts/web.sh scripts/run.sh
 
 shell: train
 	@scripts/run.sh shell
 
-test: train
+test: train install
 	$(PY) -m pytest
 
 bench: train
 	$(PY) bench/bench.py
 
 clean:
-	rm -rf models .rasa tracker.db results .pytest_cache
+	rm -rf models .rasa tracker.db messenger_mids.db logs results .pytest_cache

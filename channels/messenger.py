@@ -1,0 +1,529 @@
+"""Messenger (Facebook page) input channel: Rasa's `facebook` channel, hardened.
+
+What Rasa 3.6's channel gets wrong, and what this one does instead:
+- it reads only `X-Hub-Signature`, compares with `==` and answers a bad signature with
+  HTTP 200: here `X-Hub-Signature-256` (sha256) is preferred, `X-Hub-Signature` (sha1) is
+  accepted, each header with its own algorithm only, compared in constant time, and a
+  missing, forged or wrong-algorithm signature gets HTTP 403 before anything is parsed;
+- it answers the webhook only after the bot has replied (Messenger retries slow webhooks)
+  and would answer a retry again: here the webhook is acknowledged at once, the work runs in
+  the background, and each message id (`mid`) is handled once (`SeenMessages`);
+- it handles only the first event of a batch: here every event is handled, in order;
+- it sends text longer than 2,000 characters and drops buttons beyond 3: here replies are
+  split at line boundaries, up to 3 buttons become a button template and more become quick
+  replies (at most 10, titles of at most 20 characters);
+- it calls the Graph API with blocking requests inside the event loop: here `GraphClient`
+  posts with aiohttp, to `FB_GRAPH_API_URL` (tests point it to a local stub server).
+
+Secrets come from the environment (FB_VERIFY, FB_SECRET, FB_PAGE_ACCESS_TOKEN), never from
+the repository: see docs/channels.md.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Set, Text, Tuple
+
+import aiohttp
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.exceptions import RasaException
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+# Environment variables (names documented in docs/channels.md).
+ENV_VERIFY = "FB_VERIFY"
+ENV_SECRET = "FB_SECRET"
+ENV_TOKEN = "FB_PAGE_ACCESS_TOKEN"
+ENV_GRAPH_URL = "FB_GRAPH_API_URL"
+ENV_DEDUPE_DB = "FB_DEDUPE_DB"
+ENV_REQUIRED = "FB_MESSENGER_REQUIRED"
+
+DEFAULT_GRAPH_URL = "https://graph.facebook.com/v21.0"
+DEFAULT_DEDUPE_DB = "messenger_mids.db"
+
+# Messenger Platform limits.
+MAX_TEXT = 2000  # characters of a text message
+MAX_TEMPLATE_TEXT = 640  # characters of a button template's text
+MAX_TEMPLATE_BUTTONS = 3
+MAX_QUICK_REPLIES = 10  # the platform allows 13; Rasa's client and the brief cap at 10
+MAX_TITLE = 20  # button and quick reply titles
+MAX_PAYLOAD = 1000
+
+# Signature header -> the only algorithm accepted in it.
+SIGNATURE_HEADERS = (("X-Hub-Signature-256", "sha256"), ("X-Hub-Signature", "sha1"))
+
+
+class MessengerConfigError(RasaException):
+    """Raised at start-up when the channel is configured but its secrets are missing.
+
+    (Not an ImportError/AttributeError: Rasa would mask those as "unknown channel".)
+    """
+
+
+# --- signatures -------------------------------------------------------------------------
+
+
+def signature_problem(secret: Text, body: bytes, headers: Mapping[Text, Text]) -> Optional[Text]:
+    """None if the body is signed with the app secret, else why not.
+
+    When `X-Hub-Signature-256` is present it alone decides: a valid sha1 signature beside a
+    forged sha256 one is still a forgery.
+    """
+    for header, algorithm in SIGNATURE_HEADERS:
+        value = headers.get(header)
+        if value is None:
+            continue
+        prefix, _, given = value.strip().partition("=")
+        if prefix.lower() != algorithm:
+            return f"{header}: algorithm {prefix!r}, expected {algorithm}"
+        expected = hmac.new(secret.encode("utf-8"), body, algorithm).hexdigest()
+        if not hmac.compare_digest(expected.encode("ascii"), given.strip().lower().encode("utf-8", "replace")):
+            return f"{header}: signature does not match"
+        return None
+    return "no X-Hub-Signature-256 or X-Hub-Signature header"
+
+
+def token_matches(expected: Text, given: Optional[Text]) -> bool:
+    return given is not None and hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "replace"))
+
+
+# --- message ids seen (retries) ---------------------------------------------------------
+
+
+class SeenMessages:
+    """The message ids already accepted, in a small SQLite table.
+
+    `first_time(key)` is an atomic INSERT OR IGNORE: it survives a restart of Rasa and is
+    shared by the processes of one host (SQLite locks the file). Ids older than `ttl`
+    seconds are pruned now and then (Messenger retries for hours, not weeks).
+    `path=":memory:"` keeps the set in-process only.
+    """
+
+    def __init__(self, path: Text = DEFAULT_DEDUPE_DB, ttl: float = 7 * 24 * 3600) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._inserts = 0
+        self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        self._db.execute("CREATE TABLE IF NOT EXISTS seen_mid (mid TEXT PRIMARY KEY, seen_at REAL NOT NULL)")
+
+    def first_time(self, key: Text) -> bool:
+        now = time.time()
+        with self._lock:
+            inserted = self._db.execute(
+                "INSERT OR IGNORE INTO seen_mid (mid, seen_at) VALUES (?, ?)", (key, now)
+            ).rowcount == 1
+            self._inserts += 1
+            if self._inserts % 500 == 0:
+                self._db.execute("DELETE FROM seen_mid WHERE seen_at < ?", (now - self.ttl,))
+        return inserted
+
+
+# --- incoming events --------------------------------------------------------------------
+
+
+def event_key(event: Dict[Text, Any]) -> Optional[Text]:
+    """The id Messenger keeps across retries of one event."""
+    message = event.get("message") or {}
+    postback = event.get("postback") or {}
+    if message.get("mid"):
+        return "mid:" + str(message["mid"])
+    if postback.get("mid"):
+        return "mid:" + str(postback["mid"])
+    if postback:
+        # Older postbacks carry no mid: sender, time and payload identify a retry.
+        sender = (event.get("sender") or {}).get("id")
+        return f"postback:{sender}:{event.get('timestamp')}:{postback.get('payload')}"
+    return None
+
+
+def event_text(event: Dict[Text, Any]) -> Optional[Text]:
+    """What the user said, typed, tapped (quick reply, postback) or sent (attachment URL)."""
+    message = event.get("message")
+    if message is not None:
+        if message.get("is_echo"):
+            return None  # the page's own messages, including ours
+        quick_reply = message.get("quick_reply") or {}
+        if quick_reply.get("payload"):
+            return str(quick_reply["payload"])
+        if message.get("text"):
+            return str(message["text"])
+        attachments = message.get("attachments") or []
+        if attachments:
+            # As Rasa does: the attachment's URL reaches the NLU, which asks to rephrase.
+            return str((attachments[0].get("payload") or {}).get("url") or attachments[0].get("type") or "")
+        return None
+    postback = event.get("postback")
+    if postback is not None:
+        return str(postback.get("payload") or postback.get("title") or "")
+    return None  # delivery, read, reaction... events
+
+
+def user_events(payload: Dict[Text, Any]) -> List[Tuple[Text, Text, Text]]:
+    """(dedupe key, sender id, text) of every user event of a webhook call, in order."""
+    found = []
+    for entry in payload.get("entry") or []:
+        for event in entry.get("messaging") or []:
+            sender = str((event.get("sender") or {}).get("id") or "")
+            text = event_text(event)
+            key = event_key(event)
+            if sender and text and key:
+                found.append((key, sender, text))
+    return found
+
+
+# --- outgoing messages: Messenger's limits ----------------------------------------------
+
+
+def text_length(text: Text) -> int:
+    """Length as Messenger counts it (UTF-16 code units: an emoji counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _wrap(line: Text, limit: int) -> List[Text]:
+    """A line cut at spaces into pieces of at most `limit` (a word too long is cut)."""
+    pieces: List[Text] = []
+    rest = line
+    while text_length(rest) > limit:
+        cut = limit
+        while text_length(rest[:cut]) > limit:
+            cut -= 1
+        space = rest.rfind(" ", 0, cut + 1)
+        if space > 0:
+            pieces.append(rest[:space].rstrip())
+            rest = rest[space + 1:].lstrip()
+        else:
+            pieces.append(rest[:cut])
+            rest = rest[cut:]
+    pieces.append(rest)
+    return pieces
+
+
+def _pack(lines: List[Text], limit: int) -> List[Text]:
+    chunks: List[Text] = []
+    current: Optional[Text] = None
+    for line in lines:
+        candidate = line if current is None else current + "\n" + line
+        if text_length(candidate) <= limit:
+            current = candidate
+        else:
+            if current is not None:
+                chunks.append(current)
+            current = line
+    if current is not None:
+        chunks.append(current)
+    return [c.strip() for c in chunks if c.strip()]
+
+
+def split_text(text: Text, limit: int = MAX_TEXT, last_limit: Optional[int] = None) -> List[Text]:
+    """Messages of at most `limit` characters, cut between lines, the last of at most
+    `last_limit` (a button template's text is limited to 640).
+
+    Lines are kept whole when they fit: a "• " bullet is never cut from its answer.
+    """
+    last_limit = min(last_limit or limit, limit)
+    lines: List[Text] = []
+    for line in text.strip().split("\n"):
+        lines.extend(_wrap(line.rstrip(), limit))
+    chunks = _pack(lines, limit)
+    if not chunks or text_length(chunks[-1]) <= last_limit:
+        return chunks
+    # The last message is too long for its limit: it keeps as many whole lines from the
+    # end as fit, the lines before it become a message of their own.
+    lines = chunks.pop().split("\n")
+    tail: List[Text] = []
+    while lines:
+        candidate = "\n".join([lines[-1], *tail]).strip()
+        if text_length(candidate) <= last_limit:
+            tail.insert(0, lines.pop())
+        elif not tail and not lines[-1].strip():
+            lines.pop()  # a blank line at the end
+        elif not tail:
+            # The last line alone is too long for the tail: cut it.
+            lines[-1:] = _wrap(lines[-1], last_limit)
+        else:
+            break
+    return chunks + _pack(lines, limit) + ["\n".join(tail).strip()]
+
+
+def short_title(title: Text, limit: int = MAX_TITLE) -> Text:
+    title = " ".join(str(title).split())
+    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
+
+
+def template_button(button: Dict[Text, Any]) -> Dict[Text, Any]:
+    if button.get("url"):
+        return {"type": "web_url", "url": button["url"], "title": short_title(button.get("title", ""))}
+    return {
+        "type": "postback",
+        "title": short_title(button.get("title", "")),
+        "payload": str(button.get("payload", button.get("title", "")))[:MAX_PAYLOAD],
+    }
+
+
+def quick_reply(button: Dict[Text, Any]) -> Dict[Text, Any]:
+    return {
+        "content_type": "text",
+        "title": short_title(button.get("title", "")),
+        "payload": str(button.get("payload", button.get("title", "")))[:MAX_PAYLOAD],
+    }
+
+
+def messages_for(text: Text, buttons: Optional[List[Dict[Text, Any]]] = None) -> List[Dict[Text, Any]]:
+    """The Send API `message` objects for one bot reply, within Messenger's limits.
+
+    Up to 3 buttons: a button template (buttons stay on screen), its text being the last
+    part of the reply. More: quick replies on the last message (at most 10; the rest is
+    dropped with a warning: the user can still type).
+    """
+    buttons = [b for b in (buttons or []) if b.get("title")]
+    if not buttons:
+        return [{"text": part} for part in split_text(text)]
+    if len(buttons) <= MAX_TEMPLATE_BUTTONS:
+        parts = split_text(text, MAX_TEXT, MAX_TEMPLATE_TEXT) or ["Que souhaitez-vous faire ?"]
+        template = {
+            "attachment": {
+                "type": "template",
+                "payload": {
+                    "template_type": "button",
+                    "text": parts[-1],
+                    "buttons": [template_button(b) for b in buttons],
+                },
+            }
+        }
+        return [{"text": part} for part in parts[:-1]] + [template]
+    if len(buttons) > MAX_QUICK_REPLIES:
+        logger.warning("Messenger: %d buttons, only the first %d sent as quick replies",
+                       len(buttons), MAX_QUICK_REPLIES)
+    parts = split_text(text) or ["Que souhaitez-vous faire ?"]
+    # Quick replies carry postback payloads only: a URL button cannot be one.
+    replies = [quick_reply(b) for b in buttons if not b.get("url")][:MAX_QUICK_REPLIES]
+    messages: List[Dict[Text, Any]] = [{"text": part} for part in parts]
+    messages[-1]["quick_replies"] = replies
+    return messages
+
+
+# --- the Graph API edge -----------------------------------------------------------------
+
+
+class GraphClient:
+    """Posts to the Send API (`{base_url}/me/messages`). The only code that talks to Facebook.
+
+    Failures are logged and swallowed: a reply that cannot be delivered must not stop the
+    conversation. The URL carries the access token, so it is never logged.
+    """
+
+    def __init__(self, page_access_token: Text, app_secret: Text, base_url: Text = DEFAULT_GRAPH_URL,
+                 timeout: float = 10) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.params = {
+            "access_token": page_access_token,
+            # Proves the call comes from the app's server ("Require App Secret" setting).
+            "appsecret_proof": hmac.new(app_secret.encode(), page_access_token.encode(), hashlib.sha256).hexdigest(),
+        }
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def send(self, body: Dict[Text, Any]) -> bool:
+        try:
+            async with aiohttp.ClientSession(timeout=self.timeout) as session:
+                async with session.post(f"{self.base_url}/me/messages", params=self.params, json=body) as reply:
+                    if reply.status < 300:
+                        return True
+                    detail = (await reply.text())[:500]
+                    logger.error("Messenger Send API answered %s: %s", reply.status, detail)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            logger.error("Messenger Send API unreachable (%s)", type(error).__name__)
+        return False
+
+
+class MessengerOutput(OutputChannel):
+    """Replies through the Send API, shaped by `messages_for`."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "facebook"
+
+    def __init__(self, client: GraphClient) -> None:
+        super().__init__()
+        self.client = client
+
+    async def _send_message(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        await self.client.send({"recipient": {"id": recipient_id}, "messaging_type": "RESPONSE", "message": message})
+
+    async def send_action(self, recipient_id: Text, sender_action: Text) -> None:
+        await self.client.send({"recipient": {"id": recipient_id}, "sender_action": sender_action})
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        for message in messages_for(text):
+            await self._send_message(recipient_id, message)
+
+    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]],
+                                     **kwargs: Any) -> None:
+        for message in messages_for(text, buttons):
+            await self._send_message(recipient_id, message)
+
+    async def send_quick_replies(self, recipient_id: Text, text: Text, quick_replies: List[Dict[Text, Any]],
+                                 **kwargs: Any) -> None:
+        parts = split_text(text) or ["Que souhaitez-vous faire ?"]
+        messages: List[Dict[Text, Any]] = [{"text": part} for part in parts]
+        messages[-1]["quick_replies"] = [quick_reply(q) for q in quick_replies][:MAX_QUICK_REPLIES]
+        for message in messages:
+            await self._send_message(recipient_id, message)
+
+    async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
+        await self._send_message(recipient_id, {"attachment": {"type": "image", "payload": {"url": image}}})
+
+    async def send_elements(self, recipient_id: Text, elements: Iterable[Dict[Text, Any]], **kwargs: Any) -> None:
+        elements = list(elements)
+        for element in elements:
+            element["buttons"] = [template_button(b) for b in element.get("buttons", [])][:MAX_TEMPLATE_BUTTONS]
+        await self._send_message(recipient_id, {
+            "attachment": {"type": "template", "payload": {"template_type": "generic", "elements": elements}}
+        })
+
+    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
+        await self._send_message(recipient_id, json_message)
+
+
+# --- the input channel ------------------------------------------------------------------
+
+
+def _setting(credentials: Dict[Text, Any], key: Text, env: Text, default: Text = "") -> Text:
+    """A value from credentials.yml (where `${VAR}` was substituted) or the environment."""
+    value = credentials.get(key)
+    return str(value) if value not in (None, "") else os.environ.get(env, default)
+
+
+class MessengerInput(InputChannel):
+    """The Messenger webhook at /webhooks/facebook/webhook."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "facebook"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        credentials = credentials or {}
+        values = {
+            ENV_VERIFY: _setting(credentials, "verify", ENV_VERIFY),
+            ENV_SECRET: _setting(credentials, "secret", ENV_SECRET),
+            ENV_TOKEN: _setting(credentials, "page-access-token", ENV_TOKEN),
+        }
+        missing = [name for name, value in values.items() if not value]
+        required = os.environ.get(ENV_REQUIRED, "").lower() in ("1", "true", "yes")
+        if missing and (required or len(missing) < len(values)):
+            raise MessengerConfigError(
+                "Messenger channel: missing environment variable(s) " + ", ".join(missing)
+                + ". Set FB_VERIFY (the verify token chosen for the webhook), FB_SECRET (the app secret) "
+                "and FB_PAGE_ACCESS_TOKEN (the page access token): see docs/channels.md."
+            )
+        if missing:
+            # None of the three set: a development machine. The webhook answers 503 and the
+            # log says why; FB_MESSENGER_REQUIRED=true makes this an error (production).
+            logger.warning("Messenger channel disabled: FB_VERIFY, FB_SECRET and FB_PAGE_ACCESS_TOKEN are not set")
+            return cls(None, None, None)
+        return cls(
+            values[ENV_VERIFY], values[ENV_SECRET], values[ENV_TOKEN],
+            graph_api_url=_setting(credentials, "graph_api_url", ENV_GRAPH_URL, DEFAULT_GRAPH_URL),
+            dedupe_db=_setting(credentials, "dedupe_db", ENV_DEDUPE_DB, DEFAULT_DEDUPE_DB),
+        )
+
+    def __init__(self, fb_verify: Optional[Text], fb_secret: Optional[Text], fb_access_token: Optional[Text],
+                 graph_api_url: Text = DEFAULT_GRAPH_URL, dedupe_db: Text = DEFAULT_DEDUPE_DB) -> None:
+        self.fb_verify = fb_verify
+        self.fb_secret = fb_secret
+        self.fb_access_token = fb_access_token
+        self.enabled = bool(fb_verify and fb_secret and fb_access_token)
+        self.graph_api_url = graph_api_url
+        self.dedupe_db = dedupe_db
+        self._seen: Optional[SeenMessages] = None
+        self._tasks: Set[asyncio.Task] = set()  # strong references: asyncio keeps weak ones only
+
+    @property
+    def seen(self) -> SeenMessages:
+        if self._seen is None:
+            self._seen = SeenMessages(self.dedupe_db)
+        return self._seen
+
+    def graph_client(self) -> GraphClient:
+        return GraphClient(self.fb_access_token or "", self.fb_secret or "", self.graph_api_url)
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        return MessengerOutput(self.graph_client()) if self.enabled else None
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        fb_webhook = Blueprint("messenger_webhook", __name__)
+
+        @fb_webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok" if self.enabled else "disabled"})
+
+        if not self.enabled:
+            @fb_webhook.route("/webhook", methods=["GET", "POST"])
+            async def disabled(request: Request) -> HTTPResponse:
+                return response.text("Messenger channel not configured", status=503)
+
+            return fb_webhook
+
+        @fb_webhook.route("/webhook", methods=["GET"])
+        async def token_verification(request: Request) -> HTTPResponse:
+            if request.args.get("hub.mode") == "subscribe" and token_matches(
+                self.fb_verify or "", request.args.get("hub.verify_token")
+            ):
+                return response.text(request.args.get("hub.challenge", ""))
+            logger.warning("Messenger webhook verification refused: wrong hub.verify_token (FB_VERIFY)")
+            return response.text("forbidden", status=403)
+
+        @fb_webhook.route("/webhook", methods=["POST"])
+        async def webhook(request: Request) -> HTTPResponse:
+            problem = signature_problem(self.fb_secret or "", request.body or b"", request.headers)
+            if problem:
+                logger.warning("Messenger webhook refused (%s): check FB_SECRET", problem)
+                return response.text("forbidden", status=403)
+            try:
+                payload = json.loads(request.body)
+            except ValueError:
+                return response.text("invalid JSON", status=400)
+            if not isinstance(payload, dict):
+                return response.text("invalid payload", status=400)
+
+            # Claimed before the work starts, so a retry arriving meanwhile is dropped too.
+            events = [(sender, text) for key, sender, text in user_events(payload) if self.seen.first_time(key)]
+            if events:
+                task = asyncio.get_running_loop().create_task(
+                    self._handle(events, on_new_message, self.get_metadata(request))
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            # Acknowledged at once: Messenger retries webhooks that answer slowly.
+            return response.text("EVENT_RECEIVED")
+
+        return fb_webhook
+
+    async def _handle(self, events: List[Tuple[Text, Text]], on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                      metadata: Optional[Dict[Text, Any]]) -> None:
+        for sender_id, text in events:
+            out_channel = MessengerOutput(self.graph_client())
+            await out_channel.send_action(sender_id, "mark_seen")
+            await out_channel.send_action(sender_id, "typing_on")
+            try:
+                await on_new_message(
+                    UserMessage(text, out_channel, sender_id, input_channel=self.name(), metadata=metadata)
+                )
+            except Exception:  # one failed message must not stop the others
+                logger.exception("Messenger: could not handle a message")
+            finally:
+                await out_channel.send_action(sender_id, "typing_off")
