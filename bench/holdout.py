@@ -42,7 +42,12 @@ def load_holdout(path: Path = HOLDOUT) -> List[HoldoutExample]:
 
 
 def load_agent(model: Path = MODEL):
+    import logging
+
     from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)  # no debug line per parsed message
 
     return Agent.load(str(model))
 
