@@ -12,13 +12,15 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_DETERMINISTIC_OPS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install train run shell test bench lock clean
+.PHONY: help install train run shell test bench lock clean staff-user purge
 
 help:
 	@echo "make run    install if needed, train if needed, start the assistant and the chat page (http://localhost:8080/)"
 	@echo "make test   everything: unit, data validation, NLU held-out, conversations, end-to-end"
 	@echo "make shell  talk to the assistant in the terminal"
 	@echo "make bench  accuracy, training time, model size, latency -> bench/results.md"
+	@echo "make staff-user NAME=... ROLE=viewer|admin   review console account (password: STAFF_PASSWORD or prompt)"
+	@echo "make purge DAYS=N [YES=1]                    delete conversations older than N days"
 
 WEB_DEPS := web/node_modules/.package-lock.json
 
@@ -59,6 +61,15 @@ test: train install
 
 bench: train
 	$(PY) bench/bench.py
+
+# Review console accounts and purge (console/, http://localhost:8090/ with make run)
+staff-user: install
+	@test -n "$(NAME)" || { echo "usage: make staff-user NAME=... ROLE=viewer|admin" >&2; exit 2; }
+	$(PY) -m console staff-user "$(NAME)" --role "$(or $(ROLE),viewer)"
+
+purge: install
+	@test -n "$(DAYS)" || { echo "usage: make purge DAYS=N [YES=1]" >&2; exit 2; }
+	$(PY) -m console purge --days "$(DAYS)" $(if $(YES),--yes)
 
 clean:
 	rm -rf models .rasa tracker.db messenger_mids.db logs results .pytest_cache

@@ -25,12 +25,21 @@ if [ "${1:-}" = "shell" ]; then
   exit
 fi
 
+# Review console for support staff (same tracker store). Without CONSOLE_SECRET_KEY it runs in
+# development mode (random key, non-Secure cookie): set the key in production.
+CONSOLE_PORT=${CONSOLE_PORT:-8090}
+.venv/bin/python -m console serve --port "$CONSOLE_PORT" $( [ -n "${CONSOLE_SECRET_KEY:-}" ] || echo --dev ) \
+  > logs/console.log 2>&1 &
+CONSOLE_PID=$!
+trap 'kill $ACTIONS_PID $CONSOLE_PID 2>/dev/null || true' EXIT
+
 cat <<MSG
 Chat Cagou démarre (action server :$ACTION_PORT, Rasa :$RASA_PORT). Pour lui parler :
   curl -s http://localhost:$RASA_PORT/webhooks/rest/webhook \\
        -H 'Content-Type: application/json' \\
        -d '{"sender": "moi", "message": "code PUK ?"}'
 ou dans le terminal : make shell      (Ctrl-C pour arrêter)
+Console de revue : http://localhost:$CONSOLE_PORT/  (comptes : make staff-user NAME=... ROLE=viewer|admin)
 MSG
 .venv/bin/rasa run --model models/chat-cagou.tar.gz --port "$RASA_PORT" \
   --credentials credentials.yml --endpoints endpoints.yml

@@ -77,3 +77,25 @@ def servers(tmp_path_factory):
         pytest.fail("no trained model: run `make train` (make test does it)")
     with running_servers(tmp_path_factory.mktemp("servers")) as running:
         yield running
+
+
+# --- The trained model on the held-out NLU set, loaded and run once per session -------------
+# (tests/test_nlu_regression.py; tests/test_nlu_holdout.py can use them too.)
+
+@pytest.fixture(scope="session")
+def nlu_agent():
+    """The trained model (models/chat-cagou.tar.gz), loaded once for the whole session."""
+    from bench.holdout import load_agent
+
+    if not MODEL.exists():
+        pytest.fail("no trained model: run `make train` (make test does it)")
+    return load_agent(MODEL)
+
+
+@pytest.fixture(scope="session")
+def holdout_predictions(nlu_agent):
+    """(held-out examples, intents predicted by the trained model as served: nlu_fallback included)."""
+    from bench.holdout import load_holdout, predict
+
+    examples = load_holdout()
+    return examples, predict(nlu_agent, [e.text for e in examples])

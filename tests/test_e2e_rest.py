@@ -73,11 +73,15 @@ def test_conversation_survives_a_restart(servers):
 
 @pytest.mark.parametrize(
     "message",
-    ["", "   ", "a" * 5000, "😀😀😀", "Hello, can you help me with my phone bill?", "12345678", "<script>alert(1)</script>"],
-    ids=["empty", "blank", "5000-chars", "emojis", "english", "digits", "html"],
+    ["", "   ", "a" * 5000, "😀😀😀", "Hello, can you help me with my phone bill?", "12345678",
+     "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "'; DROP TABLE events; --"],
+    ids=["empty", "blank", "5000-chars", "emojis", "english", "digits", "script", "img", "sql"],
 )
 def test_bad_input_gets_a_polite_french_reply(servers, message):
     replies = servers.say(new_sender(), message)
     assert replies, "every message gets an answer"
     answer = texts(replies)
-    assert any(word in answer for word in ("Mobilis", "reformuler", "conseiller", "question", "Bonjour")), answer
+    # a clarification, the out-of-scope answer or an input-guard message, in French...
+    assert any(word in answer for word in ("reformuler", "Je ne peux vous aider que", "message")), answer
+    # ...and never a procedure or a fact picked at random
+    assert "Source :" not in answer, answer

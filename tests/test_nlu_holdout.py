@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from bench.holdout import MODEL, load_agent, load_holdout, predict, score
+from bench.holdout import load_holdout, score
 from tests.conftest import ROOT
 
 MIN_MACRO_F1 = 0.95
 
 
 @pytest.fixture(scope="module")
-def holdout_score():
-    if not MODEL.exists():
-        pytest.fail("no trained model: run `make train` (make test does it)")
-    examples = load_holdout()
-    return examples, score(examples, predict(load_agent(), [e.text for e in examples]))
+def holdout_score(holdout_predictions):
+    examples, predicted = holdout_predictions
+    return examples, score(examples, predicted)
 
 
 def test_holdout_is_not_in_training_data():

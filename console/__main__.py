@@ -1,0 +1,144 @@
+"""Command line: `python -m console serve | staff-user | purge | sync`."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+import time
+
+from console.config import DEFAULT_PORT, ConfigError, Settings, database_url, describe_url
+
+
+def _engine():
+    from console.db import create_tables, make_engine
+
+    engine = make_engine(database_url())
+    create_tables(engine)
+    return engine
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from console.app import create_app
+
+    settings = Settings.from_env(dev=True if args.dev else None)
+    if settings.dev:
+        print("console: mode développement (CONSOLE_DEV) : clé de session éphémère, cookie sans 'Secure'",
+              file=sys.stderr)
+    app = create_app(settings)
+    # one process: the login throttle and the indexer's lock live in memory
+    # ws="none": no websocket here, and rasa pins a websockets older than uvicorn's own support
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=not args.quiet, ws="none",
+                proxy_headers=True, forwarded_allow_ips=os.environ.get("CONSOLE_FORWARDED_ALLOW_IPS", "127.0.0.1"))
+    return 0
+
+
+def cmd_staff_user(args: argparse.Namespace) -> int:
+    from console import auth
+
+    engine = _engine()
+    if args.delete:
+        found = auth.delete_user(engine, args.name)
+        print(f"compte {args.name} supprimé" if found else f"pas de compte {args.name}")
+        return 0 if found else 1
+    if args.role not in auth.ROLES:
+        print("ROLE doit valoir viewer ou admin", file=sys.stderr)
+        return 2
+    password = os.environ.get("STAFF_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            print("STAFF_PASSWORD n'est pas défini et il n'y a pas de terminal pour le demander", file=sys.stderr)
+            return 2
+        password = getpass.getpass(f"Mot de passe pour {args.name} : ")
+        if getpass.getpass("Encore une fois : ") != password:
+            print("les deux mots de passe diffèrent", file=sys.stderr)
+            return 2
+    try:
+        created = auth.upsert_user(engine, args.name, args.role, password)
+    except ValueError as error:
+        print(f"refusé : {error}", file=sys.stderr)
+        return 2
+    print(f"compte {args.name} ({args.role}) {'créé' if created else 'mis à jour'}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from console import queries
+
+    if args.days < 0:
+        print("--days doit être positif", file=sys.stderr)
+        return 2
+    engine = _engine()
+    print(f"base : {describe_url(engine.url)}", file=sys.stderr)
+    cutoff = queries.cutoff_for_days(args.days)
+    preview = queries.purge_preview(engine, cutoff)
+    from datetime import datetime
+
+    from console.indexer import NOUMEA
+
+    when = datetime.fromtimestamp(cutoff, NOUMEA).strftime("%d/%m/%Y %H:%M")
+    print(f"{preview['conversations']} conversation(s) ({preview['events']} événements) sans activité "
+          f"depuis {args.days} jours (avant le {when}, heure de Nouméa) seront supprimées.")
+    if args.dry_run or preview["conversations"] == 0:
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("confirmation requise : relancer avec --yes", file=sys.stderr)
+            return 2
+        if input("Supprimer ? Tapez 'oui' : ").strip().lower() != "oui":
+            print("rien n'est supprimé")
+            return 1
+    done = queries.purge(engine, cutoff)
+    print(f"supprimé : {done['conversations']} conversation(s), {done['events']} événements")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from console import indexer
+
+    engine = _engine()
+    if args.rebuild:
+        with engine.begin() as conn:
+            indexer.reset(conn)
+    started = time.perf_counter()
+    count = indexer.sync(engine)
+    print(f"{count} événements indexés en {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m console", description="Console de revue des conversations")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start the web console")
+    serve.add_argument("--host", default=os.environ.get("CONSOLE_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("CONSOLE_PORT", DEFAULT_PORT)))
+    serve.add_argument("--dev", action="store_true", help="development: no CONSOLE_SECRET_KEY needed")
+    serve.add_argument("--quiet", action="store_true", help="no access log")
+    serve.set_defaults(run=cmd_serve)
+    staff = sub.add_parser("staff-user", help="create or update a staff account (password: STAFF_PASSWORD or prompt)")
+    staff.add_argument("name")
+    staff.add_argument("--role", default="viewer", help="viewer or admin")
+    staff.add_argument("--delete", action="store_true", help="delete the account")
+    staff.set_defaults(run=cmd_staff_user)
+    purge = sub.add_parser("purge", help="delete conversations without activity for N days")
+    purge.add_argument("--days", type=int, required=True)
+    purge.add_argument("--yes", action="store_true", help="no confirmation prompt")
+    purge.add_argument("--dry-run", action="store_true", help="only count")
+    purge.set_defaults(run=cmd_purge)
+    sync = sub.add_parser("sync", help="index new events now")
+    sync.add_argument("--rebuild", action="store_true", help="drop the index and build it again from the events")
+    sync.set_defaults(run=cmd_sync)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as error:
+        print(f"console : {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

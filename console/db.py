@@ -1,0 +1,152 @@
+"""The database: Rasa's `events` table (read, and deleted from only by the purge) and the
+console's own tables, all named console_*, created beside it.
+
+Two kinds of console tables:
+- derived ones (console_conversations, console_messages, console_state), rebuilt from
+  `events` at any time by the indexer; they make the lists and the insights fast;
+- staff work (users, tags, notes, reviews, labels), which only staff create.
+"""
+from __future__ import annotations
+
+import os
+from typing import Union
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine.url import URL, make_url
+
+metadata = sa.MetaData()
+
+# Rasa's table, as rasa/core/tracker_store.py (SQLTrackerStore.SQLEvent) defines it. Declared
+# here only to build queries: the console never creates it (Rasa does, at its first start).
+events = sa.Table(
+    "events",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sender_id", sa.String(255), nullable=False),
+    sa.Column("type_name", sa.String(255), nullable=False),
+    sa.Column("timestamp", sa.Float),
+    sa.Column("intent_name", sa.String(255)),
+    sa.Column("action_name", sa.String(255)),
+    sa.Column("data", sa.Text),
+)
+
+# --- derived ---------------------------------------------------------------------------
+conversations = sa.Table(
+    "console_conversations",
+    metadata,
+    sa.Column("sender_id", sa.String(255), primary_key=True),
+    sa.Column("channel", sa.String(64), nullable=False, index=True),
+    sa.Column("start_ts", sa.Float, nullable=False, index=True),
+    sa.Column("last_ts", sa.Float, nullable=False),
+    sa.Column("n_user", sa.Integer, nullable=False, default=0),
+    sa.Column("n_bot", sa.Integer, nullable=False, default=0),
+    sa.Column("min_confidence", sa.Float, index=True),
+    sa.Column("has_fallback", sa.Boolean, nullable=False, default=False),
+    sa.Column("has_handoff", sa.Boolean, nullable=False, default=False),
+    sa.Column("has_out_of_scope", sa.Boolean, nullable=False, default=False),
+    # first customer message, masked, for the list
+    sa.Column("preview", sa.Text, nullable=False, default=""),
+    # masked texts, lower case, accents removed: the text search runs on this
+    sa.Column("search_text", sa.Text, nullable=False, default=""),
+    # the last event folded in: an event is counted once even if seen twice
+    sa.Column("max_event_id", sa.Integer, nullable=False),
+)
+
+# one row per customer message: intent filter and insights
+messages = sa.Table(
+    "console_messages",
+    metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sender_id", sa.String(255), nullable=False, index=True),
+    sa.Column("ts", sa.Float, nullable=False, index=True),
+    sa.Column("day", sa.String(10), nullable=False),  # date in Nouméa
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("intent", sa.String(255)),
+    sa.Column("confidence", sa.Float),
+    sa.Index("ix_console_messages_intent_sender", "intent", "sender_id"),
+)
+
+state = sa.Table(
+    "console_state",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+# --- staff work ------------------------------------------------------------------------
+users = sa.Table(
+    "console_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+tags = sa.Table(
+    "console_tags",
+    metadata,
+    sa.Column("sender_id", sa.String(255), primary_key=True),
+    sa.Column("tag", sa.String(50), primary_key=True, index=True),
+    sa.Column("author", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+notes = sa.Table(
+    "console_notes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sender_id", sa.String(255), nullable=False, index=True),
+    sa.Column("author", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+)
+
+reviews = sa.Table(
+    "console_reviews",
+    metadata,
+    sa.Column("sender_id", sa.String(255), primary_key=True),
+    sa.Column("author", sa.String(100), nullable=False),
+    sa.Column("reviewed_at", sa.Float, nullable=False),
+)
+
+labels = sa.Table(
+    "console_labels",
+    metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sender_id", sa.String(255), nullable=False, index=True),
+    sa.Column("text", sa.Text, nullable=False),  # masked
+    sa.Column("example", sa.Text, nullable=False),  # masked, with entity annotations
+    sa.Column("predicted_intent", sa.String(255)),
+    sa.Column("intent", sa.String(255), nullable=False),
+    sa.Column("author", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+DERIVED = (conversations, messages, state)
+STAFF_WORK_BY_SENDER = (tags, notes, reviews, labels)
+
+
+def make_engine(url: Union[str, URL]) -> Engine:
+    url = make_url(url)
+    kwargs = {"future": True}
+    if url.get_backend_name() == "sqlite":
+        # Rasa writes to the same file: wait for its short write locks instead of failing
+        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    elif url.get_backend_name() == "postgresql":
+        kwargs["pool_pre_ping"] = True
+        schema = os.environ.get("POSTGRESQL_SCHEMA")  # the variable Rasa's SQL store reads
+        if schema:
+            kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
+    return sa.create_engine(url, **kwargs)
+
+
+def create_tables(engine: Engine) -> None:
+    metadata.create_all(engine)
+
+
+def has_events_table(conn) -> bool:
+    return sa.inspect(conn).has_table("events")

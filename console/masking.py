@@ -1,0 +1,43 @@
+"""Masking of customers' phone numbers and email addresses, and text normalisation for search."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import List, Tuple
+
+PHONE_MASK = "‹téléphone masqué›"
+EMAIL_MASK = "‹email masqué›"
+
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+# 6 digits or more, grouped by spaces, dots or dashes, with an optional +687 / 00 33 prefix:
+# New Caledonian numbers have 6 digits, French ones 10. The services' 4-digit numbers
+# (1000, 1016...), amounts and dates (slashes) are left alone.
+PHONE = re.compile(r"(?<![\w])(?:\+|00)?\d(?:[ .\-]?\d){5,}(?![\w])")
+
+
+def pii_spans(text: str) -> List[Tuple[int, int, str]]:
+    """(start, end, mask) of every email and phone number, in order, not overlapping."""
+    spans = [(m.start(), m.end(), EMAIL_MASK) for m in EMAIL.finditer(text)]
+    for m in PHONE.finditer(text):
+        if not any(s < m.end() and m.start() < e for s, e, _ in spans):
+            spans.append((m.start(), m.end(), PHONE_MASK))
+    return sorted(spans)
+
+
+def mask(text: str) -> str:
+    if not text:
+        return ""
+    out, pos = [], 0
+    for start, end, placeholder in pii_spans(text):
+        out.append(text[pos:start])
+        out.append(placeholder)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def fold(text: str) -> str:
+    """Lower case without accents, spaces collapsed: 'Résilier' and 'resilier' match."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(plain.casefold().split())
