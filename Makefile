@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_DETERMINISTIC_OPS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install train run shell test bench lock clean staff-user purge
+.PHONY: help install train run run-prod shell test bench lock clean staff-user purge
 
 help:
 	@echo "make run    install if needed, train if needed, start the assistant and the chat page (http://localhost:8080/)"
@@ -53,14 +53,20 @@ $(MODEL): $(TRAIN_INPUTS) | install
 run: train install
 	@scripts/web.sh scripts/run.sh
 
+# Production topology on this machine: 2 Rasa + nginx, PostgreSQL tracker store, Redis lock
+# store, all from environment variables (deploy/prod.env.example, README "Production").
+run-prod: train install
+	@deploy/run-prod.sh
+
 shell: train
 	@scripts/run.sh shell
 
 test: train install
 	$(PY) -m pytest
 
-bench: train
+bench: train install
 	$(PY) bench/bench.py
+	$(PY) bench/load.py
 
 # Review console accounts and purge (console/, http://localhost:8090/ with make run)
 staff-user: install

@@ -39,6 +39,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels.guard import guarded
+
 logger = logging.getLogger(__name__)
 
 # Environment variables (names documented in docs/channels.md).
@@ -465,6 +467,7 @@ class MessengerInput(InputChannel):
         return MessengerOutput(self.graph_client()) if self.enabled else None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        on_new_message = guarded(on_new_message)  # length, rate limit, answer when Rasa cannot (channels/guard.py)
         fb_webhook = Blueprint("messenger_webhook", __name__)
 
         @fb_webhook.route("/", methods=["GET"])
@@ -500,8 +503,12 @@ class MessengerInput(InputChannel):
             if not isinstance(payload, dict):
                 return response.text("invalid payload", status=400)
 
+            try:
+                found = user_events(payload)
+            except (AttributeError, TypeError, ValueError):  # fields of the wrong JSON types
+                return response.text("invalid payload", status=400)
             # Claimed before the work starts, so a retry arriving meanwhile is dropped too.
-            events = [(sender, text) for key, sender, text in user_events(payload) if self.seen.first_time(key)]
+            events = [(sender, text) for key, sender, text in found if self.seen.first_time(key)]
             if events:
                 task = asyncio.get_running_loop().create_task(
                     self._handle(events, on_new_message, self.get_metadata(request))

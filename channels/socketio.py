@@ -14,6 +14,8 @@
    never receives a frame ("coroutine 'WebsocketFrameAssembler.get' was never awaited").
    The server therefore offers polling only (no failed upgrade attempts) and the widget
    asks for polling only.
+Every message goes through the input guard (channels/guard.py): empty, unreadable, too long
+or rate-limited messages get a polite reply, and a turn Rasa could not answer gets the contacts.
 It also refuses client-chosen session ids that are not short plain tokens (a new one is
 issued instead), since they become tracker sender ids, and drops a `user_uttered` whose
 session_id is not one this socket asked for (Rasa would file it under any sender id).
@@ -32,6 +34,8 @@ from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 from rasa.core.channels.socketio import SocketIOOutput
 from sanic import Blueprint
+
+from channels.guard import guarded
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ class SocketIOInput(RasaSocketIOInput):
         return channel
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        on_new_message = guarded(on_new_message)  # length, rate limit, answer when Rasa cannot (channels/guard.py)
         socketio_webhook = super().blueprint(on_new_message)
         sio = self.sio
         # "*" keeps engine.io's meaning: every origin.
@@ -82,7 +87,7 @@ class SocketIOInput(RasaSocketIOInput):
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
         async def handle_message(sid: Text, data: Any) -> None:
-            if not isinstance(data, dict) or not isinstance(data.get("message", ""), str):
+            if not isinstance(data, dict):
                 return
             if self.session_persistence:
                 session_id = data.get("session_id")
@@ -98,8 +103,10 @@ class SocketIOInput(RasaSocketIOInput):
                     metadata = json.loads(metadata)
                 except ValueError:
                     metadata = {}
+            text = data.get("message", "")
             await on_new_message(UserMessage(
-                data.get("message", "")[:MAX_MESSAGE],
+                # not a string: None, which the guard answers with "could not read your message"
+                text[:MAX_MESSAGE] if isinstance(text, str) else None,
                 SocketIOOutput(sio, self.bot_message_evt),
                 sender_id,
                 input_channel=self.name(),

@@ -1,0 +1,312 @@
+"""Load benchmark: many customers at once, production topology vs the single-process default.
+
+    .venv/bin/python bench/load.py                      # both setups, 50 conversations x 20 messages
+    .venv/bin/python bench/load.py --setup prod --conversations 10 --messages 10
+
+A bounded load on loopback only: `--conversations` customers write at the same time, each
+sending `--messages` messages one after the other (the next once the answer came), through
+the REST channel, with an asyncio + aiohttp client. Each setup is started here, measured,
+then stopped:
+- prod: deploy/prod.py, what `make run-prod` starts (2 Rasa instances behind nginx,
+  PostgreSQL tracker store in a database of its own, Redis lock store, action server);
+- single: what `make run` starts (one Rasa, SQLite tracker store, in-memory lock store).
+
+Measured: throughput (messages per second of wall time), latency p50/p95/p99 of each
+message (first attempt to answer), HTTP errors, client retries, lost messages (no answer
+after the retries, or missing from the tracker store afterwards) and the share of answers
+carrying the right facts (each question's expected facts come from the fiche,
+actions.fiche.load_fiche()). Results: bench/load_results.md.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from actions.fiche import hour_text, load_fiche  # noqa: E402
+
+RESULTS = ROOT / "bench" / "load_results.md"
+RETRIES = 4
+REQUEST_TIMEOUT = 120
+
+
+def script() -> List[Tuple[str, List[str]]]:
+    """Ten questions (two of them follow-ups that need the context) and their facts."""
+    fiche = load_fiche()
+    service = fiche.phones["1000"]
+    label = {k: p.label for k, p in fiche.procedures.items()}
+    return [
+        ("j'ai perdu mon téléphone, je fais comment ?", [label["perte_vol"], service.number, fiche.email_service_clientele]),
+        ("et en agence ?", [f"{label['perte_vol']} — {fiche.channels['agence']}", fiche.agency_address]),
+        ("code PUK ?", [label["code_puk"], fiche.contact_form]),
+        ("vous êtes ouverts quand ?", [f"{hour_text(service.opens)} à {hour_text(service.closes)}"]),
+        ("quel est votre adresse mail ?", [fiche.email_service_clientele, fiche.email_agence]),
+        ("comment vous appeler depuis la France ?", [fiche.abroad_number]),
+        ("où sont les tarifs ?", [fiche.tariff_guide]),
+        ("je veux résilier ma ligne", [label["resiliation"]]),
+        ("et par mail ?", [f"{label['resiliation']} — {fiche.channels['courrier']}", fiche.email_service_clientele]),
+        ("je veux parler à un conseiller", [service.number, fiche.email_service_clientele, fiche.agency_address]),
+    ]
+
+
+@dataclass
+class Outcome:
+    sender: str
+    question: str
+    latency: Optional[float] = None  # seconds, None when never answered
+    answer: str = ""
+    right: bool = False
+    attempts: int = 0
+    errors: List[str] = field(default_factory=list)
+
+
+async def ask(session: aiohttp.ClientSession, url: str, sender: str, question: str, facts: List[str]) -> Outcome:
+    outcome = Outcome(sender, question)
+    started = time.perf_counter()
+    for attempt in range(1 + RETRIES):
+        outcome.attempts = attempt + 1
+        try:
+            async with session.post(url, json={"sender": sender, "message": question}) as response:
+                if response.status == 200:
+                    messages = await response.json()
+                    if messages:
+                        outcome.latency = time.perf_counter() - started
+                        outcome.answer = "\n".join(m.get("text", "") for m in messages)
+                        outcome.right = all(fact in outcome.answer for fact in facts)
+                        return outcome
+                    outcome.errors.append("empty answer")
+                else:
+                    outcome.errors.append(f"HTTP {response.status}")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            outcome.errors.append(type(error).__name__)
+        await asyncio.sleep(0.5 * (attempt + 1))
+    return outcome
+
+
+async def conversation(session, url: str, sender: str, turns: List[Tuple[str, List[str]]]) -> List[Outcome]:
+    return [await ask(session, url, sender, question, facts) for question, facts in turns]
+
+
+async def run_load(url: str, conversations: int, messages: int, prefix: str) -> Tuple[List[Outcome], float, List[str]]:
+    base = script()
+    turns = [base[i % len(base)] for i in range(messages)]
+    senders = [f"{prefix}-{i:03d}" for i in range(conversations)]
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    connector = aiohttp.TCPConnector(limit=conversations + 5)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        # warm-up (not measured): every instance loads what it loads lazily
+        await asyncio.gather(*(ask(session, url, f"{prefix}-warmup-{i}", q, f) for i, (q, f) in enumerate(base[:4])))
+        started = time.perf_counter()
+        results = await asyncio.gather(*(conversation(session, url, s, turns) for s in senders))
+        elapsed = time.perf_counter() - started
+    return [o for r in results for o in r], elapsed, senders
+
+
+def percentile(values: List[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    low, high = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def summarise(name: str, outcomes: List[Outcome], elapsed: float, stored: Callable[[str], List[str]],
+              senders: List[str], messages: int) -> Dict:
+    answered = [o for o in outcomes if o.latency is not None]
+    latencies = [o.latency * 1000 for o in answered]
+    base = script()
+    expected = [base[i % len(base)][0] for i in range(messages)]
+    missing_in_store = 0
+    duplicated = 0
+    for sender in senders:
+        texts = stored(sender)
+        collapsed = [t for i, t in enumerate(texts) if i == 0 or t != texts[i - 1]]
+        duplicated += len(texts) - len(collapsed)
+        # every expected message, in order, at least once
+        position = 0
+        for text in collapsed:
+            if position < len(expected) and text == expected[position]:
+                position += 1
+        missing_in_store += len(expected) - position
+    wrong = [o for o in answered if not o.right]
+    return {
+        "setup": name,
+        "messages": len(outcomes),
+        "elapsed_s": round(elapsed, 1),
+        "throughput": round(len(answered) / elapsed, 2) if elapsed else 0,
+        "p50_ms": round(percentile(latencies, 50)),
+        "p95_ms": round(percentile(latencies, 95)),
+        "p99_ms": round(percentile(latencies, 99)),
+        "max_ms": round(max(latencies)) if latencies else None,
+        "http_errors": sum(len(o.errors) for o in outcomes),
+        "retried_messages": sum(1 for o in outcomes if o.attempts > 1),
+        "unanswered": len(outcomes) - len(answered),
+        "missing_in_store": missing_in_store,
+        "duplicated_in_store": duplicated,
+        "right_facts": len(answered) - len(wrong),
+        "right_facts_pct": round(100 * (len(answered) - len(wrong)) / len(outcomes), 2) if outcomes else 0,
+        "wrong_examples": [(o.question, o.answer[:160]) for o in wrong[:3]],
+        "error_examples": sorted({e for o in outcomes for e in o.errors})[:5],
+    }
+
+
+# --- the two setups ---------------------------------------------------------------------------
+
+
+def free_ports(count: int) -> int:
+    from tests.prod_topology import free_ports as find
+
+    return find(count)
+
+
+def bench_prod(conversations: int, messages: int, workdir: Path) -> Dict:
+    import psycopg2
+    import redis
+
+    from deploy.prod import Topology
+
+    pg = dict(host="127.0.0.1", port=5432, user="postgres")
+    db_name = f"chat_cagou_bench_{uuid.uuid4().hex[:8]}"
+    prefix = "chatcagoubench" + uuid.uuid4().hex[:8]
+    redis_db = int(os.environ.get("CHAT_CAGOU_BENCH_REDIS_DB", "10"))
+    admin = psycopg2.connect(dbname="postgres", **pg)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{db_name}"')
+    rasa_base, action_base, lb = free_ports(2), free_ports(1), free_ports(2)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("FB_", "DB_", "REDIS_", "NGINX_", "ACTION_", "RASA_"))},
+        "RASA_AUTH_TOKEN": secrets.token_hex(32), "DB_HOST": pg["host"], "DB_PORT": str(pg["port"]),
+        "DB_USER": pg["user"], "DB_PASSWORD": "", "DB_NAME": db_name, "DB_LOGIN_DB": "",
+        "REDIS_DB": str(redis_db), "REDIS_KEY_PREFIX": prefix,
+        "RASA_PORT_BASE": str(rasa_base), "ACTION_PORT_BASE": str(action_base),
+        "NGINX_PORT": str(lb), "ACTION_LB_PORT": str(lb + 1),
+    }
+    topology = Topology(workdir / "prod", env)
+    try:
+        started = time.perf_counter()
+        topology.start()
+        print(f"prod topology up in {time.perf_counter() - started:.0f}s", flush=True)
+        outcomes, elapsed, senders = asyncio.run(run_load(
+            topology.public_url + "/webhooks/rest/webhook", conversations, messages, "load-prod"))
+
+        def stored(sender: str) -> List[str]:
+            with psycopg2.connect(dbname=db_name, **pg) as db, db.cursor() as cur:
+                cur.execute("SELECT data FROM events WHERE sender_id = %s AND type_name = 'user' ORDER BY id", (sender,))
+                return [json.loads(d).get("text") for (d,) in cur.fetchall()]
+
+        time.sleep(1)
+        return summarise(f"production topology (2 Rasa + nginx, PostgreSQL, Redis)", outcomes, elapsed, stored,
+                         senders, messages)
+    finally:
+        topology.stop()
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        admin.close()
+        red = redis.Redis(db=redis_db)
+        for key in red.scan_iter(match=prefix + "*"):
+            red.delete(key)
+
+
+def bench_single(conversations: int, messages: int, workdir: Path) -> Dict:
+    from tests.servers import Servers
+
+    path = workdir / "single"
+    path.mkdir(parents=True, exist_ok=True)
+    servers = Servers(path)
+    try:
+        started = time.perf_counter()
+        servers.start()
+        print(f"single process up in {time.perf_counter() - started:.0f}s", flush=True)
+        outcomes, elapsed, senders = asyncio.run(run_load(
+            servers.rasa_url + "/webhooks/rest/webhook", conversations, messages, "load-single"))
+
+        def stored(sender: str) -> List[str]:
+            with sqlite3.connect(servers.tracker_db) as db:
+                rows = db.execute("SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id",
+                                  (sender,)).fetchall()
+            return [json.loads(d).get("text") for (d,) in rows]
+
+        time.sleep(1)
+        return summarise("single process (`make run`: 1 Rasa, SQLite)", outcomes, elapsed, stored, senders, messages)
+    finally:
+        servers.stop()
+
+
+def write_results(results: List[Dict], conversations: int, messages: int) -> None:
+    lines = [
+        "# Load benchmark (bench/load.py)",
+        "",
+        f"{conversations} concurrent conversations × {messages} messages each (REST, loopback, asyncio + aiohttp "
+        f"client; each customer sends the next message once the answer came; up to {RETRIES} retries per message). "
+        f"Run on {datetime.now().strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+        f"load average before the run {os.getloadavg()[0]:.1f}, Python {platform.python_version()}.",
+        "",
+        "| setup | messages | wall time | throughput | p50 | p95 | p99 | max | HTTP errors | retried | lost | duplicated | right facts |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lost = r["unanswered"] + r["missing_in_store"]
+        lines.append(
+            f"| {r['setup']} | {r['messages']} | {r['elapsed_s']} s | {r['throughput']} msg/s | {r['p50_ms']} ms | "
+            f"{r['p95_ms']} ms | {r['p99_ms']} ms | {r['max_ms']} ms | {r['http_errors']} | {r['retried_messages']} | "
+            f"{lost} | {r['duplicated_in_store']} | {r['right_facts']}/{r['messages']} ({r['right_facts_pct']} %) |")
+    lines += [
+        "",
+        "- *lost*: messages never answered after the retries, plus messages missing from the tracker store "
+        "afterwards (PostgreSQL or SQLite, compared with what each customer sent, in order).",
+        "- *right facts*: answers carrying every fact expected for the question (numbers, emails, addresses, "
+        "hours, links, procedure and channel for follow-ups such as « et par mail ? »), taken from "
+        "`fiche/mobilis_pro.yml`; a missing answer counts as wrong.",
+        "- Latency: from the first attempt to the answer, retries included.",
+        "- Both setups share the same 2 cores: the client, nginx, the action server and PostgreSQL compete with "
+        "Rasa. Each Rasa instance is one Python process (one core at most), so two instances can use both cores "
+        "where one process cannot.",
+    ]
+    for r in results:
+        if r["wrong_examples"] or r["error_examples"]:
+            lines.append(f"- {r['setup']}: errors {r['error_examples']}, wrong answers e.g. {r['wrong_examples']}")
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--conversations", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--setup", choices=["prod", "single", "both"], default="both")
+    args = parser.parse_args()
+    if not 1 <= args.conversations <= 200 or not 1 <= args.messages <= 100:
+        parser.error("bounded load: 1-200 conversations, 1-100 messages")
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="chat-cagou-load-") as tmp:
+        workdir = Path(tmp)
+        if args.setup in ("prod", "both"):
+            results.append(bench_prod(args.conversations, args.messages, workdir))
+        if args.setup in ("single", "both"):
+            results.append(bench_single(args.conversations, args.messages, workdir))
+    write_results(results, args.conversations, args.messages)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The REST channel: Rasa's, behind the input guard (channels/guard.py), strict on its input.
+
+Same name ("rest") and URL (POST /webhooks/rest/webhook, {"sender": "...", "message": "..."})
+and same answer (the list of bot messages) as Rasa's RestInput. Differences:
+- a body that is not a JSON object, a `sender` that is not a short plain token, a `message`
+  that is not a string, or `metadata` that is not a small JSON object get **400** with a
+  JSON `{"error": ..., "detail": ...}` (Rasa's answers 500, or files the message under the
+  shared sender "default" when `sender` is missing);
+- the client cannot choose the `input_channel` stored in the tracker (Rasa's takes it from
+  the body: a REST client could pass itself off as Messenger): it is always "rest";
+- every message goes through the guard: empty, too long or rate-limited messages get a polite
+  French reply (HTTP 200, like any answer) and are not stored; a turn that produced no
+  answer (action server down) gets the contacts message.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable, Optional, Text, Union
+
+import rasa.utils.endpoints
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput as RasaRestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse, ResponseStream
+
+from channels.guard import SENDER_ID, guarded, metadata_problem
+
+USAGE = 'POST {"sender": "<id>", "message": "<texte>"}'
+
+
+def bad_request(error: Text, detail: Text) -> HTTPResponse:
+    return response.json({"error": error, "detail": detail, "usage": USAGE}, status=400)
+
+
+def parse_body(body: bytes) -> Union[dict, HTTPResponse]:
+    """The request's JSON object, or the 400 answer saying what is wrong with it."""
+    try:
+        payload = json.loads(body or b"")
+    except (ValueError, UnicodeDecodeError):
+        return bad_request("invalid_json", "Le corps de la requête n'est pas du JSON valide.")
+    if not isinstance(payload, dict):
+        return bad_request("invalid_payload", "Le corps de la requête doit être un objet JSON.")
+    sender = payload.get("sender")
+    if not isinstance(sender, str) or not SENDER_ID.match(sender):
+        return bad_request(
+            "invalid_sender",
+            "'sender' doit être un identifiant de 1 à 128 caractères (lettres, chiffres, _ . : @ + = -).",
+        )
+    if "message" not in payload or not isinstance(payload["message"], str):
+        return bad_request("invalid_message", "'message' doit être un texte.")
+    problem = metadata_problem(payload.get("metadata"))
+    if problem:
+        return bad_request("invalid_metadata", f"'metadata' : {problem}.")
+    return payload
+
+
+class RestInput(RasaRestInput):
+    @classmethod
+    def name(cls) -> Text:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        handle = guarded(on_new_message)
+        webhook = Blueprint("custom_webhook_RestInput", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> Union[ResponseStream, HTTPResponse]:
+            payload = parse_body(request.body)
+            if isinstance(payload, HTTPResponse):
+                return payload
+            sender, text = payload["sender"], payload["message"]
+            metadata: Optional[dict] = payload.get("metadata")
+            if rasa.utils.endpoints.bool_arg(request, "stream", default=False):
+                return response.stream(
+                    self.stream_response(handle, text, sender, self.name(), metadata),
+                    content_type="text/event-stream",
+                )
+            collector = CollectingOutputChannel()
+            await handle(UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata))
+            return response.json(collector.messages)
+
+        return webhook

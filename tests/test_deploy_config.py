@@ -1,0 +1,165 @@
+"""deploy/docker-compose.yml is consistent with the topology the tests run (deploy/prod.py).
+
+No Docker engine on these machines: the compose file is checked as configuration, with
+`docker-compose config` when the client is installed (.ci/run installs Debian's), and by
+comparing it with what `make run-prod` really starts: same endpoints, credentials and nginx
+template files, same environment variable names, same commands and ports.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Dict, Set
+
+import pytest
+import yaml
+
+from deploy.prod import DEFAULTS, ENDPOINTS, NGINX_TEMPLATE, Topology, render, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+COMPOSE_FILE = DEPLOY / "docker-compose.yml"
+SECRETS = {"RASA_AUTH_TOKEN", "DB_PASSWORD", "REDIS_PASSWORD"}
+VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)")
+
+
+@pytest.fixture(scope="module")
+def compose() -> Dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def code_vars(path: Path) -> Set[str]:
+    return {v for line in path.read_text().splitlines() if not line.lstrip().startswith("#") for v in VAR.findall(line)}
+
+
+def env_of(service: Dict) -> Dict[str, str]:
+    return {k: "" if v is None else str(v) for k, v in (service.get("environment") or {}).items()}
+
+
+def mounts(service: Dict) -> Dict[str, Path]:
+    """container path -> host file (resolved from deploy/)."""
+    found = {}
+    for volume in service.get("volumes") or []:
+        source, target = volume.split(":")[:2]
+        if source.startswith("."):
+            found[target] = (DEPLOY / source).resolve()
+    return found
+
+
+def test_services(compose):
+    assert set(compose["services"]) == {"rasa1", "rasa2", "action-server", "nginx", "postgres", "redis"}
+
+
+def test_rasa_services_run_what_make_run_prod_runs(compose):
+    local = Topology(Path("/tmp/unused"), {"RASA_AUTH_TOKEN": "x"}).rasa_command(0)
+    local_options = dict(zip(local[3::2], local[4::2]))  # after python -m deploy.rasa_run
+    for name in ("rasa1", "rasa2"):
+        service = compose["services"][name]
+        command = service["command"]
+        assert command[:3] == ["python", "-m", "deploy.rasa_run"]
+        options = dict(zip(command[3::2], command[4::2]))
+        assert set(options) == set(local_options)
+        assert options["--model"] == DEFAULTS["CHAT_CAGOU_MODEL"]
+        assert options["--endpoints"] == str(ENDPOINTS.relative_to(ROOT))
+        assert options["--credentials"] == "credentials.yml"
+        files = mounts(service)
+        assert files["/app/deploy/endpoints.prod.yml"] == ENDPOINTS
+        assert files["/app/credentials.yml"] == ROOT / "credentials.yml"
+        assert "--auth-token" not in command and "--enable-api" not in command  # rasa_run adds them
+
+
+def test_endpoints_variables_are_set_for_every_rasa_service(compose):
+    needed = code_vars(ENDPOINTS)
+    assert needed >= {"DB_HOST", "DB_PASSWORD", "REDIS_HOST", "REDIS_KEY_PREFIX", "ACTION_SERVER_URL"}
+    local = settings({"RASA_AUTH_TOKEN": "x"})
+    assert needed <= set(local), needed - set(local)  # make run-prod sets them all
+    for name in ("rasa1", "rasa2"):
+        env = env_of(compose["services"][name])
+        assert needed <= set(env), needed - set(env)
+        assert "RASA_AUTH_TOKEN" in env
+
+
+def test_secrets_have_no_default_in_compose(compose):
+    text = COMPOSE_FILE.read_text()
+    for secret in SECRETS:
+        uses = re.findall(r"\$\{" + secret + r"([^}]*)\}", text)
+        assert uses and all(u.startswith(":?") for u in uses), (secret, uses)
+    for name in ("FB_VERIFY", "FB_SECRET", "FB_PAGE_ACCESS_TOKEN"):
+        assert re.findall(r"\$\{" + name + r"([^}]*)\}", text) == [":-"]  # from the environment, empty if unset
+    assert "RASA_AUTH_TOKEN" not in DEFAULTS and "DB_PASSWORD" in DEFAULTS and DEFAULTS["DB_PASSWORD"] == ""
+
+
+def test_nginx_uses_the_same_template_with_every_variable_set(compose):
+    service = compose["services"]["nginx"]
+    files = mounts(service)
+    assert files == {"/etc/nginx/templates/default.conf.template": NGINX_TEMPLATE}
+    env = env_of(service)
+    needed = code_vars(NGINX_TEMPLATE)
+    assert needed <= set(env), needed - set(env)
+    assert needed <= set(settings({"RASA_AUTH_TOKEN": "x"}))
+    # upstream ports are the ports the services listen on
+    rasa_port = compose["services"]["rasa1"]["command"][compose["services"]["rasa1"]["command"].index("--port") + 1]
+    assert f"rasa1:{rasa_port}" in env["RASA_UPSTREAM_SERVERS"] and f"rasa2:{rasa_port}" in env["RASA_UPSTREAM_SERVERS"]
+    action_port = compose["services"]["action-server"]["command"][-1]
+    assert f"action-server:{action_port}" in env["ACTION_UPSTREAM_SERVERS"]
+    action_url = env_of(compose["services"]["rasa1"])["ACTION_SERVER_URL"]
+    assert action_url == f"http://nginx:{env['ACTION_LB_LISTEN']}/webhook"
+    assert compose["services"]["nginx"]["ports"] == ["${NGINX_PUBLIC_PORT:-8000}:" + env["NGINX_LISTEN"]]
+
+
+def test_dockerfile_ships_what_the_services_import():
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    for path in ("actions/", "channels/", "deploy/", "fiche/", "credentials.yml", "domain.yml",
+                 "models/chat-cagou.tar.gz", "requirements.lock"):
+        assert f"COPY {path}" in dockerfile or f" {path}" in dockerfile, path
+    assert "USER chatcagou" in dockerfile  # not root
+
+
+def test_env_example_names_every_variable_and_only_placeholders_for_secrets():
+    example = {}
+    for line in (DEPLOY / "prod.env.example").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            example[key] = value
+    used = code_vars(ENDPOINTS) | code_vars(NGINX_TEMPLATE) | SECRETS
+    derived = {"ACTION_SERVER_URL", "RASA_UPSTREAM_SERVERS", "ACTION_UPSTREAM_SERVERS", "NGINX_LISTEN",
+               "ACTION_LB_LISTEN"}
+    assert used - derived <= set(example), (used - derived) - set(example)
+    for secret in SECRETS | {"FB_VERIFY", "FB_SECRET", "FB_PAGE_ACCESS_TOKEN"}:
+        assert example[secret] == "CHANGE_ME"
+    docs = (ROOT / "docs" / "production.md").read_text()
+    undocumented = [k for k in example if f"`{k}`" not in docs]
+    assert not undocumented, undocumented
+
+
+@pytest.mark.skipif(not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()), reason="nginx not installed")
+def test_nginx_template_is_valid_nginx_configuration(tmp_path):
+    topology = Topology(tmp_path, {"RASA_AUTH_TOKEN": "x", "NGINX_PORT": "18000", "ACTION_LB_PORT": "18001"})
+    conf = topology.nginx_conf()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    result = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(conf)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    with pytest.raises(KeyError):
+        render(NGINX_TEMPLATE.read_text(), {})
+
+
+def compose_cli():
+    return shutil.which("docker-compose")
+
+
+@pytest.mark.skipif(not compose_cli(), reason="docker-compose (Debian package) not installed")
+def test_docker_compose_config_is_valid_and_requires_the_secrets():
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    command = [compose_cli(), "-f", str(COMPOSE_FILE), "config"]
+    missing = subprocess.run(command + ["-q"], env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "RASA_AUTH_TOKEN" in missing.stderr + missing.stdout
+    secrets = {"RASA_AUTH_TOKEN": "t" * 40, "DB_PASSWORD": "p-4f0c9d2a", "REDIS_PASSWORD": "r-8b7e6f5a"}
+    result = subprocess.run(command, env={**env, **secrets}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["services"]["rasa2"]["environment"]["DB_PASSWORD"] == "p-4f0c9d2a"
+    assert resolved["services"]["nginx"]["environment"]["NGINX_RATE_PER_IP"] == DEFAULTS["NGINX_RATE_PER_IP"]

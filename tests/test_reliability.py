@@ -1,0 +1,351 @@
+"""Reliability of the production topology, against the real processes (deploy/prod.py):
+two Rasa instances behind nginx, PostgreSQL tracker store, Redis lock store, action server.
+
+The topology is started once (tests/prod_topology.py); the tests run in this file's order,
+the last one leaves one Rasa instance killed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+import redis
+import requests
+
+from actions.fiche import hour_text, load_fiche
+from channels.guard import unavailable_text
+from deploy.lock_store import AtomicRedisLockStore
+
+pytestmark = pytest.mark.slow
+pytest_plugins = ["tests.prod_topology"]
+
+FICHE = load_fiche()
+SERVICE = FICHE.phones["1000"]
+CONTACTS = [SERVICE.number, FICHE.email_service_clientele, FICHE.agency_address]
+
+
+def texts(messages: List[dict]) -> str:
+    return "\n".join(m.get("text", "") for m in messages)
+
+
+def new_sender(kind: str) -> str:
+    return f"rel-{kind}-{uuid.uuid4().hex[:8]}"
+
+
+def label(procedure: str) -> str:
+    return FICHE.procedures[procedure].label
+
+
+# (question, facts the answer must carry), every fact from the fiche
+QUESTIONS: List[Tuple[str, List[str]]] = [
+    ("code PUK ?", [label("code_puk"), FICHE.contact_form]),
+    ("vous êtes ouverts quand ?", [f"{hour_text(SERVICE.opens)} à {hour_text(SERVICE.closes)}"]),
+    ("où sont les tarifs ?", [FICHE.tariff_guide]),
+    ("comment vous appeler depuis la France ?", [FICHE.abroad_number]),
+    ("quel est votre adresse mail ?", [FICHE.email_service_clientele, FICHE.email_agence]),
+    ("je veux parler à un conseiller", [SERVICE.number, FICHE.email_service_clientele, FICHE.agency_address]),
+]
+
+
+def has_facts(answer: str, facts: List[str]) -> bool:
+    return all(fact in answer for fact in facts)
+
+
+# --- context across instances ------------------------------------------------------------
+
+
+def test_one_conversation_through_both_instances_keeps_its_context(prod):
+    sender = new_sender("alternate")
+    first = texts(prod.say(sender, "je veux résilier", base=prod.rasa_url(0)))
+    assert first.startswith(label("resiliation")), first
+    follow = texts(prod.say(sender, "et par mail ?", base=prod.rasa_url(1)))
+    assert follow.startswith(f"{label('resiliation')} — {FICHE.channels['courrier']}"), follow
+    assert FICHE.email_service_clientele in follow
+    # and back again, through nginx this time (either instance)
+    other = texts(prod.say(sender, "et en agence ?"))
+    assert other.startswith(f"{label('resiliation')} — {FICHE.channels['agence']}"), other
+    assert prod.wait_user_texts(sender, ["je veux résilier", "et par mail ?", "et en agence ?"]) == [
+        "je veux résilier", "et par mail ?", "et en agence ?"]
+
+
+def test_widget_socketio_through_nginx_keeps_its_session(prod):
+    """socket.io polling needs every request of a client on the same instance (sticky upstream)."""
+    import queue
+
+    import socketio
+
+    events: "queue.Queue" = queue.Queue()
+    client = socketio.Client(reconnection=False)
+    client.on("session_confirm", lambda data: events.put(("session_confirm", data)))
+    client.on("bot_uttered", lambda data: events.put(("bot_uttered", data)))
+    client.connect(prod.url, transports=["polling"], headers={"Origin": "http://localhost:8080"}, wait_timeout=10)
+    try:
+        client.emit("session_request", {"session_id": None})
+        kind, session_id = events.get(timeout=30)
+        assert kind == "session_confirm"
+        answers = []
+        for text in ("je veux résilier", "et par mail ?"):
+            client.emit("user_uttered", {"message": text, "session_id": session_id})
+            kind, data = events.get(timeout=60)
+            answers.append(data.get("text", ""))
+        assert answers[0].startswith(label("resiliation"))
+        assert answers[1].startswith(f"{label('resiliation')} — {FICHE.channels['courrier']}"), answers[1]
+    finally:
+        client.disconnect()
+
+
+# --- the lock store ------------------------------------------------------------------------
+
+
+def lock_tickets(prod, sender: str) -> int:
+    """How many messages of `sender` hold or wait for the conversation's lock (Redis)."""
+    raw = redis.Redis(db=prod.redis_db).get(f"{prod.redis_prefix}:lock:{sender}")
+    return len(json.loads(raw)["tickets"]) if raw else 0
+
+
+def wait_until(predicate, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@contextmanager
+def action_server_paused(prod):
+    """The action server stopped (SIGSTOP) for a moment: a message needing an action holds its
+    conversation's lock meanwhile (nginx waits up to ACTION_TIMEOUT for the answer)."""
+    pid = prod.topology.actions[0].pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_concurrent_messages_of_one_customer_processed_one_at_a_time_in_order(prod):
+    """Six messages of one customer sent to the two instances alternately while the first one
+    is still in progress (its action waits on a paused action server): all six are queued on
+    the conversation's lock in Redis at once, then processed one at a time, in the order they
+    were sent. Nothing lost, each answer for its own question, no interleaving in the tracker."""
+    sender = new_sender("concurrent")
+    script = QUESTIONS[:4] + [("je veux résilier", [label("resiliation")]),
+                              ("et par mail ?", [f"{label('resiliation')} — {FICHE.channels['courrier']}"])]
+    replies: Dict[int, str] = {}
+
+    def send(index: int, question: str) -> None:
+        replies[index] = texts(prod.say(sender, question, base=prod.rasa_url(index % 2)))
+
+    threads = []
+    with action_server_paused(prod):
+        for index, (question, _) in enumerate(script):
+            thread = threading.Thread(target=send, args=(index, question))
+            thread.start()
+            threads.append(thread)
+            # its ticket is issued before the next message is sent: the sending order is the queue's
+            assert wait_until(lambda: lock_tickets(prod, sender) == index + 1), index
+        assert not replies  # all six waiting at once
+    for thread in threads:
+        thread.join(timeout=120)
+    for index, (question, facts) in enumerate(script):
+        assert has_facts(replies.get(index, ""), facts), (question, replies.get(index))
+
+    questions = [q for q, _ in script]
+    assert prod.wait_user_texts(sender, questions) == questions
+    # In the tracker, each question is followed by its own answer before the next question.
+    events = [e for e in prod.events(sender) if e.get("event") in ("user", "bot")]
+    turns: List[List[str]] = []
+    for event in events:
+        if event["event"] == "user":
+            turns.append([])
+        else:
+            turns[-1].append(event.get("text") or "")
+    assert len(turns) == len(script)
+    for (question, facts), answers in zip(script, turns):
+        assert len(answers) == 1 and has_facts(answers[0], facts), (question, answers)
+    assert lock_tickets(prod, sender) == 0
+
+
+def test_lock_store_issues_unique_tickets_under_contention(prod):
+    """deploy/lock_store.py: tickets issued at once by many clients (threads, each with its own
+    connection, as separate Rasa instances) are all different; Rasa's RedisLockStore would
+    give some clients the same ticket (GET then SET)."""
+    conversation = "contention-" + uuid.uuid4().hex[:8]
+    stores = [AtomicRedisLockStore(host="127.0.0.1", port=6379, db=prod.redis_db, key_prefix=prod.redis_prefix)
+              for _ in range(8)]
+    start = threading.Barrier(len(stores))
+
+    def issue(store) -> List[int]:
+        start.wait()
+        return [store.issue_ticket(conversation, 30) for _ in range(25)]
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        tickets = [t for batch in pool.map(issue, stores) for t in batch]
+    assert sorted(tickets) == list(range(len(stores) * 25))
+    lock = stores[0].get_lock(conversation)
+    assert len(lock.tickets) == len(tickets)
+    for ticket in tickets:
+        stores[ticket % len(stores)].cleanup(conversation, ticket)
+    assert stores[0].get_lock(conversation) is None  # deleted with its last ticket
+    assert redis.Redis(db=prod.redis_db).exists(prod.redis_prefix + ":lock:" + conversation) == 0
+
+
+def test_a_message_waiting_behind_a_dead_instance_ticket_is_served(prod):
+    """An instance killed while it held a conversation's ticket: the message retried elsewhere
+    waits for that ticket to expire, then is served (Rasa's own loop would wait forever once
+    its ticket, issued a moment later, expired too)."""
+    import asyncio
+
+    conversation = "dead-holder-" + uuid.uuid4().hex[:8]
+    store = AtomicRedisLockStore(host="127.0.0.1", port=6379, db=prod.redis_db, key_prefix=prod.redis_prefix)
+    store.issue_ticket(conversation, 1)  # the killed instance's ticket, never released
+
+    async def retried() -> float:
+        started = time.monotonic()
+        async with store.lock(conversation, lock_lifetime=1):
+            return time.monotonic() - started
+
+    waited = asyncio.run(asyncio.wait_for(retried(), timeout=15))
+    assert 0.8 < waited < 5
+    assert store.get_lock(conversation) is None
+
+
+# --- action server down ---------------------------------------------------------------------
+
+
+def test_action_server_down_gives_the_contacts_then_normal_answers_come_back(prod):
+    sender = new_sender("actions")
+    prod.topology.stop_actions()
+    try:
+        answer = texts(prod.say(sender, "code PUK ?"))
+        assert answer == unavailable_text()
+        for fact in CONTACTS + [SERVICE.hours_text]:
+            assert fact in answer, answer
+        # A turn that needs no custom action is still answered normally.
+        assert "Chat Cagou" in texts(prod.say(sender, "bonjour"))
+    finally:
+        prod.topology.start_actions()
+    deadline = time.monotonic() + 30
+    while True:
+        answer = texts(prod.say(sender, "code PUK ?"))
+        if answer.startswith(label("code_puk")) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert answer.startswith(label("code_puk")), answer
+    assert FICHE.contact_form in answer
+
+
+# --- kill -9 ---------------------------------------------------------------------------------
+
+
+def test_kill_9_in_the_middle_of_a_conversation_then_restart(prod):
+    """Instance 1 is killed (SIGKILL) in the middle of a message (it holds the conversation's
+    lock, its action in progress): the client's retry through nginx is answered by instance 2
+    in context, once the dead instance's lock ticket has expired (TICKET_LOCK_LIFETIME); once
+    restarted, instance 1 continues the same conversation in context (it is all in PostgreSQL)."""
+    sender = new_sender("kill9")
+    topology = prod.topology
+    first = texts(prod.say(sender, "je veux faire une réclamation", base=prod.rasa_url(0)))
+    assert first.startswith(label("reclamation")), first
+
+    outcome: Dict[str, object] = {}
+
+    def in_flight() -> None:
+        try:
+            outcome["reply"] = prod.say(sender, "et par téléphone ?", base=prod.rasa_url(0), timeout=30)
+        except requests.RequestException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=in_flight)
+    with action_server_paused(prod):
+        thread.start()
+        assert wait_until(lambda: lock_tickets(prod, sender) == 1)
+        time.sleep(0.3)  # NLU done, the action call waiting
+        topology.kill_rasa(0, signal.SIGKILL)
+    thread.join(timeout=60)
+    assert "error" in outcome  # the connection died with the instance
+    started = time.monotonic()
+    answer = texts(prod.say(sender, "et par téléphone ?"))  # the client's retry
+    assert answer.startswith(f"{label('reclamation')} — {FICHE.channels['telephone']}"), answer
+    assert time.monotonic() - started < 60
+
+    topology.start_rasa(0)
+    follow = texts(prod.say(sender, "et par mail ?", base=prod.rasa_url(0)))
+    assert follow.startswith(f"{label('reclamation')} — {FICHE.channels['courrier']}"), follow
+    # the killed message was never saved: each message once, in order
+    assert prod.wait_user_texts(sender, ["je veux faire une réclamation", "et par téléphone ?", "et par mail ?"]) == [
+        "je veux faire une réclamation", "et par téléphone ?", "et par mail ?"]
+
+
+# --- an instance killed under load ----------------------------------------------------------
+
+CONVERSATIONS = 16
+SCRIPT = [q for q, _ in QUESTIONS] + ["je veux résilier", "et par mail ?"]
+EXPECTED = {q: f for q, f in QUESTIONS}
+EXPECTED["je veux résilier"] = [label("resiliation")]
+EXPECTED["et par mail ?"] = [f"{label('resiliation')} — {FICHE.channels['courrier']}", FICHE.email_service_clientele]
+
+
+def ask_with_retry(prod, sender: str, question: str, log: List[str]) -> Optional[str]:
+    """Like a client: retry a failed request (connection reset, 502, 429...) a few times."""
+    for attempt in range(8):
+        try:
+            response = requests.post(f"{prod.url}/webhooks/rest/webhook",
+                                     json={"sender": sender, "message": question}, timeout=90)
+            if response.status_code == 200 and response.json():
+                return texts(response.json())
+            log.append(f"{sender}: HTTP {response.status_code}")
+        except requests.RequestException as error:
+            log.append(f"{sender}: {type(error).__name__}")
+        time.sleep(0.5 * (attempt + 1))
+    return None
+
+
+def test_one_instance_killed_during_a_load_run(prod):
+    """16 conversations of 8 messages at once through nginx; instance 2 is killed (SIGKILL)
+    after a quarter of the messages. Every message is answered with its facts (client retry
+    allowed) and every conversation is complete in PostgreSQL (a message whose answer was
+    lost with the instance may be stored twice, never lost)."""
+    topology = prod.topology
+    assert all(topology.rasa_alive(i) for i in range(2))
+    senders = [new_sender(f"load{i}") for i in range(CONVERSATIONS)]
+    total = CONVERSATIONS * len(SCRIPT)
+    answered: Dict[Tuple[str, int], Optional[str]] = {}
+    retries: List[str] = []
+    lock = threading.Lock()
+    killed = threading.Event()
+
+    def conversation(sender: str) -> None:
+        for index, question in enumerate(SCRIPT):
+            answer = ask_with_retry(prod, sender, question, retries)
+            with lock:
+                answered[(sender, index)] = answer
+                if len(answered) >= total // 4 and not killed.is_set():
+                    killed.set()
+                    threading.Thread(target=topology.kill_rasa, args=(1, signal.SIGKILL)).start()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(CONVERSATIONS) as pool:
+        list(pool.map(conversation, senders))
+    elapsed = time.monotonic() - started
+    assert killed.is_set() and not topology.rasa_alive(1)
+
+    wrong = [(s, SCRIPT[i], a) for (s, i), a in answered.items() if a is None or not has_facts(a, EXPECTED[SCRIPT[i]])]
+    assert not wrong, f"{len(wrong)} message(s) unanswered or wrong, e.g. {wrong[:3]}"
+    for sender in senders:
+        stored = prod.wait_user_texts(sender, SCRIPT)
+        collapsed = [t for i, t in enumerate(stored) if i == 0 or t != stored[i - 1]]
+        assert collapsed == SCRIPT, (sender, stored)
+        assert len(stored) - len(SCRIPT) <= 1, (sender, stored)
+        bots = [e for e in prod.events(sender) if e.get("event") == "bot"]
+        assert len(bots) >= len(SCRIPT)
+    print(f"\n{total} messages in {elapsed:.1f}s, {len(retries)} retried request(s) after the kill")
