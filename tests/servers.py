@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import json
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 import requests
+
+from deploy.prod import wait_http  # the same readiness wait as production
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -22,20 +26,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=2).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -101,6 +91,23 @@ class Servers:
         for proc in (self.rasa, self.actions):
             if proc is not None:
                 stop(proc)
+
+    def user_texts(self, sender: str) -> List[str]:
+        """The user messages of `sender` stored in the tracker store."""
+        with sqlite3.connect(self.tracker_db) as db:
+            rows = db.execute("SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'",
+                              (sender,)).fetchall()
+        return [json.loads(data).get("text") for (data,) in rows]
+
+    def wait_user_texts(self, sender: str, expected: List[str], timeout: float = 15) -> List[str]:
+        """The stored user messages once they equal `expected`, or as they are after `timeout`
+        (Rasa saves the tracker after sending the replies)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            texts = self.user_texts(sender)
+            if texts == expected or time.monotonic() > deadline:
+                return texts
+            time.sleep(0.1)
 
     def say(self, sender: str, message, timeout: float = 30) -> List[dict]:
         """One message through the REST channel; returns the bot's messages."""

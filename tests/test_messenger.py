@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import sqlite3
 import threading
 import time
 import uuid
@@ -283,17 +282,11 @@ class Facebook:
         return response
 
 
-def tracker_user_texts(servers: Servers, sender: str) -> List[str]:
-    with sqlite3.connect(servers.tracker_db) as db:
-        rows = db.execute("SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'", (sender,)).fetchall()
-    return [json.loads(data).get("text") for (data,) in rows]
-
-
 def tracker_becomes(servers: Servers, sender: str, expected: List[str], timeout: float = 15) -> None:
     """Rasa saves the tracker after sending the replies: wait for it."""
     deadline = time.monotonic() + timeout
-    while tracker_user_texts(servers, sender) != expected:
-        assert time.monotonic() < deadline, tracker_user_texts(servers, sender)
+    while servers.user_texts(sender) != expected:
+        assert time.monotonic() < deadline, servers.user_texts(sender)
         time.sleep(0.1)
 
 
@@ -409,7 +402,7 @@ def test_bad_signatures_refused_and_nothing_reaches_the_tracker(messenger):
     stub.wait_for(control, reply_containing("Code PUK"))
     tracker_becomes(servers, control, ["code PUK ?"])
     for case, user in refused.items():
-        assert tracker_user_texts(servers, user) == [], case
+        assert servers.user_texts(user) == [], case
         assert stub.messages(user) == [], case
 
 

@@ -5,11 +5,8 @@ python-socketio client, long-polling like the widget.
 """
 from __future__ import annotations
 
-import json
 import queue
-import sqlite3
-import time
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import pytest
 import requests
@@ -55,20 +52,6 @@ class Widget:
         self.client.disconnect()
 
 
-def user_texts(servers, sender: str, expected: List[str], timeout: float = 15) -> List[str]:
-    """The user messages of `sender` in the tracker, once they equal `expected` or after
-    `timeout` (Rasa saves the tracker after sending the replies)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with sqlite3.connect(servers.tracker_db) as db:
-            rows = db.execute("SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'",
-                              (sender,)).fetchall()
-        texts = [json.loads(data).get("text") for (data,) in rows]
-        if texts == expected or time.monotonic() > deadline:
-            return texts
-        time.sleep(0.1)
-
-
 def test_session_request_confirm_and_messages(servers):
     widget = Widget(servers.rasa_url, origin=ALLOWED_ORIGIN)
     try:
@@ -83,7 +66,7 @@ def test_session_request_confirm_and_messages(servers):
     finally:
         widget.close()
     expected = ["code PUK ?"]
-    assert user_texts(servers, session_id, expected) == expected
+    assert servers.wait_user_texts(session_id, expected) == expected
 
 
 def test_reconnect_with_the_same_session_continues_the_conversation(servers):
@@ -105,7 +88,7 @@ def test_reconnect_with_the_same_session_continues_the_conversation(servers):
         second.close()
     assert "1000@opt.nc" in message["text"]
     expected = ["je veux résilier", "et par mail ?"]
-    assert user_texts(servers, session_id, expected) == expected
+    assert servers.wait_user_texts(session_id, expected) == expected
 
 
 def test_message_for_a_session_not_requested_is_dropped(servers):
@@ -123,7 +106,7 @@ def test_message_for_a_session_not_requested_is_dropped(servers):
         victim.close()
         intruder.close()
     expected = ["code PUK ?"]
-    assert user_texts(servers, session_id, expected) == expected
+    assert servers.wait_user_texts(session_id, expected) == expected
 
 
 def test_invalid_session_id_replaced(servers):

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sqlite3
 import threading
-import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator
 
 import pytest
 
@@ -111,20 +109,6 @@ def session_id(page) -> str:
     return json.loads(page.evaluate("sessionStorage.getItem('chat-cagou:session')"))
 
 
-def user_texts(servers, sender: str, expected: List[str], timeout: float = 15) -> List[str]:
-    """The user messages of `sender` in the tracker, once they equal `expected` or after
-    `timeout` (Rasa saves the tracker after sending the replies)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with sqlite3.connect(servers.tracker_db) as db:
-            rows = db.execute("SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'",
-                              (sender,)).fetchall()
-        texts = [json.loads(data).get("text") for (data,) in rows]
-        if texts == expected or time.monotonic() > deadline:
-            return texts
-        time.sleep(0.1)
-
-
 def test_conversation_buttons_reload_and_continuation(site, page):
     from playwright.sync_api import expect
 
@@ -171,7 +155,7 @@ def test_conversation_buttons_reload_and_continuation(site, page):
         "code PUK ?", "je veux résilier", "et par mail ?", "quels sont vos numéros de téléphone ?",
         '/preciser_canal{"canal":"agence"}', "et par téléphone ?",
     ]
-    assert user_texts(servers, session, expected) == expected
+    assert servers.wait_user_texts(session, expected) == expected
     assert page.dialogs == [] and page.errors == []
 
 
