@@ -93,6 +93,9 @@ def main() -> None:
         f"| model size | {size_mb:.1f} MB |",
         f"| REST reply latency p50 / p95 ({LATENCY_MESSAGES} messages, one user at a time) | {p50:.0f} ms / {p95:.0f} ms |",
         "",
+        "How this pipeline compares with Rasa's default pipeline and a scikit-learn baseline "
+        "(cross-validation, per-intent F1, plots): [nlu_results.md](nlu_results.md) (`make bench-nlu`).",
+        "",
         "Held-out errors:",
         "",
         *[f"- {text!r}: expected `{exp}`, got `{got}`" for text, exp, got in overall.errors],

@@ -52,9 +52,24 @@ def load_agent(model: Path = MODEL):
     return Agent.load(str(model))
 
 
+FALLBACK = "nlu_fallback"
+
+
 def predict(agent, texts: List[str]) -> List[str]:
-    async def run() -> List[str]:
-        return [(await agent.parse_message(text))["intent"]["name"] for text in texts]
+    """The intent as served: `nlu_fallback` when the FallbackClassifier fired."""
+    return [served for served, _ in predict_served_and_top(agent, texts)]
+
+
+def predict_served_and_top(agent, texts: List[str]) -> List[Tuple[str, str]]:
+    """(intent as served, best real intent): the second ignores the fallback threshold, to
+    compare with classifiers whose confidences are scaled differently."""
+    async def run() -> List[Tuple[str, str]]:
+        out = []
+        for text in texts:
+            parsed = await agent.parse_message(text)
+            ranking = [i for i in parsed.get("intent_ranking", []) if i["name"] != FALLBACK]
+            out.append((parsed["intent"]["name"], (ranking[0] if ranking else parsed["intent"])["name"]))
+        return out
 
     return asyncio.run(run())
 

@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -83,8 +83,10 @@ class Pipeline:
     config: Optional[Path] = None
 
     def fingerprint_text(self) -> str:
-        if self.kind == "rasa":
-            return self.config.read_text(encoding="utf-8")
+        if self.kind == "rasa":  # the parsed config: comments do not change a measurement
+            import yaml
+
+            return json.dumps(yaml.safe_load(self.config.read_text(encoding="utf-8")), sort_keys=True)
         return (BENCH / "sklearn_baseline.py").read_text(encoding="utf-8")
 
     def fallback_threshold(self) -> float:
@@ -221,8 +223,23 @@ WORKERS = {
 }
 
 
-def run_child(args: Sequence[str], log: Path, workdir: Path) -> float:
-    """Runs `nlu_compare.py worker ...` in a child process; returns its peak memory (MiB)."""
+def busy_cpu_seconds() -> float:
+    """CPU time used by the whole machine since boot (all processes, all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_child(args: Sequence[str], log: Path, workdir: Path) -> Tuple[float, float]:
+    """Runs `nlu_compare.py worker ...` in a child process; returns its peak memory (MiB) and
+    the CPU time it used (s)."""
     env = {**os.environ, **CHILD_ENV, "RASA_CACHE_DIRECTORY": str(workdir / "rasa-cache")}
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "worker", *args],
@@ -232,7 +249,7 @@ def run_child(args: Sequence[str], log: Path, workdir: Path) -> float:
     if proc.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"child {' '.join(args[:1])} failed ({proc.returncode}); log {log}:\n{tail}")
-    return usage.ru_maxrss / 1024
+    return usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,7 +298,9 @@ def cache_key(pipeline: Pipeline, split: Split) -> str:
     import sklearn
 
     digest = hashlib.sha256()
-    for part in (CACHE_VERSION, pipeline.name, pipeline.fingerprint_text(), _data_text(split.train_path),
+    # The pipeline's name is not part of the key: the same config on the same data is the same
+    # measurement, whatever it is called (a config tried under another name is reused).
+    for part in (CACHE_VERSION, pipeline.kind, pipeline.fingerprint_text(), _data_text(split.train_path),
                  json.dumps(split.texts, ensure_ascii=False), rasa.__version__, sklearn.__version__):
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
@@ -297,34 +316,40 @@ def ensure_cache_dir() -> None:
 def run_split(pipeline: Pipeline, split: Split, workdir: Path, use_cache: bool) -> Dict:
     key = cache_key(pipeline, split)
     cached = CACHE / f"{pipeline.name}-{split.name}-{key}.json"
-    if use_cache and cached.exists():
-        result = json.loads(cached.read_text(encoding="utf-8"))
+    hits = [cached] if cached.exists() else sorted(CACHE.glob(f"*-{split.name}-{key}.json"))
+    if use_cache and hits:
+        result = json.loads(hits[0].read_text(encoding="utf-8"))
         result["from_cache"] = True
         return result
     job = Path(tempfile.mkdtemp(prefix=f"{pipeline.name}-{split.name}-", dir=workdir))
     texts_file = job / "texts.json"
     texts_file.write_text(json.dumps(split.texts, ensure_ascii=False), encoding="utf-8")
     train_out, predict_out = job / "train.json", job / "predict.json"
-    started = time.perf_counter()
+    started, busy_before, own_before = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
     if pipeline.kind == "rasa":
-        train_peak = run_child(["train-rasa", str(pipeline.config), str(split.train_path), str(job), str(train_out)],
+        train_peak, train_cpu = run_child(["train-rasa", str(pipeline.config), str(split.train_path), str(job), str(train_out)],
                                job / "train.log", job)
         model = json.loads(train_out.read_text())["model"]
-        predict_peak = run_child(["predict-rasa", model, str(texts_file), str(predict_out)], job / "predict.log", job)
+        predict_peak, predict_cpu = run_child(["predict-rasa", model, str(texts_file), str(predict_out)], job / "predict.log", job)
     else:
         from bench.sklearn_baseline import training_examples
 
         examples_file = job / "examples.json"
         examples_file.write_text(json.dumps(training_examples(split.train_path), ensure_ascii=False), encoding="utf-8")
-        train_peak = run_child(["train-sklearn", str(examples_file), str(job), str(train_out)], job / "train.log", job)
+        train_peak, train_cpu = run_child(["train-sklearn", str(examples_file), str(job), str(train_out)], job / "train.log", job)
         model = json.loads(train_out.read_text())["model"]
-        predict_peak = run_child(["predict-sklearn", model, str(texts_file), str(predict_out)], job / "predict.log", job)
+        predict_peak, predict_cpu = run_child(["predict-sklearn", model, str(texts_file), str(predict_out)], job / "predict.log", job)
+    wall = time.perf_counter() - started
+    # CPU that other processes (other people's jobs) used meanwhile, in cores: the machine's busy
+    # time minus this benchmark's own (parent and children).
+    others = busy_cpu_seconds() - busy_before - train_cpu - predict_cpu - (own_cpu_seconds() - own_before)
     result = {
         **json.loads(train_out.read_text()),
         **json.loads(predict_out.read_text()),
         "train_peak_mb": train_peak,
         "predict_peak_mb": predict_peak,
-        "wall_seconds": time.perf_counter() - started,
+        "wall_seconds": wall,
+        "other_cores": max(0.0, others / wall),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "loadavg_after": os.getloadavg()[0],
     }
@@ -397,6 +422,8 @@ def summarise(pipeline: Pipeline, splits: List[Split], runs: Dict[str, Dict]) ->
             }
             for mode in ("served", "top")
         }
+        summary["cv_expected"] = pooled_expected
+        summary["cv_predicted"] = [p for s in folds for p in runs[s.name]["served"]]
         summary["cv"]["train_seconds_mean"] = statistics.mean(runs[s.name]["train_seconds"] for s in folds)
         summary["cv"]["train_peak_mb_max"] = max(runs[s.name]["train_peak_mb"] for s in folds)
     return summary
@@ -427,13 +454,11 @@ def plot_all(summaries: List[Dict], holdout: Split) -> Dict[str, Path]:
     by_name = {s["pipeline"]: s for s in summaries}
     intents = sorted(set(holdout.intents))
 
-    if "project" in by_name:
-        predicted = by_name["project"]["predicted_holdout"]
+    def confusion(expected: List[str], predicted: List[str], title: str, path: Path) -> Path:
         columns = intents + ([FALLBACK] if FALLBACK in predicted else [])
-        matrix = confusion_matrix(holdout.intents, predicted, labels=columns)[: len(intents)]
+        matrix = confusion_matrix(expected, predicted, labels=columns)[: len(intents)]
         fig, ax = plt.subplots(figsize=(13, 11))
-        shown = np.ma.masked_where(matrix == 0, matrix)
-        ax.imshow(shown, cmap="Blues", aspect="auto")
+        ax.imshow(np.ma.masked_where(matrix == 0, matrix), cmap="Blues", aspect="auto")
         for (i, j), value in np.ndenumerate(matrix):
             if value:
                 ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
@@ -442,33 +467,54 @@ def plot_all(summaries: List[Dict], holdout: Split) -> Dict[str, Path]:
         ax.set_yticks(range(len(intents)), intents, fontsize=8)
         ax.set_xlabel("predicted intent (as served; nlu_fallback = not understood)")
         ax.set_ylabel("expected intent")
-        s = by_name["project"]["holdout"]["served"]
-        ax.set_title(f"Chat Cagou pipeline on the held-out set ({len(holdout.texts)} utterances): "
-                     f"accuracy {s['accuracy']:.3f}, macro-F1 {s['macro_f1']:.3f}\nred: errors")
+        ax.set_title(title + "\nred: errors")
         ax.grid(False)
         fig.tight_layout()
-        paths["confusion"] = PLOTS / "confusion_project_holdout.png"
-        fig.savefig(paths["confusion"], dpi=110)
+        fig.savefig(path, dpi=110)
         plt.close(fig)
+        return path
 
-    fig, ax = plt.subplots(figsize=(10, 13))
+    project = by_name.get("project")
+    if project:
+        s = project["holdout"]["served"]
+        paths["confusion"] = confusion(
+            holdout.intents, project["predicted_holdout"],
+            f"Chat Cagou pipeline on the held-out set ({len(holdout.texts)} utterances): "
+            f"accuracy {s['accuracy']:.3f}, macro-F1 {s['macro_f1']:.3f}",
+            PLOTS / "confusion_project_holdout.png")
+        if "cv" in project:
+            pooled = project["cv"]["served"]["pooled"]
+            paths["confusion_cv"] = confusion(
+                project["cv_expected"], project["cv_predicted"],
+                f"Chat Cagou pipeline, {FOLDS}-fold cross-validation on data/nlu, pooled "
+                f"({len(project['cv_expected'])} utterances): accuracy {pooled['accuracy']:.3f}, "
+                f"macro-F1 {pooled['macro_f1']:.3f}",
+                PLOTS / "confusion_project_cv.png")
+
+    with_cv = all("cv" in s for s in summaries)
+    panels = [("held-out set", lambda s: s["holdout"]["served"])]
+    if with_cv:
+        panels.append((f"{FOLDS}-fold cross-validation, pooled", lambda s: s["cv"]["served"]["pooled"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 13), sharey=True, squeeze=False)
     height = 0.8 / len(summaries)
     colours = {"project": "#1f77b4", "rasa_default": "#ff7f0e", "sklearn": "#2ca02c"}
     y = np.arange(len(intents))
-    for k, s in enumerate(summaries):
-        values = [s["holdout"]["served"]["per_intent_f1"].get(i, 0.0) for i in intents]
-        ax.barh(y + (k - (len(summaries) - 1) / 2) * height, values, height,
-                label=f"{s['label']} (macro-F1 {s['holdout']['served']['macro_f1']:.3f})",
-                color=colours.get(s["pipeline"]))
-    ax.set_yticks(y, intents, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0.5, 1.0)
-    ax.set_xlabel("F1 on the held-out set (as served: nlu_fallback counts as a miss)")
-    ax.set_title("Per-intent F1, held-out set")
-    ax.legend(loc="lower left", fontsize=8)
-    ax.grid(axis="x", alpha=0.3)
+    for ax, (title, figures) in zip(axes[0], panels):
+        lowest = 1.0
+        for k, s in enumerate(summaries):
+            values = [figures(s)["per_intent_f1"].get(i, 0.0) for i in intents]
+            lowest = min(lowest, *values)
+            ax.barh(y + (k - (len(summaries) - 1) / 2) * height, values, height,
+                    label=f"{s['label']} (macro-F1 {figures(s)['macro_f1']:.3f})", color=colours.get(s["pipeline"]))
+        ax.set_yticks(y, intents, fontsize=8)
+        ax.set_xlim(min(0.5, lowest - 0.05), 1.0)
+        ax.set_xlabel("F1 as served (nlu_fallback counts as a miss)")
+        ax.set_title(f"Per-intent F1, {title}")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.04), fontsize=8)  # below: never over a bar
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].invert_yaxis()
     fig.tight_layout()
-    paths["f1"] = PLOTS / "per_intent_f1_holdout.png"
+    paths["f1"] = PLOTS / "per_intent_f1.png"
     fig.savefig(paths["f1"], dpi=110)
     plt.close(fig)
 
@@ -491,6 +537,17 @@ def plot_all(summaries: List[Dict], holdout: Split) -> Dict[str, Path]:
     return paths
 
 
+def shared_line(run_info: Dict) -> str:
+    others = run_info["other_cores"]
+    if not others:
+        return "CPU used by other processes during the measurements: not recorded."
+    mean, peak = statistics.mean(others), max(others)
+    verdict = ("the machine was shared: times are upper bounds" if peak > 0.25
+               else "the machine was quiet")
+    return (f"CPU used by other processes while each pipeline was measured: {mean:.2f} cores on average, "
+            f"{peak:.2f} at most, of {os.cpu_count()} ({verdict}).")
+
+
 def render(summaries: List[Dict], holdout: Split, plots: Dict[str, Path], run_info: Dict) -> str:
     def f3(x):
         return f"{x:.3f}"
@@ -501,10 +558,9 @@ def render(summaries: List[Dict], holdout: Split, plots: Dict[str, Path], run_in
         START_MARK,
         "",
         f"Run {run_info['date']} on {run_info['machine']}.",
-        f"Load average (1 min) at start / end of the run: {run_info['load_start']:.2f} / {run_info['load_end']:.2f}"
-        f"{' (the machine was shared with other jobs: times are upper bounds)' if run_info['shared'] else ''}."
-        f" Run time: {run_info['seconds'] / 60:.1f} min; figures from the cache (bench/cache, measured earlier"
-        f" on the same machine) for: {run_info['cached'] or 'none'}.",
+        shared_line(run_info),
+        f"This run took {run_info['seconds'] / 60:.1f} min; figures taken from the cache (bench/cache, measured "
+        f"earlier on the same machine with the same config and data): {run_info['cached'] or 'none'}.",
         "",
         f"Training data: data/nlu ({run_info['train_count']} examples, {len(set(holdout.intents))} intents). "
         f"Held-out set: tests/nlu_holdout.yml ({len(holdout.texts)} utterances, never trained on), robustness "
@@ -577,7 +633,8 @@ def render(summaries: List[Dict], holdout: Split, plots: Dict[str, Path], run_in
 
     lines += ["", "### Plots", ""]
     captions = {"confusion": "Confusion matrix of the project's pipeline, held-out set",
-                "f1": "Per-intent F1 of the three pipelines, held-out set",
+                "confusion_cv": "Confusion matrix of the project's pipeline, cross-validation (pooled folds)",
+                "f1": "Per-intent F1 of the three pipelines, held-out set and cross-validation",
                 "latency": "Inference time per message"}
     for key, path in plots.items():
         lines.append(f"![{captions[key]}]({path.relative_to(BENCH).as_posix()})")
@@ -589,6 +646,15 @@ def render(summaries: List[Dict], holdout: Split, plots: Dict[str, Path], run_in
         lines += [f"### Held-out errors of the project's pipeline ({len(errors)}, as served)", ""]
         lines += [f"- {text.strip()!r}: expected `{exp}`, got `{got}`" for text, exp, got in errors]
         lines.append("")
+        if "cv_expected" in project:
+            from collections import Counter
+
+            pairs = Counter((e, p) for e, p in zip(project["cv_expected"], project["cv_predicted"]) if e != p)
+            lines += [f"### Most frequent confusions of the project's pipeline in cross-validation "
+                      f"({sum(pairs.values())} errors in {len(project['cv_expected'])} utterances)", "",
+                      "| expected | predicted | count |", "|---|---|---|"]
+            lines += [f"| {e} | {p} | {n} |" for (e, p), n in pairs.most_common(12)]
+            lines.append("")
     lines += ["Machine-readable figures of the last run: bench/cache/nlu_results.json (not committed).", "", END_MARK]
     return "\n".join(lines)
 
@@ -658,8 +724,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     run_info = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
         "load_start": load_start, "load_end": load_end, "seconds": seconds,
-        "shared": max(load_start, load_end) > 1.0 or any(
-            r.get("loadavg_after", 0) > 1.5 for p in runs.values() for r in p.values()),
+        "other_cores": [r["other_cores"] for p in runs.values() for r in p.values() if "other_cores" in r],
         "cached": ", ".join(cached), "train_count": train_count,
     }
 
@@ -675,7 +740,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ensure_cache_dir()
     (CACHE / "nlu_results.json").write_text(json.dumps({
         "run": run_info,
-        "pipelines": [{k: v for k, v in s.items() if k not in ("latency_ms", "predicted_holdout", "top_holdout")}
+        "pipelines": [{k: v for k, v in s.items() if k not in ("latency_ms", "predicted_holdout", "top_holdout", "cv_expected", "cv_predicted")}
                       for s in summaries],
     }, indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"report: {REPORT.relative_to(ROOT)}; plots: {', '.join(str(p.relative_to(ROOT)) for p in plots.values())}")
