@@ -559,8 +559,10 @@ def render(summaries: List[Dict], holdout: Split, plots: Dict[str, Path], run_in
         "",
         f"Run {run_info['date']} on {run_info['machine']}.",
         shared_line(run_info),
-        f"This run took {run_info['seconds'] / 60:.1f} min; figures taken from the cache (bench/cache, measured "
-        f"earlier on the same machine with the same config and data): {run_info['cached'] or 'none'}.",
+        f"Measurements finished between {run_info['first_measured']} and {run_info['last_measured']} UTC, "
+        f"{run_info['measure_minutes']:.0f} min of training and prediction in all. This run took "
+        f"{run_info['seconds'] / 60:.1f} min; figures taken from the cache (bench/cache, measured earlier on the "
+        f"same machine with the same config and data): {run_info['cached'] or 'none'}.",
         "",
         f"Training data: data/nlu ({run_info['train_count']} examples, {len(set(holdout.intents))} intents). "
         f"Held-out set: tests/nlu_holdout.yml ({len(holdout.texts)} utterances, never trained on), robustness "
@@ -726,6 +728,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         "load_start": load_start, "load_end": load_end, "seconds": seconds,
         "other_cores": [r["other_cores"] for p in runs.values() for r in p.values() if "other_cores" in r],
         "cached": ", ".join(cached), "train_count": train_count,
+        "first_measured": min(r["measured_at"] for p in runs.values() for r in p.values())[:16].replace("T", " "),
+        "last_measured": max(r["measured_at"] for p in runs.values() for r in p.values())[:16].replace("T", " "),
+        "measure_minutes": sum(r["wall_seconds"] for p in runs.values() for r in p.values()) / 60,
     }
 
     for s in summaries:

@@ -93,9 +93,16 @@ def nlu_agent():
 
 
 @pytest.fixture(scope="session")
-def holdout_predictions(nlu_agent):
-    """(held-out examples, intents predicted by the trained model as served: nlu_fallback included)."""
-    from bench.holdout import load_holdout, predict
+def holdout_parses(nlu_agent):
+    """(held-out examples, [(intent as served, best real intent)]) from the trained model."""
+    from bench.holdout import load_holdout, predict_served_and_top
 
     examples = load_holdout()
-    return examples, predict(nlu_agent, [e.text for e in examples])
+    return examples, predict_served_and_top(nlu_agent, [e.text for e in examples])
+
+
+@pytest.fixture(scope="session")
+def holdout_predictions(holdout_parses):
+    """(held-out examples, intents predicted by the trained model as served: nlu_fallback included)."""
+    examples, parses = holdout_parses
+    return examples, [served for served, _ in parses]
