@@ -69,7 +69,7 @@ bench: train install bench-nlu
 	$(PY) bench/bench.py
 	$(PY) bench/load.py
 
-# 5-fold CV + held-out for 3 NLU pipelines (about 45 min on 2 cores when nothing is cached in
+# 5-fold CV + held-out for 3 NLU pipelines (about an hour on 2 cores when nothing is cached in
 # bench/cache/; seconds when the config and the data did not change).
 bench-nlu: install
 	$(PY) bench/nlu_compare.py

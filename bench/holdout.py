@@ -60,6 +60,12 @@ def predict(agent, texts: List[str]) -> List[str]:
     return [served for served, _ in predict_served_and_top(agent, texts)]
 
 
+def best_real_intent(parsed: Dict) -> Dict:
+    """The best intent of a parse other than `nlu_fallback` (name and confidence): what the
+    classifier chose, whatever the fallback threshold."""
+    return next((i for i in parsed.get("intent_ranking", []) if i["name"] != FALLBACK), parsed["intent"])
+
+
 def predict_served_and_top(agent, texts: List[str]) -> List[Tuple[str, str]]:
     """(intent as served, best real intent): the second ignores the fallback threshold, to
     compare with classifiers whose confidences are scaled differently."""
@@ -67,8 +73,7 @@ def predict_served_and_top(agent, texts: List[str]) -> List[Tuple[str, str]]:
         out = []
         for text in texts:
             parsed = await agent.parse_message(text)
-            ranking = [i for i in parsed.get("intent_ranking", []) if i["name"] != FALLBACK]
-            out.append((parsed["intent"]["name"], (ranking[0] if ranking else parsed["intent"])["name"]))
+            out.append((parsed["intent"]["name"], best_real_intent(parsed)["name"]))
         return out
 
     return asyncio.run(run())

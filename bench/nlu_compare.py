@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.holdout import FALLBACK  # noqa: E402 - after the path set-up above
+
 BENCH = ROOT / "bench"
 CACHE = BENCH / "cache"
 PLOTS = BENCH / "plots"
@@ -54,7 +56,6 @@ REPORT = BENCH / "nlu_results.md"
 NLU_DATA = ROOT / "data" / "nlu"
 FOLDS = 5
 SEED = 42
-FALLBACK = "nlu_fallback"
 WARMUP_MESSAGES = 5
 # Part of the cache key, with the config, the data, the texts and the library versions: bump it
 # when the workers (how figures are measured) change, so that old cache entries are ignored.
@@ -155,6 +156,8 @@ def worker_predict_rasa(model: str, texts_file: str, result: str) -> None:
 
     from rasa.core.agent import Agent
 
+    from bench.holdout import best_real_intent
+
     texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
     start = time.perf_counter()
     agent = Agent.load(model)
@@ -169,7 +172,7 @@ def worker_predict_rasa(model: str, texts_file: str, result: str) -> None:
             parsed = await agent.parse_message(text)
             latency.append((time.perf_counter() - t0) * 1000)
             served.append(parsed["intent"]["name"])
-            best = next((i for i in parsed.get("intent_ranking", []) if i["name"] != FALLBACK), parsed["intent"])
+            best = best_real_intent(parsed)
             top.append(best["name"])
             confidence.append(float(best.get("confidence") or 0.0))
         return served, top, confidence, latency
@@ -351,7 +354,6 @@ def run_split(pipeline: Pipeline, split: Split, workdir: Path, use_cache: bool) 
         "wall_seconds": wall,
         "other_cores": max(0.0, others / wall),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "loadavg_after": os.getloadavg()[0],
     }
     result.pop("model", None)
     ensure_cache_dir()
@@ -695,7 +697,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     os.environ.update({k: v for k, v in CHILD_ENV.items() if k not in ("RASA_MAX_CACHE_SIZE",)})
     wanted = [p for p in PIPELINES if p.name in args.pipelines.split(",")]
-    start, load_start = time.perf_counter(), os.getloadavg()[0]
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="nlu-compare-") as tmp:
         workdir = Path(tmp)
         splits = make_splits(workdir, with_cv=not args.no_cv)
@@ -722,15 +724,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         summaries = [summarise(p, splits, runs[p.name]) for p in wanted]
         holdout = splits[0]
     seconds = time.perf_counter() - start
-    load_end = os.getloadavg()[0]
+    measured = [r for p in runs.values() for r in p.values()]
     run_info = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-        "load_start": load_start, "load_end": load_end, "seconds": seconds,
-        "other_cores": [r["other_cores"] for p in runs.values() for r in p.values() if "other_cores" in r],
-        "cached": ", ".join(cached), "train_count": train_count,
-        "first_measured": min(r["measured_at"] for p in runs.values() for r in p.values())[:16].replace("T", " "),
-        "last_measured": max(r["measured_at"] for p in runs.values() for r in p.values())[:16].replace("T", " "),
-        "measure_minutes": sum(r["wall_seconds"] for p in runs.values() for r in p.values()) / 60,
+        "seconds": seconds, "cached": ", ".join(cached), "train_count": train_count,
+        "other_cores": [r["other_cores"] for r in measured if "other_cores" in r],
+        "first_measured": min(r["measured_at"] for r in measured)[:16].replace("T", " "),
+        "last_measured": max(r["measured_at"] for r in measured)[:16].replace("T", " "),
+        "measure_minutes": sum(r["wall_seconds"] for r in measured) / 60,
     }
 
     for s in summaries:
