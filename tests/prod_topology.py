@@ -29,7 +29,7 @@ import redis
 import requests
 
 from deploy.prod import Topology
-from tests.servers import MODEL
+from tests.servers import MODEL, poll_until
 
 PG = dict(host=os.environ.get("CHAT_CAGOU_TEST_PG_HOST", "127.0.0.1"), port=int(os.environ.get("CHAT_CAGOU_TEST_PG_PORT", "5432")),
           user=os.environ.get("CHAT_CAGOU_TEST_PG_USER", "postgres"))
@@ -139,12 +139,7 @@ class Prod:
         return [e.get("text") for e in self.events(sender) if e.get("event") == "user"]
 
     def wait_user_texts(self, sender: str, expected: List[str], timeout: float = 20) -> List[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            texts = self.user_texts(sender)
-            if texts == expected or time.monotonic() > deadline:
-                return texts
-            time.sleep(0.2)
+        return poll_until(lambda: self.user_texts(sender), expected, timeout, interval=0.2)
 
 
 def texts(messages: List[dict]) -> str:

@@ -11,7 +11,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, TypeVar
 
 import requests
 
@@ -20,12 +20,23 @@ from deploy.prod import wait_http  # the same readiness wait as production
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 MODEL = ROOT / "models" / "chat-cagou.tar.gz"
+T = TypeVar("T")
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def poll_until(read: Callable[[], T], expected: T, timeout: float, interval: float) -> T:
+    """`read()` once it returns `expected`, or what it returns after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if value == expected or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -102,12 +113,7 @@ class Servers:
     def wait_user_texts(self, sender: str, expected: List[str], timeout: float = 15) -> List[str]:
         """The stored user messages once they equal `expected`, or as they are after `timeout`
         (Rasa saves the tracker after sending the replies)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            texts = self.user_texts(sender)
-            if texts == expected or time.monotonic() > deadline:
-                return texts
-            time.sleep(0.1)
+        return poll_until(lambda: self.user_texts(sender), expected, timeout, interval=0.1)
 
     def say(self, sender: str, message, timeout: float = 30) -> List[dict]:
         """One message through the REST channel; returns the bot's messages."""

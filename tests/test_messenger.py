@@ -282,12 +282,9 @@ class Facebook:
         return response
 
 
-def tracker_becomes(servers: Servers, sender: str, expected: List[str], timeout: float = 15) -> None:
+def tracker_becomes(servers: Servers, sender: str, expected: List[str]) -> None:
     """Rasa saves the tracker after sending the replies: wait for it."""
-    deadline = time.monotonic() + timeout
-    while servers.user_texts(sender) != expected:
-        assert time.monotonic() < deadline, servers.user_texts(sender)
-        time.sleep(0.1)
+    assert servers.wait_user_texts(sender, expected) == expected
 
 
 def psid() -> str:
