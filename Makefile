@@ -12,12 +12,13 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_DETERMINISTIC_OPS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install train run run-prod shell test bench bench-nlu lock clean staff-user purge
+.PHONY: help install train run run-prod shell test eval bench bench-nlu lock clean staff-user purge
 
 help:
 	@echo "make run    install if needed, train if needed, start the assistant and the chat page (http://localhost:8080/)"
 	@echo "make test   everything: unit, data validation, NLU held-out, conversations, end-to-end"
 	@echo "make shell  talk to the assistant in the terminal"
+	@echo "make eval   the blind conversation set (tests/blind/) over REST -> bench/results.md"
 	@echo "make bench  accuracy, training time, model size, latency -> bench/results.md"
 	@echo "make bench-nlu  our NLU pipeline against Rasa's default and scikit-learn -> bench/nlu_results.md"
 	@echo "make staff-user NAME=... ROLE=viewer|admin   review console account (password: STAFF_PASSWORD or prompt)"
@@ -67,7 +68,13 @@ test: train install
 
 bench: train install bench-nlu
 	$(PY) bench/bench.py
+	$(PY) bench/blind_eval.py --write --quiet
 	$(PY) bench/load.py
+
+# The blind set, written from the fiche alone, played against the trained assistant over REST
+# (its own servers on free ports; EVAL_URL=http://host:port plays it against a running one).
+eval: train install
+	$(PY) bench/blind_eval.py --write $(if $(EVAL_URL),--url $(EVAL_URL))
 
 # 5-fold CV + held-out for 3 NLU pipelines (about an hour on 2 cores when nothing is cached in
 # bench/cache/; seconds when the config and the data did not change).

@@ -1,5 +1,9 @@
 """Rasa custom actions: read the conversation, ask actions.answers, send the reply.
 
+One action, `action_repondre`, answers every question about the fiche: it reads the topics
+of the message (several for a compound message), the customer's situation (abroad, the
+moment asked about, the language) and the context of the conversation (last topic and
+service), checks that a procedure question concerns a mobile line, and sends one reply.
 The fiche is loaded once, when the action server imports this module.
 """
 from __future__ import annotations
@@ -11,28 +15,37 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import answers
-from actions.fiche import CHANNELS, PROCEDURES, load_fiche
-from actions.hours import now_noumea
+from actions.answers import Context, Reply
+from actions.fiche import PROCEDURES, load_fiche
+from actions.hours import asked_moment, asks_holidays, asks_nights, now_noumea
+from actions.understanding import (
+    FACT_TOPICS,
+    FOLLOW_UP,
+    Topic,
+    clause_topics,
+    entity_values,
+    follow_up_topic,
+    make_topic,
+    needs_scope_check,
+    other_service,
+    rescued_topic,
+)
 
 FICHE = load_fiche()
 
 # Intents that cannot be offered as a clarification choice.
-NOT_SUGGESTED = {"nlu_fallback", "preciser_canal"}
-
-
-def latest_entities(tracker: Tracker, entity: str) -> List[str]:
-    return [str(e.get("value")) for e in tracker.latest_message.get("entities", []) if e.get("entity") == entity]
-
-
-def latest_channel(tracker: Tracker) -> Optional[str]:
-    return next((c for c in latest_entities(tracker, "canal") if c in CHANNELS), None)
+NOT_SUGGESTED = {"nlu_fallback", FOLLOW_UP, "out_of_scope", "affirm", "deny"}
+# Topics whose answer depends on the moment asked about.
+TIMED_TOPICS = {"horaires", "contact_telephone", "info_service"}
+# DIET confidence above which a message in another language is taken as one of our questions.
+FOREIGN_FACT_CONFIDENCE = 0.6
 
 
 def latest_intent(tracker: Tracker) -> Optional[str]:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
-def send(dispatcher: CollectingDispatcher, reply: answers.Reply) -> None:
+def send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
     dispatcher.utter_message(text=reply.text, buttons=reply.buttons or None)
 
 
@@ -42,62 +55,8 @@ class Clocked:
     clock: Callable = staticmethod(now_noumea)
 
 
-class ActionRepondreProcedure(Action):
-    """A procedure of the matrix, for the channel named now or for every channel.
-
-    A channel named alone ("et par mail ?") applies to the procedure asked last.
-    """
-
-    def name(self) -> Text:
-        return "action_repondre_procedure"
-
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
-        intent = latest_intent(tracker)
-        procedure = intent if intent in PROCEDURES else tracker.get_slot("procedure")
-        if procedure not in PROCEDURES:
-            send(dispatcher, answers.which_procedure())
-            return []
-        send(dispatcher, answers.procedure_answer(FICHE, procedure, latest_channel(tracker)))
-        return [SlotSet("procedure", procedure)]
-
-
-class ActionHoraires(Clocked, Action):
-    def name(self) -> Text:
-        return "action_horaires"
-
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
-        services = latest_entities(tracker, "service")
-        if latest_channel(tracker) == "agence" and not services:
-            services = ["1016"]
-        send(dispatcher, answers.hours_answer(FICHE, self.clock(), services))
-        return []
-
-
-class ActionRepondreInfo(Clocked, Action):
-    """Contacts, consumption follow-up, restoration delay, cost of calls, tariff guide."""
-
-    def name(self) -> Text:
-        return "action_repondre_info"
-
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
-        intent = latest_intent(tracker)
-        answer = answers.INFO_ANSWERS.get(intent)
-        if answer is None:
-            send(dispatcher, answers.clarify_answer([]))
-        elif intent == "contact_telephone":
-            send(dispatcher, answer(FICHE, self.clock(), latest_entities(tracker, "service")))
-        else:
-            send(dispatcher, answer(FICHE, self.clock()))
-        return []
-
-
-class ActionTransfertHumain(Clocked, Action):
-    def name(self) -> Text:
-        return "action_transfert_humain"
-
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
-        send(dispatcher, answers.handoff_answer(FICHE, self.clock()))
-        return []
+def is_abroad(tracker: Tracker) -> bool:
+    return bool(tracker.get_slot("etranger") or entity_values(tracker.latest_message.get("entities") or [], "etranger"))
 
 
 def consecutive_fallbacks(tracker: Tracker) -> int:
@@ -112,17 +71,128 @@ def consecutive_fallbacks(tracker: Tracker) -> int:
     return count
 
 
-class ActionClarifier(Clocked, Action):
-    """First failure: offer the two most likely topics. Second in a row: hand over to a human."""
-
+class ActionRepondre(Clocked, Action):
     def name(self) -> Text:
-        return "action_clarifier"
+        return "action_repondre"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        parse = tracker.latest_message
+        intent = latest_intent(tracker)
+        text = parse.get("text") or ""
+        pending = tracker.get_slot("en_attente")
+        if intent in ("affirm", "deny"):
+            return self.yes_no(dispatcher, tracker, intent, pending)
+
+        topics = self.topics(tracker, intent)
+        if parse.get("language", "fr") != "fr":
+            return self.other_language(dispatcher, tracker, intent, topics)
+        if not topics:
+            return self.not_understood(dispatcher, tracker, intent)
+        if tracker.get_slot("sujet") is None and needs_scope_check(topics, text, parse.get("unknown_nouns") or []):
+            send(dispatcher, answers.scope_question())
+            return [SlotSet("en_attente", [t.as_slot() for t in topics])]
+        return self.answer(dispatcher, tracker, topics)
+
+    # --- reading the question ------------------------------------------------------------
+
+    def topics(self, tracker: Tracker, intent: Optional[str]) -> List[Topic]:
+        parse = tracker.latest_message
+        entities = parse.get("entities") or []
+        compound = clause_topics(parse)
+        if compound:
+            return compound
+        last_services = [tracker.get_slot("service")] if tracker.get_slot("service") else []
+        if intent in FACT_TOPICS:
+            topic = make_topic(intent, entities)
+            topic.services = other_service(parse.get("text") or "", topic.services, last_services)
+            return [topic]
+        if intent == FOLLOW_UP:
+            channel = make_topic(intent, entities).channel
+            last_topic = tracker.get_slot("sujet") or tracker.get_slot("procedure")
+            topic = follow_up_topic(channel, last_topic, last_services)
+            return [topic] if topic else []
+        if intent == "nlu_fallback":
+            rescued = rescued_topic(parse)
+            return [rescued] if rescued else []
+        return []
+
+    def context(self, tracker: Tracker, topic: Topic) -> Context:
+        text = tracker.latest_message.get("text") or ""
+        now = self.clock()
+        timed = topic.intent in TIMED_TOPICS
+        return Context(
+            instant=now,
+            abroad=is_abroad(tracker),
+            services=topic.services,
+            moment=asked_moment(text, now) if timed else None,
+            nights=timed and asks_nights(text),
+            holidays=timed and asks_holidays(text),
+        )
+
+    # --- answering -----------------------------------------------------------------------
+
+    def reply_for(self, tracker: Tracker, topic: Topic) -> Reply:
+        ctx = self.context(tracker, topic)
+        if topic.intent in PROCEDURES:
+            return answers.procedure_answer(FICHE, topic.intent, topic.channel, ctx.abroad)
+        if topic.intent in TIMED_TOPICS and ctx.moment and topic.intent != "horaires":
+            return answers.hours_answer(FICHE, ctx)  # "le 1016 le samedi ?": the hours that day
+        return answers.TOPIC_ANSWERS[topic.intent](FICHE, ctx)
+
+    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, topics: List[Topic]) -> List[EventType]:
+        send(dispatcher, answers.combine(FICHE, [self.reply_for(tracker, t) for t in topics]))
+        return self.remember(topics)
+
+    @staticmethod
+    def remember(topics: List[Topic]) -> List[EventType]:
+        last = topics[-1]
+        events: List[EventType] = [SlotSet("sujet", last.intent), SlotSet("en_attente", None)]
+        procedures = [t.intent for t in topics if t.intent in PROCEDURES]
+        if procedures:
+            events.append(SlotSet("procedure", procedures[-1]))
+        services = [s for t in topics for s in t.services]
+        if services:
+            events.append(SlotSet("service", services[-1]))
+        return events
+
+    def yes_no(self, dispatcher, tracker, intent, pending) -> List[EventType]:
+        if not pending:
+            send(dispatcher, Reply(answers.ASK_QUESTION if intent == "affirm" else answers.NOTHING_ELSE))
+            return []
+        if intent == "deny":
+            send(dispatcher, answers.out_of_scope())
+            return [SlotSet("en_attente", None)]
+        return self.answer(dispatcher, tracker, [Topic(**t) for t in pending])
+
+    def other_language(self, dispatcher, tracker, intent, topics) -> List[EventType]:
+        confidence = (tracker.latest_message.get("intent") or {}).get("confidence", 0)
+        recognised = [t for t in topics if t.intent in FACT_TOPICS] if confidence >= FOREIGN_FACT_CONFIDENCE else []
+        fact = answers.combine(FICHE, [self.reply_for(tracker, t) for t in recognised]) if recognised else None
+        in_scope = intent != "out_of_scope"
+        ctx = Context(instant=self.clock(), abroad=is_abroad(tracker))
+        send(dispatcher, answers.other_language_answer(FICHE, ctx, fact, in_scope))
+        return self.remember(recognised) if recognised else []
+
+    def not_understood(self, dispatcher, tracker, intent) -> List[EventType]:
+        if intent == "out_of_scope":
+            send(dispatcher, answers.out_of_scope())
+            return []
+        if intent == FOLLOW_UP:
+            send(dispatcher, answers.which_procedure())
+            return []
         if consecutive_fallbacks(tracker) >= 2:
-            send(dispatcher, answers.handoff_answer(FICHE, self.clock(), after_failure=True))
+            send(dispatcher, answers.handoff_answer(FICHE, self.clock(), after_failure=True, abroad=is_abroad(tracker)))
             return []
         ranking = tracker.latest_message.get("intent_ranking") or []
         candidates = [r.get("name") for r in ranking if r.get("name") not in NOT_SUGGESTED]
         send(dispatcher, answers.clarify_answer(candidates))
+        return []
+
+
+class ActionTransfertHumain(Clocked, Action):
+    def name(self) -> Text:
+        return "action_transfert_humain"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        send(dispatcher, answers.handoff_answer(FICHE, self.clock(), abroad=is_abroad(tracker)))
         return []

@@ -7,11 +7,11 @@ from the Fiche object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from typing import Dict, List, Optional, Sequence
 
 from actions.fiche import CHANNELS, DAY_NAMES, PROCEDURES, Fiche, PhoneService, hour_text
-from actions.hours import holiday_name, is_open, next_opening, to_noumea, when_text
+from actions.hours import Moment, holiday_name, is_open, next_opening, to_noumea, when_text
 
 # The two main services: asked about when the customer names none.
 MAIN_SERVICES = ("1000", "1016")
@@ -43,6 +43,8 @@ TOPIC_TITLES = {
     "cout_appel_service_client": "Coût d'un appel",
     "guide_tarifaire": "Tarifs",
     "demander_humain": "Un conseiller",
+    "info_service": "Nos numéros",
+    "hors_fiche": "Tarifs",
 }
 
 
@@ -64,48 +66,87 @@ def _with_source(fiche: Fiche, *lines: str) -> str:
     return "\n".join([*lines, fiche.source_text])
 
 
+CHANNEL_PROMPT = "Je peux détailler un canal :"
+
 # How each status reads before the cell's answer.
 STATUS_PREFIX = {"available": "oui — ", "restricted": "", "unavailable": "NON — "}
 
 
-def _cell_line(fiche: Fiche, channel: str, cell) -> str:
-    return f"• {fiche.channels[channel]} : {STATUS_PREFIX[cell.status]}{cell.answer}"
+@dataclass(frozen=True)
+class Context:
+    """What an answer depends on besides the fiche: the current instant, whether the customer
+    is outside New Caledonia, the services named, and the moment asked about (if any)."""
+
+    instant: datetime
+    abroad: bool = False
+    services: Sequence[str] = ()
+    moment: Optional[Moment] = None
+    nights: bool = False
+    holidays: bool = False
+
+
+def _cell_line(fiche: Fiche, channel: str, cell, abroad: bool = False) -> str:
+    return f"• {fiche.channels[channel]} : {STATUS_PREFIX[cell.status]}{cell.text(abroad)}"
+
+
+def abroad_line(fiche: Fiche) -> str:
+    return (
+        f"Depuis l'extérieur de la Nouvelle-Calédonie, les numéros courts ne fonctionnent pas : "
+        f"appelez le {fiche.abroad_number} ({fiche.abroad_price})."
+    )
+
+
+def body(fiche: Fiche, reply: Reply) -> str:
+    """A reply's text without its source line nor the prompt of its buttons, to combine
+    several answers into one (a combined reply has no buttons)."""
+    lines = [line for line in reply.text.split("\n") if line not in (fiche.source_text, CHANNEL_PROMPT)]
+    return "\n".join(lines)
+
+
+def combine(fiche: Fiche, replies: Sequence[Reply]) -> Reply:
+    """One reply answering several questions, in order, with one source line."""
+    if len(replies) == 1:
+        return replies[0]
+    sourced = any(r.text.endswith(fiche.source_text) for r in replies)
+    parts = [body(fiche, r) for r in replies]
+    return Reply("\n\n".join(parts) + ("\n" + fiche.source_text if sourced else ""))
 
 
 # --- procedures -------------------------------------------------------------------------
 
 
-def procedure_answer(fiche: Fiche, procedure: str, channel: Optional[str] = None) -> Reply:
+def procedure_answer(fiche: Fiche, procedure: str, channel: Optional[str] = None, abroad: bool = False) -> Reply:
     """A procedure, for one channel or (channel None) for all of them."""
     proc = fiche.procedures[procedure]
     working = [c for c in CHANNELS if proc.cells[c].status != "unavailable"]
+    tail = [abroad_line(fiche)] if abroad else []
     if channel not in CHANNELS:
         # Channels that work first, then what does not.
         order = working + [c for c in CHANNELS if c not in working]
-        lines = [f"{proc.label} :"] + [_cell_line(fiche, c, proc.cells[c]) for c in order]
+        lines = [f"{proc.label} :"] + [_cell_line(fiche, c, proc.cells[c], abroad) for c in order] + tail
         if len(working) > 1:
-            lines.append("Je peux détailler un canal :")
+            lines.append(CHANNEL_PROMPT)
         return Reply(_with_source(fiche, *lines), [channel_button(c) for c in working] if len(working) > 1 else [])
 
     cell = proc.cells[channel]
     others = [c for c in working if c != channel]
     head = f"{proc.label} — {fiche.channels[channel]} : "
     if cell.status == "available":
-        return Reply(_with_source(fiche, head + STATUS_PREFIX["available"] + cell.answer))
+        return Reply(_with_source(fiche, head + STATUS_PREFIX["available"] + cell.text(abroad), *tail))
     if cell.status == "restricted":
-        lines = [head + cell.answer]
+        lines = [head + cell.text(abroad)]
         if others:
             lines.append("Autres canaux, aux mêmes conditions :" if all(
                 proc.cells[c].status == "restricted" for c in others) else "Autres canaux :")
-            lines += [_cell_line(fiche, c, proc.cells[c]) for c in others]
-        return Reply(_with_source(fiche, *lines))
-    lines = [head + "NON, pas par ce canal : " + cell.answer, "Voici ce qui fonctionne :"]
-    lines += [_cell_line(fiche, c, proc.cells[c]) for c in others]
-    return Reply(_with_source(fiche, *lines), [channel_button(c) for c in others] if len(others) > 1 else [])
+            lines += [_cell_line(fiche, c, proc.cells[c], abroad) for c in others]
+        return Reply(_with_source(fiche, *lines, *tail))
+    lines = [head + "NON, pas par ce canal : " + cell.text(abroad), "Voici ce qui fonctionne :"]
+    lines += [_cell_line(fiche, c, proc.cells[c], abroad) for c in others]
+    return Reply(_with_source(fiche, *lines, *tail), [channel_button(c) for c in others] if len(others) > 1 else [])
 
 
 def which_procedure() -> Reply:
-    """A channel was named with no procedure in the conversation: ask which one."""
+    """A channel was named with no topic in the conversation: ask which one."""
     return Reply(
         "Pour quelle démarche ? Choisissez-la ou décrivez-la en quelques mots.",
         [button(TOPIC_TITLES[p], f"/{p}") for p in PROCEDURES],
@@ -120,51 +161,89 @@ def _now_text(instant: datetime) -> str:
     return f"Il est {hour_text(local.time())} à Nouméa ({DAY_NAMES[local.isoweekday() - 1]} {local.strftime('%d/%m')})."
 
 
-def service_state(service: PhoneService, instant: datetime) -> str:
-    """'ouvert en ce moment' or 'fermé en ce moment (jour férié : ...) ; réouverture demain à 7h30'."""
-    if is_open(service, instant):
-        return "ouvert en ce moment"
-    holiday = holiday_name(to_noumea(instant).date())
+def _day_text(instant: datetime) -> str:
+    local = to_noumea(instant)
+    return f"{DAY_NAMES[local.isoweekday() - 1]} {local.strftime('%d/%m/%Y')}"
+
+
+def service_state(service: PhoneService, instant: datetime, moment: Optional[Moment] = None) -> str:
+    """'ouvert en ce moment' or 'fermé en ce moment (jour férié : ...) ; réouverture demain à 7h30',
+    or the same for the moment asked about ('ouvert ce jour-là de 7h30 à 15h45', 'fermé à cette heure-là')."""
+    at = moment.instant if moment else instant
+    holiday = holiday_name(to_noumea(at).date())
     reason = f" (jour férié : {holiday})" if holiday else ""
-    return f"fermé en ce moment{reason} ; réouverture {when_text(next_opening(service, instant), instant)}"
+    if moment and moment.whole_day:
+        day = to_noumea(at).date()
+        if day.isoweekday() in service.days and not holiday:
+            return f"ouvert ce jour-là de {hour_text(service.opens)} à {hour_text(service.closes)}"
+        start = datetime.combine(day, time(0, 0), tzinfo=to_noumea(at).tzinfo)
+        return f"fermé ce jour-là{reason} ; réouverture {when_text(next_opening(service, start), instant)}"
+    when = "à cette heure-là" if moment else "en ce moment"
+    if is_open(service, at):
+        return f"ouvert {when}"
+    return f"fermé {when}{reason} ; réouverture {when_text(next_opening(service, at), instant)}"
 
 
-def _service_line(service: PhoneService, instant: datetime) -> str:
+def _service_line(service: PhoneService, ctx: Context) -> str:
+    number = "" if ctx.abroad else f", au {service.number}"
     if service.always_open:
-        return f"• {service.name}, au {service.number} : {service.hours_text}."
-    return f"• {service.name}, au {service.number} : {service.hours_text} — {service_state(service, instant)}."
+        return f"• {service.name}{number} : {service.hours_text}."
+    hours = f"{service.hours_text}, heure de Nouméa" if ctx.abroad else service.hours_text
+    return f"• {service.name}{number} : {hours} — {service_state(service, ctx.instant, ctx.moment)}."
 
 
-def hours_answer(fiche: Fiche, instant: datetime, services: Sequence[str] = ()) -> Reply:
-    keys = [s for s in services if s in fiche.phones] or list(MAIN_SERVICES)
-    lines = [_now_text(instant)] + [_service_line(fiche.phones[k], instant) for k in keys]
-    if any(not is_open(fiche.phones[k], instant) for k in keys) and ALWAYS_OPEN_SERVICE not in keys:
+def _closed_at(service: PhoneService, ctx: Context) -> bool:
+    at = ctx.moment.instant if ctx.moment else ctx.instant
+    if ctx.moment and ctx.moment.whole_day:
+        day = to_noumea(at).date()
+        return service.always_open is False and (day.isoweekday() not in service.days or bool(holiday_name(day)))
+    return not is_open(service, at)
+
+
+def hours_answer(fiche: Fiche, ctx: Context) -> Reply:
+    keys = [s for s in ctx.services if s in fiche.phones] or list(MAIN_SERVICES)
+    intro = _now_text(ctx.instant)
+    if ctx.moment:
+        at = ctx.moment.instant
+        asked = _day_text(at) if ctx.moment.whole_day else f"{_day_text(at)} à {hour_text(to_noumea(at).time())}"
+        intro = f"Pour le {asked} (heure de Nouméa) :"
+    lines = [intro] + [_service_line(fiche.phones[k], ctx) for k in keys]
+    if ctx.holidays and not ctx.moment:
+        lines.append("Les jours fériés de Nouvelle-Calédonie, ces services sont fermés.")
+    closed = any(_closed_at(fiche.phones[k], ctx) for k in keys)
+    if (closed or ctx.nights or ctx.holidays) and ALWAYS_OPEN_SERVICE not in keys:
         info = fiche.phones[ALWAYS_OPEN_SERVICE]
-        lines.append(f"En dehors des horaires, le {info.number} ({info.name}) répond {info.hours_text}.")
+        number = "" if ctx.abroad else f"le {info.number} "
+        lines.append(f"En dehors des horaires, {number}({info.name}) répond {info.hours_text}.")
+    if ctx.abroad:
+        lines.append(abroad_line(fiche))
     return Reply(_with_source(fiche, *lines))
 
 
 # --- contacts and information -----------------------------------------------------------
 
 
-def contact_telephone(fiche: Fiche, instant: datetime, services: Sequence[str] = ()) -> Reply:
-    keys = [s for s in services if s in fiche.phones] or list(fiche.phones)
-    lines = ["Nos numéros :"] + [_service_line(fiche.phones[k], instant) for k in keys]
-    if not services:
+def contact_telephone(fiche: Fiche, ctx: Context) -> Reply:
+    keys = [s for s in ctx.services if s in fiche.phones] or list(fiche.phones)
+    lines = ["Nos numéros :"] + [_service_line(fiche.phones[k], ctx) for k in keys]
+    if ctx.abroad:
+        lines.append(abroad_line(fiche))
+    elif not ctx.services:
         lines.append(f"• Depuis l'extérieur de la Nouvelle-Calédonie : {fiche.abroad_number}.")
     return Reply(_with_source(fiche, *lines))
 
 
-def contact_email(fiche: Fiche, instant: datetime) -> Reply:
-    return Reply(_with_source(
-        fiche,
-        "Nos adresses email :",
+def contact_email(fiche: Fiche, ctx: Context) -> Reply:
+    lines = [
         f"• Service Clientèle : {fiche.email_service_clientele}",
         f"• Agence Entreprise : {fiche.email_agence}",
-    ))
+    ]
+    if "1016" in ctx.services:  # the agency asked about: its address first
+        lines.reverse()
+    return Reply(_with_source(fiche, "Nos adresses email :", *lines))
 
 
-def contact_adresse(fiche: Fiche, instant: datetime) -> Reply:
+def contact_adresse(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(_with_source(
         fiche,
         f"• Sur place : {fiche.agency_name}, {fiche.agency_address}.",
@@ -172,7 +251,7 @@ def contact_adresse(fiche: Fiche, instant: datetime) -> Reply:
     ))
 
 
-def contact_etranger(fiche: Fiche, instant: datetime) -> Reply:
+def contact_etranger(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(_with_source(
         fiche,
         f"Depuis l'extérieur de la Nouvelle-Calédonie, appelez le {fiche.abroad_number} : {fiche.abroad_price}.",
@@ -180,23 +259,24 @@ def contact_etranger(fiche: Fiche, instant: datetime) -> Reply:
     ))
 
 
-def contact_forum(fiche: Fiche, instant: datetime) -> Reply:
+def contact_forum(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(_with_source(fiche, f"Le forum participatif de l'OPT : {fiche.forum}"))
 
 
-def contact_chat(fiche: Fiche, instant: datetime) -> Reply:
+def contact_chat(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(_with_source(
         fiche, f"Chat Cagou vous répond sur le site {fiche.chat_site} et sur {fiche.chat_messenger}."
     ))
 
 
-def contact_general(fiche: Fiche, instant: datetime) -> Reply:
-    phones = [_service_line(fiche.phones[k], instant) for k in fiche.phones]
+def contact_general(fiche: Fiche, ctx: Context) -> Reply:
+    phones = [_service_line(fiche.phones[k], ctx) for k in fiche.phones]
+    abroad = abroad_line(fiche) if ctx.abroad else f"• Depuis l'étranger : {fiche.abroad_number}"
     return Reply(_with_source(
         fiche,
         "Pour nous joindre :",
         *phones,
-        f"• Depuis l'étranger : {fiche.abroad_number}",
+        abroad,
         f"• Par email : {fiche.email_service_clientele} ou {fiche.email_agence}",
         f"• Sur place : {fiche.agency_name}, {fiche.agency_address}",
         f"• Par courrier : {fiche.postal_name}, {fiche.postal_address}",
@@ -204,7 +284,7 @@ def contact_general(fiche: Fiche, instant: datetime) -> Reply:
     ))
 
 
-def suivi_conso(fiche: Fiche, instant: datetime) -> Reply:
+def suivi_conso(fiche: Fiche, ctx: Context) -> Reply:
     lines = ["Consommation du mois en cours :"]
     for item in fiche.consumption:
         if item.current_month:
@@ -215,9 +295,9 @@ def suivi_conso(fiche: Fiche, instant: datetime) -> Reply:
     return Reply(_with_source(fiche, *lines))
 
 
-def delai_retablissement(fiche: Fiche, instant: datetime) -> Reply:
-    support = fiche.procedures["support_technique"].cells["telephone"].answer
-    claim = fiche.procedures["reclamation"].cells["courrier"].answer
+def delai_retablissement(fiche: Fiche, ctx: Context) -> Reply:
+    support = fiche.procedures["support_technique"].cells["telephone"].text(ctx.abroad)
+    claim = fiche.procedures["reclamation"].cells["courrier"].text(ctx.abroad)
     return Reply(_with_source(
         fiche,
         fiche.restoration_text,
@@ -227,7 +307,7 @@ def delai_retablissement(fiche: Fiche, instant: datetime) -> Reply:
     ))
 
 
-def cout_appel_service_client(fiche: Fiche, instant: datetime) -> Reply:
+def cout_appel_service_client(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(_with_source(
         fiche,
         f"Les appels au service clientèle sont pris en charge : {fiche.customer_service_calls}.",
@@ -235,14 +315,64 @@ def cout_appel_service_client(fiche: Fiche, instant: datetime) -> Reply:
     ))
 
 
-def guide_tarifaire(fiche: Fiche, instant: datetime) -> Reply:
+def guide_tarifaire(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(
         "Les tarifs en vigueur, la description des offres et les conseils sont dans le guide tarifaire : "
         f"{fiche.tariff_guide}\nSource : guide tarifaire Mobilis, {fiche.tariff_guide}"
     )
 
 
-INFO_ANSWERS = {
+def _service_purpose(fiche: Fiche, key: str, ctx: Context) -> str:
+    """What a number is for, in the fiche's words."""
+    if key == "etranger":
+        return (f"• {fiche.abroad_number} : le numéro à appeler depuis l'extérieur de la Nouvelle-Calédonie "
+                f"({fiche.abroad_price}).")
+    if key == fiche.consumption_number:
+        item = next(c for c in fiche.consumption if c.number == key)
+        return f"• {key} : le suivi de la consommation du mois en cours ({item.channel})."
+    service = fiche.phones[key]
+    if service.always_open:
+        return f"• {service.number} : {service.name}, {service.note}."
+    hours = f"{service.hours_text}, heure de Nouméa" if ctx.abroad else service.hours_text
+    return f"• {service.number} : {service.name}, {hours}."
+
+
+def info_service(fiche: Fiche, ctx: Context) -> Reply:
+    """What each phone service, the consumption number and the number from abroad are for."""
+    known = list(fiche.phones) + [fiche.consumption_number, "etranger"]
+    keys = [s for s in ctx.services if s in known] or list(fiche.phones) + [fiche.consumption_number, "etranger"]
+    lines = ["À quoi servent nos numéros :" if len(keys) > 1 else "Ce numéro :"]
+    lines += [_service_purpose(fiche, k, ctx) for k in keys]
+    if set(MAIN_SERVICES) <= set(keys):
+        lines.append(
+            f"Le {MAIN_SERVICES[0]} est le {fiche.phones[MAIN_SERVICES[0]].name} ; le {MAIN_SERVICES[1]} "
+            f"joint l'{fiche.phones[MAIN_SERVICES[1]].name} ({fiche.agency_address})."
+        )
+    if len(keys) > 1 or not ctx.services:
+        lines.append(f"Chat Cagou (cet assistant) répond sur le site {fiche.chat_site} et sur {fiche.chat_messenger}.")
+    if ctx.abroad and any(k in fiche.phones for k in keys):
+        lines.append(abroad_line(fiche))
+    return Reply(_with_source(fiche, *lines))
+
+
+def hors_fiche(fiche: Fiche, ctx: Context) -> Reply:
+    """Mobilis questions the fiche does not answer (prices, coverage, roaming): say so."""
+    service = fiche.phones[MAIN_SERVICES[0]]
+    call = abroad_line(fiche) if ctx.abroad else (
+        f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, ctx.instant)}."
+    )
+    return Reply(_with_source(
+        fiche,
+        "La fiche du service client ne donne pas cette information (tarifs, couverture, itinérance) : "
+        "je ne peux pas vous l'indiquer sans risque d'erreur.",
+        f"• Tarifs en vigueur et description des offres : le guide tarifaire, {fiche.tariff_guide}",
+        call,
+        f"• Par email : {fiche.email_service_clientele}",
+    ))
+
+
+TOPIC_ANSWERS = {
+    "horaires": hours_answer,
     "contact_telephone": contact_telephone,
     "contact_email": contact_email,
     "contact_adresse": contact_adresse,
@@ -254,27 +384,32 @@ INFO_ANSWERS = {
     "delai_retablissement": delai_retablissement,
     "cout_appel_service_client": cout_appel_service_client,
     "guide_tarifaire": guide_tarifaire,
+    "info_service": info_service,
+    "hors_fiche": hors_fiche,
 }
+# Kept for the tests and the console that list the information topics.
+INFO_ANSWERS = {k: v for k, v in TOPIC_ANSWERS.items() if k not in ("horaires", "info_service", "hors_fiche")}
 
 
 # --- human handoff and clarification ----------------------------------------------------
 
 
-def handoff_answer(fiche: Fiche, instant: datetime, after_failure: bool = False) -> Reply:
+def handoff_answer(fiche: Fiche, instant: datetime, after_failure: bool = False, abroad: bool = False) -> Reply:
     service = fiche.phones["1000"]
     info = fiche.phones[ALWAYS_OPEN_SERVICE]
     intro = (
         "Je n'arrive pas à comprendre votre demande : un conseiller pourra vous aider."
         if after_failure else "Pour parler à un conseiller :"
     )
-    return Reply(_with_source(
-        fiche,
-        intro,
-        f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, instant)}.",
-        f"• Par email : {fiche.email_service_clientele}",
-        f"• Sur place : {fiche.agency_name}, {fiche.agency_address}",
-        f"En dehors des horaires, le {info.number} répond {info.hours_text}.",
-    ))
+    phone = (
+        f"• {service.name} : {abroad_line(fiche)}" if abroad else
+        f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, instant)}."
+    )
+    lines = [intro, phone, f"• Par email : {fiche.email_service_clientele}",
+             f"• Sur place : {fiche.agency_name}, {fiche.agency_address}"]
+    if not abroad:
+        lines.append(f"En dehors des horaires, le {info.number} répond {info.hours_text}.")
+    return Reply(_with_source(fiche, *lines))
 
 
 def clarify_answer(candidates: Sequence[str]) -> Reply:
@@ -284,3 +419,53 @@ def clarify_answer(candidates: Sequence[str]) -> Reply:
     buttons = [button(TOPIC_TITLES[t], f"/{t}") for t in titles]
     buttons.append(button(TOPIC_TITLES["demander_humain"], "/demander_humain"))
     return Reply(text + " Vous pouvez aussi reformuler votre question.", buttons)
+
+
+# --- scope, other languages, yes/no ---------------------------------------------------------
+
+SCOPE_QUESTION = (
+    "Je réponds aux questions sur les lignes mobiles Mobilis Pro. "
+    "Votre question concerne-t-elle une ligne mobile Mobilis Pro (téléphone portable, forfait, ligne) ?"
+)
+OUT_OF_SCOPE = (
+    "Je ne peux vous aider que pour le service client Mobilis Pro (lignes mobiles professionnelles) : "
+    "perte ou vol, code PUK, blocage, changement d'offre, support technique, réclamation, résiliation, "
+    "souscription, horaires et contacts. Quelle est votre question ?"
+)
+ASK_QUESTION = "Très bien. Quelle est votre question ?"
+NOTHING_ELSE = "D'accord. Si vous avez une autre question sur votre ligne Mobilis Pro, je suis là."
+
+
+def scope_question() -> Reply:
+    """A procedure word without any sign of a mobile line ("j'ai perdu mon passeport"): ask."""
+    return Reply(SCOPE_QUESTION, [button("Oui, ma ligne Mobilis", "/affirm"), button("Non, autre chose", "/deny")])
+
+
+def out_of_scope() -> Reply:
+    return Reply(OUT_OF_SCOPE)
+
+
+def other_language_answer(fiche: Fiche, ctx: Context, fact: Optional[Reply], in_scope: bool) -> Reply:
+    """A message in another language: say in both languages that the assistant answers in
+    French, then the fact asked (when recognised) and the essential contacts (when the
+    question is ours or unclear; never for a plainly off-topic message)."""
+    lines = [
+        "Je suis Chat Cagou, l'assistant du service client Mobilis Pro : je réponds en français.",
+        "I am Chat Cagou, the Mobilis Pro customer-service assistant: I answer in French.",
+    ]
+    if fact is not None:
+        lines.append(body(fiche, fact))
+    if not in_scope:
+        lines.append("I can only help with Mobilis Pro mobile lines (lost or stolen phone, PUK code, "
+                     "cancellation, opening hours, contacts).")
+        return Reply("\n".join(lines))
+    service = fiche.phones[MAIN_SERVICES[0]]
+    phone = (f"from abroad / depuis l'étranger : {fiche.abroad_number}" if ctx.abroad
+             else f"{service.number} ({service.hours_text}) ; from abroad / depuis l'étranger : {fiche.abroad_number}")
+    lines += [
+        "Contacts :",
+        f"• {service.name} : {phone}",
+        f"• Email : {fiche.email_service_clientele}",
+        f"• {fiche.agency_name} : {fiche.agency_address}",
+    ]
+    return Reply(_with_source(fiche, *lines))

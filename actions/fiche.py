@@ -64,6 +64,12 @@ class Cell:
     status: str
     fiche: str
     answer: str
+    # The same answer for a customer outside New Caledonia: the short numbers (1000, 1016,
+    # 1012) do not work from abroad, the number from abroad replaces them.
+    answer_abroad: str = ""
+
+    def text(self, abroad: bool = False) -> str:
+        return self.answer_abroad if abroad else self.answer
 
 
 @dataclass(frozen=True)
@@ -121,8 +127,9 @@ class Fiche:
     def consumption_number(self) -> str:
         return next(c.number for c in self.consumption if c.number)
 
-    def placeholders(self) -> Dict[str, str]:
-        """Values that `answer` texts may use, so that each fact is written once."""
+    def placeholders(self, abroad: bool = False) -> Dict[str, str]:
+        """Values that `answer` texts may use, so that each fact is written once. `abroad`:
+        phone numbers as dialled from outside New Caledonia, hours in Nouméa time."""
         values = {
             "tel_etranger": self.abroad_number,
             "tel_1088": self.consumption_number,
@@ -134,8 +141,8 @@ class Fiche:
             "formulaire": self.contact_form,
         }
         for key, phone in self.phones.items():
-            values[f"tel_{key}"] = phone.number
-            values[f"heures_{key}"] = phone.hours_text
+            values[f"tel_{key}"] = self.abroad_number if abroad else phone.number
+            values[f"heures_{key}"] = f"{phone.hours_text}, heure de Nouméa" if abroad else phone.hours_text
         return values
 
 
@@ -312,14 +319,16 @@ def parse_fiche(raw: Any) -> Fiche:
 
 def _fill_answers(fiche: Fiche) -> Fiche:
     """Replace {placeholders} in every answer; an unknown placeholder names its field."""
-    values = fiche.placeholders()
+    values, abroad = fiche.placeholders(), fiche.placeholders(abroad=True)
     for proc in fiche.procedures.values():
         for channel, cell in list(proc.cells.items()):
             path = f"procedures.{proc.key}.cells.{channel}.answer"
             for _, name, _, _ in string.Formatter().parse(cell.answer):
                 if name is not None and name not in values:
                     raise FicheError(f"fiche: '{path}' utilise une valeur inconnue {{{name}}}")
-            proc.cells[channel] = Cell(cell.status, cell.fiche, cell.answer.format(**values))
+            proc.cells[channel] = Cell(
+                cell.status, cell.fiche, cell.answer.format(**values), cell.answer.format(**abroad)
+            )
     return fiche
 
 

@@ -2,7 +2,10 @@
 public holidays (from the maintained `holidays` library, France subdivision NC)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Optional
 from zoneinfo import ZoneInfo
@@ -66,3 +69,90 @@ def when_text(opening: datetime, instant: datetime) -> str:
     else:
         day = f"{DAY_NAMES[opening.isoweekday() - 1]} {opening.strftime('%d/%m')}"
     return f"{day} à {hour_text(opening.time())}"
+
+
+# --- a day or a time the customer asks about --------------------------------------------
+
+@dataclass(frozen=True)
+class Moment:
+    """An instant the customer asked about (Nouméa time). `whole_day`: a day without an hour
+    ("dimanche", "le 24 septembre"); `night`: nights, weekends or "24h/24" were named."""
+
+    instant: datetime
+    whole_day: bool
+    night: bool = False
+
+
+# Parts of the day, as the hour they stand for (services close at 15h30/15h45).
+_DAY_PARTS = (
+    (re.compile(r"\bapres ?midi\b|\baprem\b"), time(14, 0)),
+    (re.compile(r"\bmatin(ee)?\b"), time(9, 0)),
+    (re.compile(r"\bmidi\b"), time(12, 0)),
+    (re.compile(r"\bsoir(ee)?\b"), time(19, 0)),
+    (re.compile(r"\bnuit\b|\bminuit\b"), time(23, 0)),
+)
+_NIGHT_OR_ALWAYS = re.compile(r"\bnuit\b|\bsoir\b|\bweek ?end\b|24 ?h ?/? ?24|7 ?j ?/? ?7|\btout le temps\b|\bjour et nuit\b")
+_WEEKEND = re.compile(r"\bweek ?end\b")
+_TODAY = re.compile(r"\baujourd ?hui\b|\bce (matin|midi|soir|jour|aprem|apres ?midi)\b|\bcette (nuit|apres ?midi)\b|\bmaintenant\b")
+# What makes a dateparser match a real date: a day, a month, a relative day or a clock time.
+_DATE_WORDS = re.compile(
+    r"\b(lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|demain|apres ?demain|janvier|fevrier|mars|avril|mai|"
+    r"juin|juillet|aout|septembre|octobre|novembre|decembre)\b|\d{1,2}:\d{2}|\b\d{1,2}/\d{1,2}\b"
+)
+# Service numbers and the number from abroad would read as years or times.
+_NOT_DATES = re.compile(r"\+\d{3}[ 0-9]*|\b1[0-9]{3}\b")
+
+
+def asks_nights(text: str) -> bool:
+    """Nights, weekends, "24h/24", "7j/7": the always-open service is part of the answer."""
+    return bool(_NIGHT_OR_ALWAYS.search(_fold(text)))
+
+
+def asks_holidays(text: str) -> bool:
+    return bool(re.search(r"\bferie|\bjours? de fete\b", _fold(text)))
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in text if not unicodedata.combining(c)).replace("'", " ").replace("-", " ")
+
+
+def _for_dateparser(text: str) -> str:
+    """French clock times as dateparser reads them ("16h" -> "16:00", "1er mai" -> "1 mai")."""
+    text = _NOT_DATES.sub(" ", text)
+    text = re.sub(r"\b(\d{1,2}) ?h ?(\d{2})\b", r"\1:\2", text)
+    text = re.sub(r"\b(\d{1,2}) ?h\b", r"\1:00", text)
+    return re.sub(r"\b1er\b", "1", text)
+
+
+def asked_moment(text: str, now: datetime) -> Optional[Moment]:
+    """The instant a French message asks about ("dimanche", "lundi à 16h", "le 24 septembre",
+    "ce midi", "demain matin"), or None. Dates are read by dateparser (maintained, French);
+    this function only prepares the text and resolves what dateparser leaves open."""
+    from dateparser.search import search_dates
+
+    local = to_noumea(now)
+    folded = _fold(text)
+    night = bool(_NIGHT_OR_ALWAYS.search(folded))
+    settings = {"PREFER_DATES_FROM": "future", "RELATIVE_BASE": local.replace(tzinfo=None)}
+    found = search_dates(_for_dateparser(folded), languages=["fr"], settings=settings) or []
+    matches = [(words, value) for words, value in found if _DATE_WORDS.search(words)]
+    part = next((hour for pattern, hour in _DAY_PARTS if pattern.search(folded)), None)
+    if not matches:
+        if _WEEKEND.search(folded):
+            saturday = local.date() + timedelta(days=(6 - local.isoweekday()) % 7)
+            return Moment(datetime.combine(saturday, part or time(10, 0), tzinfo=NOUMEA), part is None, True)
+        if part is not None and _TODAY.search(folded) or part is not None and len(folded.split()) <= 6:
+            return Moment(datetime.combine(local.date(), part, tzinfo=NOUMEA), False, night)
+        return None
+    words, value = matches[0]
+    day = value.date()
+    names_a_day = re.search(r"\b(lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b", words)
+    if names_a_day and day - local.date() == timedelta(days=7):
+        day = local.date()  # "jeudi" asked on a Thursday: today
+    if not re.search(r"[a-z]|\d/", re.sub(r"\d{1,2}:\d{2}|\b(a|vers|pour|de|le|la|les|des)\b", "", words)):
+        day = local.date()  # a clock time alone ("à 17h30 ?"): today
+    clock = value.time() if re.search(r"\d{1,2}:\d{2}", words) else part
+    if clock is None:
+        return Moment(datetime.combine(day, time(10, 0), tzinfo=NOUMEA), True, night)
+    return Moment(datetime.combine(day, clock, tzinfo=NOUMEA), False, night)

@@ -9,13 +9,7 @@ from datetime import datetime
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.actions import (
-    ActionClarifier,
-    ActionHoraires,
-    ActionRepondreInfo,
-    ActionRepondreProcedure,
-    ActionTransfertHumain,
-)
+from actions.actions import ActionRepondre, ActionTransfertHumain
 from actions.answers import INFO_ANSWERS
 from actions.fiche import CHANNELS, PROCEDURES
 from actions.hours import NOUMEA
@@ -52,7 +46,7 @@ def clocked(action_class, when):
 
 @pytest.mark.parametrize("procedure", PROCEDURES)
 def test_procedure_without_channel_lists_every_channel(procedure, fiche, seed_text):
-    message, events = run(ActionRepondreProcedure(), make_tracker(procedure))
+    message, events = run(ActionRepondre(), make_tracker(procedure))
     text = message["text"]
     proc = fiche.procedures[procedure]
     for channel in CHANNELS:
@@ -65,13 +59,14 @@ def test_procedure_without_channel_lists_every_channel(procedure, fiche, seed_te
     assert ("NON —" in text) == any(proc.cells[c].status == "unavailable" for c in CHANNELS)
     assert "26/07/2021" in text
     assert_facts_in_seed(text, seed_text)
-    assert events == [{"event": "slot", "timestamp": None, "name": "procedure", "value": procedure}]
+    assert {"event": "slot", "timestamp": None, "name": "procedure", "value": procedure} in events
+    assert {"event": "slot", "timestamp": None, "name": "sujet", "value": procedure} in events
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
 @pytest.mark.parametrize("procedure", PROCEDURES)
 def test_procedure_with_channel(procedure, channel, fiche, seed_text):
-    message, _ = run(ActionRepondreProcedure(), make_tracker(procedure, canal(channel)))
+    message, _ = run(ActionRepondre(), make_tracker(procedure, canal(channel)))
     text = message["text"]
     cell = fiche.procedures[procedure].cells[channel]
     first_line = text.splitlines()[0]
@@ -108,7 +103,7 @@ def test_procedure_with_channel(procedure, channel, fiche, seed_text):
     ],
 )
 def test_key_answers(procedure, channel, present, absent):
-    message, _ = run(ActionRepondreProcedure(), make_tracker(procedure, canal(channel) if channel else []))
+    message, _ = run(ActionRepondre(), make_tracker(procedure, canal(channel) if channel else []))
     for part in present:
         assert part in message["text"]
     for part in absent:
@@ -117,20 +112,20 @@ def test_key_answers(procedure, channel, present, absent):
 
 def test_follow_up_channel_uses_the_last_procedure(fiche):
     tracker = make_tracker("preciser_canal", canal("courrier"), slots={"procedure": "resiliation"})
-    message, events = run(ActionRepondreProcedure(), tracker)
+    message, events = run(ActionRepondre(), tracker)
     assert message["text"].startswith("Résiliation — Par courrier, mail ou internet : oui")
-    assert events[0]["value"] == "resiliation"
+    assert {"event": "slot", "timestamp": None, "name": "procedure", "value": "resiliation"} in events
 
 
 def test_follow_up_channel_without_context_asks_which_procedure():
-    message, events = run(ActionRepondreProcedure(), make_tracker("preciser_canal", canal("telephone")))
+    message, events = run(ActionRepondre(), make_tracker("preciser_canal", canal("telephone")))
     assert "Pour quelle démarche" in message["text"]
     assert [b["payload"] for b in message["buttons"]] == [f"/{p}" for p in PROCEDURES]
     assert events == []
 
 
 def test_unknown_channel_value_gives_the_overview(fiche):
-    message, _ = run(ActionRepondreProcedure(), make_tracker("code_puk", canal("pigeon voyageur")))
+    message, _ = run(ActionRepondre(), make_tracker("code_puk", canal("pigeon voyageur")))
     assert all(fiche.channels[c] in message["text"] for c in CHANNELS)
 
 
@@ -142,7 +137,7 @@ def at(*args):
 
 
 def hours(when, entities=()):
-    message, _ = run(clocked(ActionHoraires, when), make_tracker("horaires", list(entities)))
+    message, _ = run(clocked(ActionRepondre, when), make_tracker("horaires", list(entities)))
     return message["text"]
 
 
@@ -219,7 +214,7 @@ def test_utc_clock_is_converted_to_noumea():
 
 @pytest.mark.parametrize("intent", sorted(INFO_ANSWERS))
 def test_info_answers_carry_fiche_facts(intent, seed_text):
-    message, _ = run(clocked(ActionRepondreInfo, at(2026, 11, 30, 10, 0)), make_tracker(intent))
+    message, _ = run(clocked(ActionRepondre, at(2026, 11, 30, 10, 0)), make_tracker(intent))
     text = message["text"]
     assert "Source :" in text
     assert_facts_in_seed(text, seed_text)
@@ -241,14 +236,14 @@ def test_info_answers_carry_fiche_facts(intent, seed_text):
     ],
 )
 def test_info_answer_content(intent, expected):
-    message, _ = run(clocked(ActionRepondreInfo, at(2026, 11, 30, 10, 0)), make_tracker(intent))
+    message, _ = run(clocked(ActionRepondre, at(2026, 11, 30, 10, 0)), make_tracker(intent))
     for part in expected:
         assert part in message["text"]
 
 
 def test_phone_contact_for_one_service():
     tracker = make_tracker("contact_telephone", [{"entity": "service", "value": "1012"}])
-    message, _ = run(clocked(ActionRepondreInfo, at(2026, 11, 30, 10, 0)), tracker)
+    message, _ = run(clocked(ActionRepondre, at(2026, 11, 30, 10, 0)), tracker)
     assert "1012" in message["text"] and "au 1000" not in message["text"]
 
 
@@ -276,7 +271,7 @@ def fallback_event():
 
 def test_first_fallback_offers_the_two_likeliest_topics():
     tracker = make_tracker("nlu_fallback", ranking=RANKING)
-    message, _ = run(clocked(ActionClarifier, at(2026, 11, 30, 10, 0)), tracker)
+    message, _ = run(clocked(ActionRepondre, at(2026, 11, 30, 10, 0)), tracker)
     assert [b["payload"] for b in message["buttons"]] == ["/code_puk", "/perte_vol", "/demander_humain"]
     assert "reformuler" in message["text"]
 
@@ -284,7 +279,7 @@ def test_first_fallback_offers_the_two_likeliest_topics():
 def test_second_fallback_in_a_row_hands_over():
     events = [fallback_event(), {"event": "bot", "text": "?"}, fallback_event()]
     tracker = make_tracker("nlu_fallback", ranking=RANKING, events=events)
-    message, _ = run(clocked(ActionClarifier, at(2026, 11, 30, 10, 0)), tracker)
+    message, _ = run(clocked(ActionRepondre, at(2026, 11, 30, 10, 0)), tracker)
     assert "conseiller" in message["text"] and "1000@opt.nc" in message["text"]
     assert "ouvert en ce moment" in message["text"]
 
@@ -292,5 +287,5 @@ def test_second_fallback_in_a_row_hands_over():
 def test_fallback_after_an_understood_message_is_a_first_fallback():
     understood = {"event": "user", "text": "puk", "parse_data": {"intent": {"name": "code_puk"}}}
     tracker = make_tracker("nlu_fallback", ranking=RANKING, events=[fallback_event(), understood, fallback_event()])
-    message, _ = run(clocked(ActionClarifier, at(2026, 11, 30, 10, 0)), tracker)
+    message, _ = run(clocked(ActionRepondre, at(2026, 11, 30, 10, 0)), tracker)
     assert message["buttons"][0]["payload"] == "/code_puk"

@@ -1,0 +1,210 @@
+"""ClauseClassifier: the intent of each clause of a message, and the nouns we never trained on.
+
+DIET gives one intent for the whole message. Customers often ask two or three things at
+once ("mon PUK et aussi à quelle heure ferme le 1016 ?") or wrap one question in a long
+story. This component splits the text into clauses (sentences and connectors such as
+"et aussi", "puis", "ainsi que") and classifies each clause with a small TF-IDF + logistic
+regression model trained here on the same NLU data (a few seconds; bench/nlu_results.md:
+0.98 top-1 on the held-out set). It adds to the parse data:
+
+- `clauses`: [{text, start, end, intent, confidence}] when the message has two clauses or
+  more (empty otherwise); the action answers each confident topic, in order;
+- `unknown_nouns`: nouns (spaCy POS) of the message that appear in no in-scope training
+  example and not in the fiche: "passeport", "crèche", "alarme", "scooter"... The action uses
+  them to ask whether a procedure question really concerns a Mobilis line.
+
+It does not change DIET's intent: FallbackClassifier and the policies see the same result.
+"""
+from __future__ import annotations
+
+import difflib
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Set, Text, Tuple
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from components.situation import fold
+
+CLAUSES_KEY = "clauses"
+UNKNOWN_NOUNS_KEY = "unknown_nouns"
+OUT_OF_SCOPE = "out_of_scope"
+SPACY_DOC = "text_spacy_doc"
+FICHE_FILE = Path(__file__).resolve().parent.parent / "fiche" / "mobilis_pro.yml"
+
+# Clause boundaries: end of sentence, or a connector that starts another question.
+_BOUNDARY = re.compile(
+    r"[?!;\n]+|\.+(?=\s|$)"
+    r"|\s(?:et aussi|et puis|puis|ainsi que|et également|et egalement|et en plus|en plus de ça"
+    r"|autre question|par ailleurs|et sinon|sinon|et enfin|enfin|et également)\s"
+    r"|,?\s(?:et|mais)\s(?=(?:quel|quelle|quels|quelles|comment|où|à quelle|a quelle|combien|est-ce"
+    r"|c'est|c est|mon|ma|mes|votre|vos|je|j'|j |vous|quand|pour|le|la|les|l'|un|une|leur|ton|ta|tes)\b)",
+    re.IGNORECASE,
+)
+MIN_CLAUSE_LETTERS = 3
+# Words of time, which say when, not what: never "unknown".
+TIME_WORDS = (
+    "lundi mardi mercredi jeudi vendredi samedi dimanche janvier fevrier mars avril mai juin juillet aout "
+    "septembre octobre novembre decembre matin midi soir soiree nuit week end weekend semaine jour journee "
+    "heure minute demain hier aujourd hui ferie feries fete fetes noel toussaint paques moment instant"
+).split()
+
+
+def split_clauses(text: Text) -> List[Tuple[int, int]]:
+    """(start, end) of each clause of `text` with some letters in it."""
+    spans, start = [], 0
+    for match in _BOUNDARY.finditer(text):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    result = []
+    for begin, end in spans:
+        while begin < end and not text[begin].isalnum():
+            begin += 1
+        while end > begin and not text[end - 1].isalnum():
+            end -= 1
+        if sum(c.isalpha() for c in text[begin:end]) >= MIN_CLAUSE_LETTERS:
+            result.append((begin, end))
+    return result
+
+
+def _words(text: Text) -> List[Text]:
+    return fold(text).split()
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
+class ClauseClassifier(GraphComponent):
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"C": 10.0, "fuzzy_cutoff": 0.8}
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        model: Any = None,
+        vocabulary: Optional[Set[Text]] = None,
+    ) -> None:
+        self.config = {**self.get_default_config(), **config}
+        self._model_storage = model_storage
+        self._resource = resource
+        self.model = model
+        self.vocabulary: Set[Text] = vocabulary or set()
+        self._sorted_vocabulary = sorted(self.vocabulary)
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "ClauseClassifier":
+        return cls(config, model_storage, resource)
+
+    # --- training -----------------------------------------------------------------------
+
+    def train(self, training_data: TrainingData) -> Resource:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline, make_union
+
+        examples = [e for e in training_data.intent_examples if e.get(TEXT) and e.get(INTENT)]
+        texts = [fold(e.get(TEXT)) for e in examples]
+        labels = [e.get(INTENT) for e in examples]
+        model = make_pipeline(
+            make_union(
+                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, max_features=40000),
+                TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True),
+            ),
+            LogisticRegression(C=self.config["C"], max_iter=3000),
+        )
+        model.fit(texts, labels)
+        self.model = model
+        self.vocabulary = self._in_scope_vocabulary(examples, training_data)
+        self._sorted_vocabulary = sorted(self.vocabulary)
+        with self._model_storage.write_to(self._resource) as directory:
+            with open(Path(directory) / "clauses.pkl", "wb") as file:
+                pickle.dump({"model": model, "vocabulary": self.vocabulary}, file)
+        return self._resource
+
+    @staticmethod
+    def _in_scope_vocabulary(examples: Iterable[Message], training_data: TrainingData) -> Set[Text]:
+        """Words and lemmas of every in-scope example, of the entity synonyms and of the fiche."""
+        words: Set[Text] = set(TIME_WORDS)
+        for example in examples:
+            if example.get(INTENT) == OUT_OF_SCOPE:
+                continue
+            words.update(_words(example.get(TEXT)))
+            doc = example.get(SPACY_DOC)
+            for token in doc or ():
+                words.update(_words(token.lemma_))
+        for synonym, value in training_data.entity_synonyms.items():
+            words.update(_words(synonym) + _words(value))
+        if FICHE_FILE.exists():
+            words.update(_words(FICHE_FILE.read_text(encoding="utf-8")))
+        return {w for w in words if len(w) > 1}
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "ClauseClassifier":
+        try:
+            with model_storage.read_from(resource) as directory:
+                with open(Path(directory) / "clauses.pkl", "rb") as file:
+                    saved = pickle.load(file)
+        except (ValueError, FileNotFoundError):
+            return cls(config, model_storage, resource)
+        return cls(config, model_storage, resource, saved["model"], saved["vocabulary"])
+
+    # --- prediction ---------------------------------------------------------------------
+
+    def classify(self, texts: List[Text]) -> List[Tuple[Text, float]]:
+        probabilities = self.model.predict_proba([fold(t) for t in texts])
+        classes = self.model.classes_
+        return [(str(classes[row.argmax()]), float(row.max())) for row in probabilities]
+
+    def _is_known(self, word: Text) -> bool:
+        if word in self.vocabulary or len(word) < 3 or word.isdigit():
+            return True
+        return bool(difflib.get_close_matches(word, self._sorted_vocabulary, n=1, cutoff=self.config["fuzzy_cutoff"]))
+
+    def unknown_nouns(self, doc: Any) -> List[Text]:
+        nouns = []
+        for token in doc or ():
+            # Places say where the customer is (abroad is handled apart), not what they ask about.
+            if token.pos_ not in ("NOUN", "PROPN") or token.ent_type_ in ("LOC", "GPE"):
+                continue
+            forms = set(_words(token.text)) | set(_words(token.lemma_))
+            if forms and not any(self._is_known(f) for f in forms) and token.text not in nouns:
+                nouns.append(token.text)
+        return nouns
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            text = message.get(TEXT) or ""
+            clauses: List[Dict[str, Any]] = []
+            spans = split_clauses(text)
+            if self.model is not None and len(spans) > 1:
+                predictions = self.classify([text[s:e] for s, e in spans])
+                for (start, end), (intent, confidence) in zip(spans, predictions):
+                    clauses.append({
+                        "text": text[start:end], "start": start, "end": end,
+                        "intent": intent, "confidence": round(confidence, 4),
+                    })
+            message.set(CLAUSES_KEY, clauses, add_to_output=True)
+            message.set(UNKNOWN_NOUNS_KEY, self.unknown_nouns(message.get(SPACY_DOC)), add_to_output=True)
+        return messages

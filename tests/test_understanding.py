@@ -1,0 +1,254 @@
+"""The understanding layer without Rasa: text cleaning, clauses, abroad, language, dates, and
+the decisions of action_repondre (compound, follow-ups on any topic, abroad, days, scope,
+other languages), with CollectingDispatcher and Tracker fixtures."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import pytest
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.actions import ActionRepondre
+from actions.hours import NOUMEA, asked_moment
+from components.cleaner import clean_for_nlu
+from components.clauses import split_clauses
+from components.situation import abroad_places, detect_language
+from tests.conftest import make_tracker
+
+MONDAY_10H = datetime(2026, 11, 30, 10, 0, tzinfo=NOUMEA)
+# A short number offered as a number to call (not inside an email address).
+SHORT_NUMBER = re.compile(r"(?<![\d+])10(00|16|12)(?![\d@])")
+
+
+def reply(intent, text="", entities=None, slots=None, clauses=None, unknown=None, language="fr", when=MONDAY_10H):
+    tracker = make_tracker(intent, entities, slots, text=text)
+    tracker.latest_message.update(clauses=clauses or [], unknown_nouns=unknown or [], language=language)
+    action = ActionRepondre()
+    action.clock = lambda: when
+    dispatcher = CollectingDispatcher()
+    events = action.run(dispatcher, tracker, {})
+    assert len(dispatcher.messages) == 1
+    return dispatcher.messages[0], {e["name"]: e["value"] for e in events}
+
+
+def entity(name, value, start=0, end=1000):
+    return {"entity": name, "value": value, "start": start, "end": end}
+
+
+# --- NLU components' pure parts ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw, cleaned", [
+    ("<b>code PUK</b> svp", "code PUK svp"),
+    ("<script>alert(1)</script>je veux résilier", "je veux résilier"),
+    ("vu sur https://www.opt.nc/x?y=1 le formulaire", "vu sur le formulaire"),
+    ("<i>horaires</i> &amp; adresse", "horaires & adresse"),
+    ("prix 3 < 5 et 7 > 2", "prix 3 < 5 et 7 > 2"),
+])
+def test_markup_and_links_are_removed_for_the_nlu(raw, cleaned):
+    assert clean_for_nlu(raw) == cleaned
+
+
+@pytest.mark.parametrize("text, clauses", [
+    ("mon PUK et aussi à quelle heure ferme le 1016 ?", ["mon PUK", "à quelle heure ferme le 1016"]),
+    ("l'email du 1000 puis le lien du forum svp", ["l'email du 1000", "le lien du forum svp"]),
+    ("perte et vol de mon téléphone", ["perte et vol de mon téléphone"]),
+    ("écrivez à 1000@opt.nc. Merci", ["écrivez à 1000@opt.nc", "Merci"]),
+])
+def test_clauses(text, clauses):
+    assert [text[s:e] for s, e in split_clauses(text)] == clauses
+
+
+@pytest.mark.parametrize("text, abroad", [
+    ("je suis en australie", True),
+    ("je déménage en France", True),
+    ("en mission en Nouvelle-Zélande", True),
+    ("depuis l'étranger comment je vous appelle", True),
+    ("je suis en métropole", True),
+    ("je suis à Nouméa", False),
+    ("je suis à Koné pour le boulot", False),
+    ("code PUK ?", False),
+])
+def test_abroad_without_spacy(text, abroad):
+    assert bool(abroad_places(text)) is abroad
+
+
+@pytest.mark.parametrize("text, language", [
+    ("phone number to call you from Japan?", "en"),
+    ("I lost my phone, what should I do", "en"),
+    ("code PUK ?", "fr"),
+    ("jai perdu mon tel", "fr"),
+    ("merci", "fr"),
+    ("je veux résilier ma ligne professionnelle", "fr"),
+])
+def test_language(text, language):
+    assert detect_language(text) == language
+
+
+THURSDAY = datetime(2026, 12, 3, 10, 0, tzinfo=NOUMEA)
+
+
+@pytest.mark.parametrize("text, expected, whole_day", [
+    ("c'est ouvert dimanche ?", datetime(2026, 12, 6, 10, 0), True),
+    ("lundi à 16h c'est encore ouvert ?", datetime(2026, 12, 7, 16, 0), False),
+    ("demain à 7h45", datetime(2026, 12, 4, 7, 45), False),
+    ("le 24 septembre", datetime(2027, 9, 24, 10, 0), True),
+    ("ce midi vous êtes ouverts", datetime(2026, 12, 3, 12, 0), False),
+    ("jeudi à 15h40", datetime(2026, 12, 3, 15, 40), False),
+    ("il est 15h50 le 1000 est encore ouvert ?", datetime(2026, 12, 3, 15, 50), False),
+])
+def test_asked_moment(text, expected, whole_day):
+    moment = asked_moment(text, THURSDAY)
+    assert moment.instant == expected.replace(tzinfo=NOUMEA)
+    assert moment.whole_day is whole_day
+
+
+@pytest.mark.parametrize("text", ["vous êtes ouverts ?", "mon PUK et aussi à quelle heure ferme le 1016 ?", "code puk"])
+def test_no_moment(text):
+    assert asked_moment(text, THURSDAY) is None
+
+
+# --- action_repondre ----------------------------------------------------------------------
+
+
+def test_compound_message_answers_each_question_in_order():
+    text = "mon PUK et aussi à quelle heure ferme le 1016 ?"
+    clauses = [
+        {"text": "mon PUK", "start": 0, "end": 7, "intent": "code_puk", "confidence": 0.8},
+        {"text": "à quelle heure ferme le 1016", "start": 16, "end": 44, "intent": "horaires", "confidence": 0.7},
+    ]
+    message, slots = reply("horaires", text, [entity("service", "1016", 40, 44)], clauses=clauses)
+    answer = message["text"]
+    assert answer.index("Code PUK") < answer.index("1016 : du lundi au vendredi de 7h45 à 15h30")
+    assert "NON — le code PUK n'est pas communiqué par téléphone" in answer
+    assert answer.count("Source :") == 1 and not message["buttons"]
+    assert slots["procedure"] == "code_puk" and slots["sujet"] == "horaires"
+
+
+def test_unsure_clauses_leave_the_message_to_diet():
+    clauses = [
+        {"text": "bonjour", "start": 0, "end": 7, "intent": "greet", "confidence": 0.9},
+        {"text": "je veux résilier", "start": 9, "end": 25, "intent": "resiliation", "confidence": 0.3},
+    ]
+    message, _ = reply("resiliation", "bonjour, je veux résilier", clauses=clauses)
+    assert message["text"].startswith("Résiliation :")
+
+
+@pytest.mark.parametrize("procedure", ["perte_vol", "blocage_ligne", "support_technique", "souscription"])
+def test_abroad_gives_the_number_from_abroad_and_still_the_procedure(procedure, fiche):
+    message, _ = reply(procedure, "je suis à Sydney", [entity("etranger", "Sydney")])
+    text = message["text"]
+    assert fiche.procedures[procedure].label in text
+    assert fiche.abroad_number in text
+    assert not SHORT_NUMBER.search(text), text
+
+
+def test_abroad_said_earlier_holds_for_the_conversation(fiche):
+    message, _ = reply("contact_telephone", "votre numéro ?", slots={"etranger": "Japon"})
+    assert fiche.abroad_number in message["text"] and not SHORT_NUMBER.search(message["text"])
+    message, _ = reply("horaires", "vous êtes ouverts ?", slots={"etranger": "Japon"})
+    assert "heure de Nouméa" in message["text"] and not SHORT_NUMBER.search(message["text"])
+
+
+def test_sunday_is_answered_for_sunday_with_the_1012():
+    text = reply("horaires", "c'est ouvert dimanche ?")[0]["text"]
+    assert "Pour le dimanche 06/12/2026" in text
+    assert "fermé ce jour-là ; réouverture lundi 07/12 à 7h30" in text
+    assert "1012" in text and "en ce moment" not in text
+
+
+def test_a_weekday_hour_after_closing():
+    text = reply("horaires", "lundi à 16h c'est encore ouvert ?")[0]["text"]
+    assert "Pour le lundi 30/11/2026 à 16h" in text  # asked on a Monday: that day
+    assert "fermé à cette heure-là" in text and "1012" in text
+
+
+def test_a_public_holiday_asked_by_date():
+    text = reply("horaires", "vous êtes ouverts le 24 septembre ?")[0]["text"]
+    assert "jour férié : Fête de la Citoyenneté" in text and "1012" in text
+
+
+def test_nights_and_24h_bring_the_1012_even_when_open():
+    text = reply("horaires", "vous répondez 24h/24 ?")[0]["text"]
+    assert "1012" in text
+
+
+@pytest.mark.parametrize("last, channel, expected", [
+    ("contact_adresse", "courrier", "agence-entreprises@opt.nc"),
+    ("contact_adresse", "telephone", "1016"),
+    ("horaires", "courrier", "1000@opt.nc"),
+    ("contact_email", "agence", "9 rue du Général Gallieni"),
+])
+def test_follow_up_channel_on_any_topic(last, channel, expected):
+    message, _ = reply("preciser_canal", "et par là ?", [entity("canal", channel)], slots={"sujet": last})
+    assert expected in message["text"]
+
+
+def test_follow_up_in_writing_on_support_says_no():
+    message, _ = reply("preciser_canal", "je préfère vous écrire", [entity("canal", "courrier")],
+                       slots={"sujet": "support_technique", "procedure": "support_technique"})
+    assert "NON, pas par ce canal" in message["text"].splitlines()[0]
+
+
+def test_the_other_number():
+    message, _ = reply("horaires", "et pour l'autre numéro ?", slots={"sujet": "horaires", "service": "1000"})
+    assert "1016" in message["text"] and "au 1000" not in message["text"]
+
+
+@pytest.mark.parametrize("service, expected", [
+    ("1016", "Agence Entreprise"), ("1012", "renseignements"), ("1088", "consommation"), ("etranger", "extérieur"),
+])
+def test_services_explained(service, expected):
+    assert expected in reply("info_service", "c'est qui ?", [entity("service", service)])[0]["text"]
+
+
+def test_what_the_fiche_does_not_say(fiche):
+    text = reply("hors_fiche", "combien coûte le forfait 5G ?")[0]["text"]
+    assert "ne donne pas cette information" in text and fiche.tariff_guide in text and "1000" in text
+    assert "XPF" not in text and "F CFP" not in text
+
+
+@pytest.mark.parametrize("intent, text, unknown", [
+    ("perte_vol", "j'ai perdu mon passeport", ["passeport"]),
+    ("resiliation", "résilier la crèche de mon fils", ["crèche"]),
+    ("code_puk", "le code de mon alarme", ["alarme"]),
+    ("horaires", "les horaires du musée", ["musée"]),
+])
+def test_a_procedure_word_about_something_else_asks_before_answering(intent, text, unknown):
+    message, slots = reply(intent, text, unknown=unknown)
+    assert "ligne mobile Mobilis Pro" in message["text"]
+    assert not re.search(r"\d{4}|@", message["text"])
+    assert slots["en_attente"][0]["intent"] == intent
+
+
+def test_scope_question_answered_yes_then_no():
+    pending = {"en_attente": [{"intent": "perte_vol", "channel": None, "services": []}]}
+    message, slots = reply("affirm", "oui", slots=pending)
+    assert message["text"].startswith("Déclaration de perte ou de vol") and slots["en_attente"] is None
+    message, slots = reply("deny", "non", slots=pending)
+    assert "Je ne peux vous aider que pour" in message["text"] and slots["en_attente"] is None
+
+
+def test_a_line_word_keeps_the_answer():
+    message, _ = reply("perte_vol", "j'ai perdu mon sac avec mon téléphone pro dedans", unknown=["sac"])
+    assert message["text"].startswith("Déclaration de perte ou de vol")
+
+
+def test_english_question_gets_a_bilingual_reply_with_the_fact():
+    text = reply("code_puk", "PUK code please", language="en")[0]["text"]
+    assert "I answer in French" in text and "Code PUK" in text and "+687 26 87 70" in text
+
+
+def test_english_off_topic_gets_no_fact():
+    text = reply("out_of_scope", "what's the weather like", language="en")[0]["text"]
+    assert "I answer in French" in text and not re.search(r"\d{4}|@", text)
+
+
+def test_long_message_nlu_failure_rescued_by_its_question_clause():
+    clauses = [
+        {"text": "nous sommes une PME de 12 salariés", "start": 0, "end": 33, "intent": "out_of_scope", "confidence": 0.5},
+        {"text": "comment obtenir le code PUK", "start": 35, "end": 62, "intent": "code_puk", "confidence": 0.9},
+    ]
+    message, _ = reply("nlu_fallback", "...", clauses=clauses)
+    assert message["text"].startswith("Code PUK")
