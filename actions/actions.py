@@ -8,6 +8,7 @@ The fiche is loaded once, when the action server imports this module.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -21,10 +22,14 @@ from actions.hours import asked_moment, asks_holidays, asks_nights, now_noumea
 from actions.understanding import (
     FACT_TOPICS,
     FOLLOW_UP,
+    FOLLOW_UP_WORDS,
+    SERVICE_TOPICS,
     Topic,
     clause_topics,
     entity_values,
+    fold,
     follow_up_topic,
+    is_follow_up,
     make_topic,
     needs_scope_check,
     other_service,
@@ -35,10 +40,15 @@ FICHE = load_fiche()
 
 # Intents that cannot be offered as a clarification choice.
 NOT_SUGGESTED = {"nlu_fallback", FOLLOW_UP, "out_of_scope", "affirm", "deny"}
+# Intents under which a message may still hold one of our questions ("merci, et par mail ?").
+RESCUABLE = {"nlu_fallback", "affirm", "deny", *answers.SMALL_TALK}
 # Topics whose answer depends on the moment asked about.
 TIMED_TOPICS = {"horaires", "contact_telephone", "info_service"}
+# Words that ask for a number or a call: "je suis au Japon, quel numéro ?" asks for the number
+# from abroad; "je suis au Japon" alone continues the last topic.
+ASKS_TO_CALL = re.compile(r"\b(numero|num|appeler|appelle|joindre|contacter|telephoner|tel|telephone|call)\b")
 # DIET confidence above which a message in another language is taken as one of our questions.
-FOREIGN_FACT_CONFIDENCE = 0.6
+FOREIGN_FACT_CONFIDENCE = 0.5
 
 
 def latest_intent(tracker: Tracker) -> Optional[str]:
@@ -80,7 +90,7 @@ class ActionRepondre(Clocked, Action):
         intent = latest_intent(tracker)
         text = parse.get("text") or ""
         pending = tracker.get_slot("en_attente")
-        if intent in ("affirm", "deny"):
+        if intent in ("affirm", "deny") and pending:
             return self.yes_no(dispatcher, tracker, intent, pending)
 
         topics = self.topics(tracker, intent)
@@ -88,7 +98,8 @@ class ActionRepondre(Clocked, Action):
             return self.other_language(dispatcher, tracker, intent, topics)
         if not topics:
             return self.not_understood(dispatcher, tracker, intent)
-        if tracker.get_slot("sujet") is None and needs_scope_check(topics, text, parse.get("unknown_nouns") or []):
+        if tracker.get_slot("sujet") is None and needs_scope_check(
+                topics, text, parse.get("unknown_nouns") or [], parse.get("second_opinion")):
             send(dispatcher, answers.scope_question())
             return [SlotSet("en_attente", [t.as_slot() for t in topics])]
         return self.answer(dispatcher, tracker, topics)
@@ -97,24 +108,46 @@ class ActionRepondre(Clocked, Action):
 
     def topics(self, tracker: Tracker, intent: Optional[str]) -> List[Topic]:
         parse = tracker.latest_message
-        entities = parse.get("entities") or []
+        text = parse.get("text") or ""
         compound = clause_topics(parse)
         if compound:
             return compound
+        last_topic = tracker.get_slot("sujet") or tracker.get_slot("procedure")
         last_services = [tracker.get_slot("service")] if tracker.get_slot("service") else []
+        named = make_topic(intent or "", parse.get("entities") or [])
+        follow = last_topic is not None and is_follow_up(text)
+
+        if follow and intent not in PROCEDURES and last_topic in SERVICE_TOPICS:
+            services = named.services or (["1016"] if named.channel == "agence" else other_service(text, [], last_services))
+            if services:  # "et l'agence entreprise ?", "même vers le 1016 ?", "et l'autre numéro ?"
+                return [Topic(last_topic, None, services)]
+        if follow and intent not in PROCEDURES and asked_moment(text, self.clock()):
+            return [Topic("horaires", None, named.services or last_services)]  # "et le samedi ?"
+        if self.says_only_where(tracker, intent, text):
+            # "je suis à Sydney en ce moment": the last answer again, with the number from abroad
+            return [Topic(last_topic, None, last_services) if last_topic else Topic("contact_etranger")]
         if intent in FACT_TOPICS:
-            topic = make_topic(intent, entities)
-            topic.services = other_service(parse.get("text") or "", topic.services, last_services)
-            return [topic]
-        if intent == FOLLOW_UP:
-            channel = make_topic(intent, entities).channel
-            last_topic = tracker.get_slot("sujet") or tracker.get_slot("procedure")
-            topic = follow_up_topic(channel, last_topic, last_services)
-            return [topic] if topic else []
-        if intent == "nlu_fallback":
+            named.intent = intent
+            named.services = other_service(text, named.services, last_services)
+            return [named]
+        if intent == FOLLOW_UP or (intent == "nlu_fallback" and last_topic and len(text.split()) <= FOLLOW_UP_WORDS):
+            # a channel named alone, or a short follow-up the NLU cannot place: the last topic
+            topic = follow_up_topic(named.channel, last_topic, last_services)
+            if topic is not None or intent == FOLLOW_UP:
+                return [topic] if topic else []
+        if intent in RESCUABLE:
             rescued = rescued_topic(parse)
             return [rescued] if rescued else []
         return []
+
+    @staticmethod
+    def says_only_where(tracker: Tracker, intent: Optional[str], text: str) -> bool:
+        """The message names a place abroad and asks nothing we could place."""
+        if not entity_values(tracker.latest_message.get("entities") or [], "etranger"):
+            return False
+        if intent in ("out_of_scope", "nlu_fallback", "greet"):
+            return True
+        return intent == "contact_etranger" and not ASKS_TO_CALL.search(fold(text))
 
     def context(self, tracker: Tracker, topic: Topic) -> Context:
         text = tracker.latest_message.get("text") or ""
@@ -156,9 +189,7 @@ class ActionRepondre(Clocked, Action):
         return events
 
     def yes_no(self, dispatcher, tracker, intent, pending) -> List[EventType]:
-        if not pending:
-            send(dispatcher, Reply(answers.ASK_QUESTION if intent == "affirm" else answers.NOTHING_ELSE))
-            return []
+        """The answer to "Votre question concerne-t-elle une ligne mobile Mobilis Pro ?"."""
         if intent == "deny":
             send(dispatcher, answers.out_of_scope())
             return [SlotSet("en_attente", None)]
@@ -167,6 +198,9 @@ class ActionRepondre(Clocked, Action):
     def other_language(self, dispatcher, tracker, intent, topics) -> List[EventType]:
         confidence = (tracker.latest_message.get("intent") or {}).get("confidence", 0)
         recognised = [t for t in topics if t.intent in FACT_TOPICS] if confidence >= FOREIGN_FACT_CONFIDENCE else []
+        if not recognised and intent == "out_of_scope":
+            rescued = rescued_topic(tracker.latest_message)  # "Do you speak English? I have a complaint"
+            recognised, intent = ([rescued], rescued.intent) if rescued else ([], intent)
         fact = answers.combine(FICHE, [self.reply_for(tracker, t) for t in recognised]) if recognised else None
         in_scope = intent != "out_of_scope"
         ctx = Context(instant=self.clock(), abroad=is_abroad(tracker))
@@ -174,6 +208,12 @@ class ActionRepondre(Clocked, Action):
         return self.remember(recognised) if recognised else []
 
     def not_understood(self, dispatcher, tracker, intent) -> List[EventType]:
+        if intent in answers.SMALL_TALK:
+            send(dispatcher, Reply(answers.SMALL_TALK[intent]))
+            return []
+        if intent in ("affirm", "deny"):
+            send(dispatcher, Reply(answers.ASK_QUESTION if intent == "affirm" else answers.NOTHING_ELSE))
+            return []
         if intent == "out_of_scope":
             send(dispatcher, answers.out_of_scope())
             return []

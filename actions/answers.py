@@ -240,6 +240,7 @@ def contact_email(fiche: Fiche, ctx: Context) -> Reply:
     ]
     if "1016" in ctx.services:  # the agency asked about: its address first
         lines.reverse()
+    lines.append(f"• Par courrier postal : {fiche.postal_name}, {fiche.postal_address}")
     return Reply(_with_source(fiche, "Nos adresses email :", *lines))
 
 
@@ -315,11 +316,23 @@ def cout_appel_service_client(fiche: Fiche, ctx: Context) -> Reply:
     ))
 
 
+def _main_service_line(fiche: Fiche, ctx: Context) -> str:
+    service = fiche.phones[MAIN_SERVICES[0]]
+    if ctx.abroad:
+        return f"• {service.name} : {abroad_line(fiche)}"
+    return f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, ctx.instant)}."
+
+
 def guide_tarifaire(fiche: Fiche, ctx: Context) -> Reply:
-    return Reply(
-        "Les tarifs en vigueur, la description des offres et les conseils sont dans le guide tarifaire : "
-        f"{fiche.tariff_guide}\nSource : guide tarifaire Mobilis, {fiche.tariff_guide}"
-    )
+    """Prices are in the tariff guide, not in the fiche: the guide, and whom to ask."""
+    return Reply(_with_source(
+        fiche,
+        f"Les tarifs en vigueur, la description des offres et les conseils sont dans le guide tarifaire : "
+        f"{fiche.tariff_guide}",
+        "Pour un tarif précis ou une offre adaptée à votre entreprise :",
+        _main_service_line(fiche, ctx),
+        f"• Par email : {fiche.email_service_clientele}",
+    ))
 
 
 def _service_purpose(fiche: Fiche, key: str, ctx: Context) -> str:
@@ -357,16 +370,12 @@ def info_service(fiche: Fiche, ctx: Context) -> Reply:
 
 def hors_fiche(fiche: Fiche, ctx: Context) -> Reply:
     """Mobilis questions the fiche does not answer (prices, coverage, roaming): say so."""
-    service = fiche.phones[MAIN_SERVICES[0]]
-    call = abroad_line(fiche) if ctx.abroad else (
-        f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, ctx.instant)}."
-    )
     return Reply(_with_source(
         fiche,
         "La fiche du service client ne donne pas cette information (tarifs, couverture, itinérance) : "
         "je ne peux pas vous l'indiquer sans risque d'erreur.",
         f"• Tarifs en vigueur et description des offres : le guide tarifaire, {fiche.tariff_guide}",
-        call,
+        _main_service_line(fiche, ctx),
         f"• Par email : {fiche.email_service_clientele}",
     ))
 
@@ -433,6 +442,13 @@ OUT_OF_SCOPE = (
     "souscription, horaires et contacts. Quelle est votre question ?"
 )
 ASK_QUESTION = "Très bien. Quelle est votre question ?"
+# Small talk (no fact: these say what the assistant is and what it can do).
+SMALL_TALK = {
+    "greet": "Bonjour, je suis Chat Cagou, l'assistant du service client Mobilis Pro. Comment puis-je vous aider ? (perte ou vol, code PUK, résiliation, horaires, contacts...)",
+    "goodbye": 'Au revoir et bonne journée !',
+    "thanks": 'Avec plaisir ! Avez-vous une autre question sur votre ligne Mobilis Pro ?',
+    "bot_challenge": "Je suis Chat Cagou, un assistant automatique de l'OPT pour les lignes Mobilis Pro. Si vous préférez parler à un conseiller, dites-le-moi.",
+}
 NOTHING_ELSE = "D'accord. Si vous avez une autre question sur votre ligne Mobilis Pro, je suis là."
 
 
@@ -460,11 +476,13 @@ def other_language_answer(fiche: Fiche, ctx: Context, fact: Optional[Reply], in_
                      "cancellation, opening hours, contacts).")
         return Reply("\n".join(lines))
     service = fiche.phones[MAIN_SERVICES[0]]
+    info = fiche.phones[ALWAYS_OPEN_SERVICE]
     phone = (f"from abroad / depuis l'étranger : {fiche.abroad_number}" if ctx.abroad
              else f"{service.number} ({service.hours_text}) ; from abroad / depuis l'étranger : {fiche.abroad_number}")
+    lines += ["Contacts :", f"• {service.name} : {phone}"]
+    if not ctx.abroad:
+        lines.append(f"• {info.name} (24/7) : {info.number}")
     lines += [
-        "Contacts :",
-        f"• {service.name} : {phone}",
         f"• Email : {fiche.email_service_clientele}",
         f"• {fiche.agency_name} : {fiche.agency_address}",
     ]

@@ -99,6 +99,7 @@ _DATE_WORDS = re.compile(
     r"\b(lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|demain|apres ?demain|janvier|fevrier|mars|avril|mai|"
     r"juin|juillet|aout|septembre|octobre|novembre|decembre)\b|\d{1,2}:\d{2}|\b\d{1,2}/\d{1,2}\b"
 )
+_CLOCK_AND_SMALL_WORDS = re.compile(r"\d{1,2}:\d{2}|\b(a|vers|pour|de|le|la|les|des|au|du|ce|cet|cette)\b|\s")
 # Service numbers and the number from abroad would read as years or times.
 _NOT_DATES = re.compile(r"\+\d{3}[ 0-9]*|\b1[0-9]{3}\b")
 
@@ -125,34 +126,59 @@ def _for_dateparser(text: str) -> str:
     return re.sub(r"\b1er\b", "1", text)
 
 
+# Names customers give to public holidays, beside the names the `holidays` library uses.
+_HOLIDAY_ALIASES = {"nouvel an": "jour de l an", "premier de l an": "jour de l an", "jour de l an": "jour de l an",
+                    "noel": "noel", "paques": "paques", "pentecote": "pentecote", "14 juillet": "fete nationale",
+                    "1er mai": "fete du travail", "8 mai": "victoire", "11 novembre": "armistice"}
+
+
+def _named_holiday(folded: str, today: date) -> Optional[date]:
+    """The next date of a public holiday named in the message ("Noël", "le jour de l'an", "la Toussaint")."""
+    for year in (today.year, today.year + 1):
+        for day, name in sorted(_holidays(year).items()):
+            key = _fold(name)
+            names = {key} | {alias for alias, target in _HOLIDAY_ALIASES.items() if target in key}
+            significant = {n.replace("lundi de ", "").replace("fete de la ", "").replace("fete du ", "") for n in names}
+            if day >= today and any(re.search(rf"\b{re.escape(n)}\b", folded) for n in significant | names):
+                return day
+    return None
+
+
 def asked_moment(text: str, now: datetime) -> Optional[Moment]:
     """The instant a French message asks about ("dimanche", "lundi à 16h", "le 24 septembre",
-    "ce midi", "demain matin"), or None. Dates are read by dateparser (maintained, French);
-    this function only prepares the text and resolves what dateparser leaves open."""
+    "ce midi", "demain matin", "à Noël"), or None. Dates are read by dateparser (maintained,
+    French) and holiday names by `holidays`; this function only prepares the text and resolves
+    what they leave open (today's weekday, a clock time alone, parts of the day)."""
     from dateparser.search import search_dates
 
     local = to_noumea(now)
     folded = _fold(text)
     night = bool(_NIGHT_OR_ALWAYS.search(folded))
+    prepared = _for_dateparser(folded)
     settings = {"PREFER_DATES_FROM": "future", "RELATIVE_BASE": local.replace(tzinfo=None)}
-    found = search_dates(_for_dateparser(folded), languages=["fr"], settings=settings) or []
+    found = search_dates(prepared, languages=["fr"], settings=settings) or []
     matches = [(words, value) for words, value in found if _DATE_WORDS.search(words)]
     part = next((hour for pattern, hour in _DAY_PARTS if pattern.search(folded)), None)
-    if not matches:
+    clock_match = re.search(r"\b(\d{1,2}):(\d{2})\b", prepared)
+    clock = time(int(clock_match.group(1)), int(clock_match.group(2))) if clock_match and int(
+        clock_match.group(1)) < 24 and int(clock_match.group(2)) < 60 else part
+    day = _named_holiday(folded, local.date())
+    if day is None and matches:
+        words, value = next(((w, v) for w, v in matches if re.search(r"[a-z]|\d/", _CLOCK_AND_SMALL_WORDS.sub("", w))),
+                            matches[0])
+        day = value.date()
+        if re.search(r"\b(lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b", words) and \
+                day - local.date() == timedelta(days=7):
+            day = local.date()  # "jeudi" asked on a Thursday: today
+        if not re.search(r"[a-z]|\d/", _CLOCK_AND_SMALL_WORDS.sub("", words)):
+            day = local.date()  # a clock time alone ("à 17h30 ?"): today
+    if day is None:
         if _WEEKEND.search(folded):
-            saturday = local.date() + timedelta(days=(6 - local.isoweekday()) % 7)
-            return Moment(datetime.combine(saturday, part or time(10, 0), tzinfo=NOUMEA), part is None, True)
-        if part is not None and _TODAY.search(folded) or part is not None and len(folded.split()) <= 6:
-            return Moment(datetime.combine(local.date(), part, tzinfo=NOUMEA), False, night)
+            day = local.date() + timedelta(days=(6 - local.isoweekday()) % 7)
+            return Moment(datetime.combine(day, clock or time(10, 0), tzinfo=NOUMEA), clock is None, True)
+        if clock is not None and (_TODAY.search(folded) or clock_match or len(folded.split()) <= 6):
+            return Moment(datetime.combine(local.date(), clock, tzinfo=NOUMEA), False, night)
         return None
-    words, value = matches[0]
-    day = value.date()
-    names_a_day = re.search(r"\b(lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b", words)
-    if names_a_day and day - local.date() == timedelta(days=7):
-        day = local.date()  # "jeudi" asked on a Thursday: today
-    if not re.search(r"[a-z]|\d/", re.sub(r"\d{1,2}:\d{2}|\b(a|vers|pour|de|le|la|les|des)\b", "", words)):
-        day = local.date()  # a clock time alone ("à 17h30 ?"): today
-    clock = value.time() if re.search(r"\d{1,2}:\d{2}", words) else part
     if clock is None:
         return Moment(datetime.combine(day, time(10, 0), tzinfo=NOUMEA), True, night)
     return Moment(datetime.combine(day, clock, tzinfo=NOUMEA), False, night)

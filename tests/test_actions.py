@@ -117,8 +117,15 @@ def test_follow_up_channel_uses_the_last_procedure(fiche):
     assert {"event": "slot", "timestamp": None, "name": "procedure", "value": "resiliation"} in events
 
 
-def test_follow_up_channel_without_context_asks_which_procedure():
-    message, events = run(ActionRepondre(), make_tracker("preciser_canal", canal("telephone")))
+def test_follow_up_channel_without_context_gives_that_channels_contacts():
+    message, _ = run(ActionRepondre(), make_tracker("preciser_canal", canal("telephone")))
+    assert "Nos numéros" in message["text"] and "1000" in message["text"]
+    message, _ = run(ActionRepondre(), make_tracker("preciser_canal", canal("courrier")))
+    assert "1000@opt.nc" in message["text"] and "BP 40001" in message["text"]
+
+
+def test_follow_up_without_channel_nor_context_asks_which_procedure():
+    message, events = run(ActionRepondre(), make_tracker("preciser_canal"))
     assert "Pour quelle démarche" in message["text"]
     assert [b["payload"] for b in message["buttons"]] == [f"/{p}" for p in PROCEDURES]
     assert events == []

@@ -37,12 +37,18 @@ def test_conversation_stories(tmp_path):
 FACT = re.compile(r"@|https?://|www\.|\b\d{4}\b|\+687|\b\d{1,2}h\d{0,2}\b")
 
 
-def test_domain_responses_carry_no_fact():
-    """Facts come from the fiche through actions; a domain response must not restate one."""
+def test_fixed_texts_carry_no_fact():
+    """Facts come from the fiche through actions; a fixed text (domain response, small talk,
+    out of scope, the scope question) must not restate one."""
+    from actions import answers
+
     domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
-    for name, variants in domain["responses"].items():
-        for variant in variants:
-            assert not FACT.search(variant.get("text", "")), (name, variant)
+    texts = [v.get("text", "") for variants in (domain.get("responses") or {}).values() for v in variants]
+    texts += list(answers.SMALL_TALK.values())
+    texts += [answers.OUT_OF_SCOPE, answers.SCOPE_QUESTION, answers.ASK_QUESTION, answers.NOTHING_ELSE]
+    assert len(texts) >= 8
+    for text in texts:
+        assert not FACT.search(text), text
 
 
 def test_no_fact_outside_the_fiche_in_the_code():

@@ -178,7 +178,9 @@ def test_nights_and_24h_bring_the_1012_even_when_open():
     ("contact_adresse", "courrier", "agence-entreprises@opt.nc"),
     ("contact_adresse", "telephone", "1016"),
     ("horaires", "courrier", "1000@opt.nc"),
-    ("contact_email", "agence", "9 rue du Général Gallieni"),
+    ("contact_email", "agence", "agence-entreprises@opt.nc"),
+    ("suivi_conso", "courrier", "1088"),
+    ("delai_retablissement", "telephone", "4 jours"),
 ])
 def test_follow_up_channel_on_any_topic(last, channel, expected):
     message, _ = reply("preciser_canal", "et par là ?", [entity("canal", channel)], slots={"sujet": last})
@@ -252,3 +254,49 @@ def test_long_message_nlu_failure_rescued_by_its_question_clause():
     ]
     message, _ = reply("nlu_fallback", "...", clauses=clauses)
     assert message["text"].startswith("Code PUK")
+
+
+def test_small_talk_and_its_follow_ups():
+    assert reply("thanks", "merci")[0]["text"].startswith("Avec plaisir")
+    message, _ = reply("goodbye", "bon et lundi à 9h ?", slots={"sujet": "horaires"})
+    assert "ouvert à cette heure-là" in message["text"]
+    clauses = [
+        {"text": "merci", "start": 0, "end": 5, "intent": "thanks", "confidence": 0.9},
+        {"text": "et le code PUK", "start": 7, "end": 21, "intent": "code_puk", "confidence": 0.8},
+    ]
+    assert reply("thanks", "merci, et le code PUK ?", clauses=clauses)[0]["text"].startswith("Code PUK")
+
+
+def test_saying_only_where_one_is_repeats_the_last_answer_for_abroad(fiche):
+    message, _ = reply("out_of_scope", "je suis à Sydney en ce moment", [entity("etranger", "Sydney")],
+                       slots={"sujet": "perte_vol", "procedure": "perte_vol"})
+    assert message["text"].startswith("Déclaration de perte ou de vol") and fiche.abroad_number in message["text"]
+    assert not SHORT_NUMBER.search(message["text"])
+
+
+def test_a_short_follow_up_the_nlu_cannot_place_continues_the_last_topic():
+    message, _ = reply("nlu_fallback", "et avec l'appli ?", slots={"sujet": "suivi_conso"})
+    assert "application smartphone Mobilis : non" in message["text"]
+
+
+def test_hesitant_diet_and_agreeing_second_classifier():
+    tracker_ranking = [{"name": "nlu_fallback", "confidence": 0.4}, {"name": "support_technique", "confidence": 0.35}]
+    tracker = make_tracker("nlu_fallback", ranking=tracker_ranking, text="le SAV se joint par téléphone ?")
+    tracker.latest_message.update(clauses=[], unknown_nouns=[], language="fr",
+                                  second_opinion={"name": "support_technique", "confidence": 0.5})
+    action = ActionRepondre()
+    action.clock = lambda: MONDAY_10H
+    dispatcher = CollectingDispatcher()
+    action.run(dispatcher, tracker, {})
+    assert dispatcher.messages[0]["text"].startswith("SAV et support technique")
+
+
+def test_off_topic_for_the_second_classifier_and_no_line_word_asks_first():
+    tracker = make_tracker("horaires", text="quelle heure est-il à Paris ?")
+    tracker.latest_message.update(clauses=[], unknown_nouns=[], language="fr",
+                                  second_opinion={"name": "out_of_scope", "confidence": 0.7})
+    action = ActionRepondre()
+    action.clock = lambda: MONDAY_10H
+    dispatcher = CollectingDispatcher()
+    action.run(dispatcher, tracker, {})
+    assert "ligne mobile Mobilis Pro" in dispatcher.messages[0]["text"]
