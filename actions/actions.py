@@ -47,6 +47,9 @@ TIMED_TOPICS = {"horaires", "contact_telephone", "info_service"}
 # Words that ask for a number or a call: "je suis au Japon, quel numéro ?" asks for the number
 # from abroad; "je suis au Japon" alone continues the last topic.
 ASKS_TO_CALL = re.compile(r"\b(numero|num|appeler|appelle|joindre|contacter|telephoner|tel|telephone|call)\b")
+# Words of a question about opening hours or reaching someone (with a day or time named).
+ASKS_HOURS = re.compile(r"\b(ouvert|ouverts|ouvre|ouvrez|ferme|fermez|fermes|appeler|appelle|joindre|joignable|"
+                        r"repond|repondez|dispo|disponible|horaires?|heures?|open|closed)\b")
 # DIET confidence above which a message in another language is taken as one of our questions.
 FOREIGN_FACT_CONFIDENCE = 0.5
 
@@ -98,8 +101,9 @@ class ActionRepondre(Clocked, Action):
             return self.other_language(dispatcher, tracker, intent, topics)
         if not topics:
             return self.not_understood(dispatcher, tracker, intent)
+        confidence = (parse.get("intent") or {}).get("confidence", 0.0)
         if tracker.get_slot("sujet") is None and needs_scope_check(
-                topics, text, parse.get("unknown_nouns") or [], parse.get("second_opinion")):
+                topics, text, parse.get("unknown_nouns") or [], parse.get("second_opinion"), confidence):
             send(dispatcher, answers.scope_question())
             return [SlotSet("en_attente", [t.as_slot() for t in topics])]
         return self.answer(dispatcher, tracker, topics)
@@ -114,7 +118,7 @@ class ActionRepondre(Clocked, Action):
             return compound
         last_topic = tracker.get_slot("sujet") or tracker.get_slot("procedure")
         last_services = [tracker.get_slot("service")] if tracker.get_slot("service") else []
-        named = make_topic(intent or "", parse.get("entities") or [])
+        named = make_topic(intent or "", parse.get("entities") or [], text=text)
         follow = last_topic is not None and is_follow_up(text)
 
         if follow and intent not in PROCEDURES and last_topic in SERVICE_TOPICS:
@@ -123,7 +127,10 @@ class ActionRepondre(Clocked, Action):
                 return [Topic(last_topic, None, services)]
         if follow and intent not in PROCEDURES and asked_moment(text, self.clock()):
             return [Topic("horaires", None, named.services or last_services)]  # "et le samedi ?"
-        if self.says_only_where(tracker, intent, text):
+        if follow and intent not in PROCEDURES and named.channel:
+            # "et pour leur écrire par la poste ?", whatever the NLU took it for
+            return [follow_up_topic(named.channel, last_topic, last_services)]
+        if self.says_only_where(tracker, intent, text, last_topic):
             # "je suis à Sydney en ce moment": the last answer again, with the number from abroad
             return [Topic(last_topic, None, last_services) if last_topic else Topic("contact_etranger")]
         if intent in FACT_TOPICS:
@@ -137,13 +144,19 @@ class ActionRepondre(Clocked, Action):
                 return [topic] if topic else []
         if intent in RESCUABLE:
             rescued = rescued_topic(parse)
-            return [rescued] if rescued else []
+            if rescued:
+                return [rescued]
+        if intent == "nlu_fallback" and asked_moment(text, self.clock()) and ASKS_HOURS.search(fold(text)):
+            return [Topic("horaires", None, named.services)]  # "le 25 décembre je peux appeler le 1016 ?"
         return []
 
     @staticmethod
-    def says_only_where(tracker: Tracker, intent: Optional[str], text: str) -> bool:
-        """The message names a place abroad and asks nothing we could place."""
+    def says_only_where(tracker: Tracker, intent: Optional[str], text: str, last_topic: Optional[str]) -> bool:
+        """The message names a place abroad and asks nothing we could place: after a topic,
+        or alone in a few words ("je suis à Sydney")."""
         if not entity_values(tracker.latest_message.get("entities") or [], "etranger"):
+            return False
+        if last_topic is None and (intent == "out_of_scope" or len(text.split()) > FOLLOW_UP_WORDS):
             return False
         if intent in ("out_of_scope", "nlu_fallback", "greet"):
             return True

@@ -316,11 +316,12 @@ def cout_appel_service_client(fiche: Fiche, ctx: Context) -> Reply:
     ))
 
 
-def _main_service_line(fiche: Fiche, ctx: Context) -> str:
+def _main_service_lines(fiche: Fiche, ctx: Context) -> List[str]:
+    """Whom to ask about prices. Abroad, both numbers: a price question about a destination
+    ("le roaming en Australie") is often asked before leaving."""
     service = fiche.phones[MAIN_SERVICES[0]]
-    if ctx.abroad:
-        return f"• {service.name} : {abroad_line(fiche)}"
-    return f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, ctx.instant)}."
+    lines = [f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, ctx.instant)}."]
+    return lines + [f"• {abroad_line(fiche)}"] if ctx.abroad else lines
 
 
 def guide_tarifaire(fiche: Fiche, ctx: Context) -> Reply:
@@ -330,7 +331,7 @@ def guide_tarifaire(fiche: Fiche, ctx: Context) -> Reply:
         f"Les tarifs en vigueur, la description des offres et les conseils sont dans le guide tarifaire : "
         f"{fiche.tariff_guide}",
         "Pour un tarif précis ou une offre adaptée à votre entreprise :",
-        _main_service_line(fiche, ctx),
+        *_main_service_lines(fiche, ctx),
         f"• Par email : {fiche.email_service_clientele}",
     ))
 
@@ -375,7 +376,7 @@ def hors_fiche(fiche: Fiche, ctx: Context) -> Reply:
         "La fiche du service client ne donne pas cette information (tarifs, couverture, itinérance) : "
         "je ne peux pas vous l'indiquer sans risque d'erreur.",
         f"• Tarifs en vigueur et description des offres : le guide tarifaire, {fiche.tariff_guide}",
-        _main_service_line(fiche, ctx),
+        *_main_service_lines(fiche, ctx),
         f"• Par email : {fiche.email_service_clientele}",
     ))
 

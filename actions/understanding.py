@@ -22,6 +22,8 @@ CLAUSE_CONFIDENCE = 0.45
 RESCUE_CONFIDENCE = 0.6
 QUESTION_CONFIDENCE = 0.45
 AGREEMENT_CONFIDENCE = 0.3
+# ... or DIET's second choice when the second classifier gives it at least this.
+SECOND_CHOICE_CONFIDENCE = 0.6
 QUESTION = re.compile(
     r"^(comment|quel|quelle|quels|quelles|ou|combien|est ce|est il|qui|pourquoi|quand|peut on|puis je|je peux|on peut|"
     r"pouvez vous|pourriez vous|il faut|faut il|que faire|que dois je|how|what|where|can|is|do)\b"
@@ -32,8 +34,13 @@ MAIN_SERVICES = ("1000", "1016")
 # whatever else it names ("j'ai perdu mon sac avec mon téléphone dedans"). Words that other
 # trades use too ("forfait de ski", "numéro d'un taxi", "abonnement au bus") are not signs.
 LINE_WORDS = re.compile(
-    r"\b(telephone|telephones|tel|tels|tele|portable|portables|mobile|mobiles|smartphone|smartphones|iphone|"
-    r"samsung|huawei|xiaomi|oppo|android|cellulaire|gsm|ligne|lignes|sim|puce|puk|mobilis|4g|5g|sms|texto|flotte)\b"
+    r"\b(telephone|telephones|tel|tels|portable|portables|mobile|mobiles|smartphone|smartphones|iphone|"
+    r"cellulaire|gsm|ligne|lignes|sim|puce|puk|mobilis|4g|5g|sms|texto|flotte)\b"
+)
+# Other operators: a question about their lines is not ours, whatever words it shares with ours.
+OTHER_OPERATORS = re.compile(
+    r"\b(free|bouygues|sfr|orange|digicel|vodafone|telstra|optus|vini|spark|t mobile|verizon|lycamobile|"
+    r"lebara|ooredoo|vodafone|airtel|movistar|o2|proximus|swisscom|telecom (?:italia|fiji)|smartfren)\b"
 )
 # Signs that the customer addresses us (for contacts and hours: "vos horaires", "votre mail").
 US_WORDS = re.compile(r"\b(vous|vos|votre|tu|ton|ta|tes|te|t|opt|mobilis|service client\w*|10\d\d)\b")
@@ -47,6 +54,7 @@ FOLLOW_UP_WORDS = 8
 OUT_OF_SCOPE = "out_of_scope"
 # The second classifier's confidence in "off-topic" above which a fact is not given unasked.
 OFF_TOPIC_CONFIDENCE = 0.5
+DIET_SURE = 0.9
 OTHER = re.compile(r"\bl ?autre\b")
 
 
@@ -75,8 +83,15 @@ def entity_values(entities: Iterable[Dict[str, Any]], name: str, start: int = 0,
     return values
 
 
-def make_topic(intent: str, entities: Sequence[Dict[str, Any]], start: int = 0, end: int = 10**9) -> Topic:
-    channel = next((c for c in entity_values(entities, "canal", start, end) if c in CHANNELS), None)
+NEGATION = re.compile(r"\b(pas|plus|sans|jamais|ni)\b")
+
+
+def make_topic(intent: str, entities: Sequence[Dict[str, Any]], start: int = 0, end: int = 10**9,
+               text: str = "") -> Topic:
+    channels = [c for c in entity_values(entities, "canal", start, end) if c in CHANNELS]
+    # Two channels: "je ne peux pas me déplacer, par internet ?" asks for the last one;
+    # "par téléphone ou en agence ?" for both, so the overview.
+    channel = channels[-1] if len(channels) == 1 or NEGATION.search(fold(text)) else None
     services = entity_values(entities, "service", start, end)
     if intent in SERVICE_TOPICS and channel == "agence" and not services:
         services, channel = ["1016"], None  # the agency's hours, number, email are those of the 1016
@@ -123,9 +138,13 @@ def rescued_topic(parse: Dict[str, Any]) -> Optional[Topic]:
     second = parse.get("second_opinion") or {}
     ranking = [r for r in parse.get("intent_ranking") or [] if r.get("name") != "nlu_fallback"]
     if (parse.get("intent") or {}).get("name") == "nlu_fallback" and ranking and not parse.get("clauses"):
-        first = ranking[0]
-        if first.get("name") == second.get("name") in FACT_TOPICS and second.get("confidence", 0) >= AGREEMENT_CONFIDENCE:
-            return make_topic(first["name"], entities)
+        names = [r.get("name") for r in ranking[:2]]
+        confidence = second.get("confidence", 0)
+        if second.get("name") in FACT_TOPICS and (
+            (names[0] == second["name"] and confidence >= AGREEMENT_CONFIDENCE)
+            or (second["name"] in names and confidence >= SECOND_CHOICE_CONFIDENCE)
+        ):
+            return make_topic(second["name"], entities)
     return None
 
 
@@ -165,19 +184,23 @@ def other_service(text: str, services: Sequence[str], last_services: Sequence[st
 
 
 def needs_scope_check(topics: Sequence[Topic], text: str, unknown_nouns: Sequence[str],
-                      second_opinion: Optional[Dict[str, Any]] = None) -> bool:
+                      second_opinion: Optional[Dict[str, Any]] = None, diet_confidence: float = 0.0) -> bool:
     """Whether to ask "is it about a Mobilis line?" before answering with a fact.
 
     Yes for a question that names something we never talk about ("passeport", "crèche",
     "alarme", "musée") and nothing of a mobile line (nor, for contacts and hours, of us); and
-    for one that the second classifier takes for off-topic while it names no mobile line."""
+    for one that the second classifier takes for off-topic, DIET is not sure of, and names no
+    mobile line."""
     if not topics:
         return False
     folded = fold(text)
+    if OTHER_OPERATORS.search(folded) and not re.search(r"\b(mobilis|opt)\b", folded):
+        return True
     if LINE_WORDS.search(folded):
         return False
     second = second_opinion or {}
-    if len(topics) == 1 and second.get("name") == OUT_OF_SCOPE and second.get("confidence", 0) >= OFF_TOPIC_CONFIDENCE:
+    if (len(topics) == 1 and second.get("name") == OUT_OF_SCOPE
+            and second.get("confidence", 0) >= OFF_TOPIC_CONFIDENCE and diet_confidence < DIET_SURE):
         return True
     if not unknown_nouns:
         return False

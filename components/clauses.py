@@ -89,16 +89,20 @@ def _words(text: Text) -> List[Text]:
 
 
 def _distance(a: Text, b: Text, limit: int) -> int:
-    """Levenshtein distance of a and b, stopping early above `limit`."""
-    previous = list(range(len(b) + 1))
+    """Edit distance of a and b where swapping two neighbours counts as one typo (optimal
+    string alignment), stopping early above `limit`."""
+    rows = [list(range(len(b) + 1))]
     for i, char_a in enumerate(a, 1):
-        current = [i]
+        row = [i]
         for j, char_b in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        if min(current) > limit:
+            cost = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (char_a != char_b))
+            if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
+                cost = min(cost, rows[-2][j - 2] + 1)
+            row.append(cost)
+        if min(row) > limit:
             return limit + 1
-        previous = current
-    return previous[-1]
+        rows = [rows[-1], row]
+    return rows[-1][-1]
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
@@ -205,10 +209,13 @@ class ClauseClassifier(GraphComponent):
         return [(str(classes[row.argmax()]), float(row.max())) for row in probabilities]
 
     def _is_known(self, word: Text) -> bool:
-        """In the vocabulary, or one typo away from a word of it ("telephnoe", "resiliation")."""
+        """In the vocabulary, or a typo away from a word of it ("telephnoe", "abonement"): one
+        for words of 5 to 9 letters, two from 10; shorter words must be spelt as we know them."""
         if word in self.vocabulary or len(word) < 3 or word.isdigit():
             return True
-        allowed = 1 if len(word) <= 6 else 2
+        if len(word) < 5:
+            return False
+        allowed = 1 if len(word) < 10 else 2
         return any(
             known[0] == word[0] and abs(len(known) - len(word)) <= allowed and _distance(known, word, allowed) <= allowed
             for known in self._sorted_vocabulary

@@ -141,11 +141,14 @@ def _country_mentions(folded: Text, language: Text) -> Iterable[Text]:
 
 
 def _city_mentions(text: Text) -> Iterable[Text]:
-    """Cities named after a locative preposition ("à Sydney", "depuis montreal")."""
+    """Cities named after a locative preposition ("à Sydney", "depuis montreal"); a city name
+    that is also a French function word ("à mes mails") is not one."""
+    from spacy.lang.fr.stop_words import STOP_WORDS
+
     words = re.findall(r"[^\W\d_]+(?:[-'][^\W\d_]+)*", text)
     cities = _cities()
     for i in range(1, len(words)):
-        if fold(words[i - 1]).split()[-1:] not in ([w] for w in LOCATIVE):
+        if fold(words[i - 1]).split()[-1:] not in ([w] for w in LOCATIVE) or words[i].lower() in STOP_WORDS:
             continue
         for size in (3, 2, 1):
             candidate = " ".join(words[i:i + size])

@@ -293,6 +293,7 @@ def test_hesitant_diet_and_agreeing_second_classifier():
 
 def test_off_topic_for_the_second_classifier_and_no_line_word_asks_first():
     tracker = make_tracker("horaires", text="quelle heure est-il à Paris ?")
+    tracker.latest_message["intent"]["confidence"] = 0.6
     tracker.latest_message.update(clauses=[], unknown_nouns=[], language="fr",
                                   second_opinion={"name": "out_of_scope", "confidence": 0.7})
     action = ActionRepondre()
@@ -300,3 +301,9 @@ def test_off_topic_for_the_second_classifier_and_no_line_word_asks_first():
     dispatcher = CollectingDispatcher()
     action.run(dispatcher, tracker, {})
     assert "ligne mobile Mobilis Pro" in dispatcher.messages[0]["text"]
+
+
+def test_two_channels_with_a_negation_ask_for_the_last():
+    entities = [entity("canal", "agence", 20, 30), entity("canal", "courrier", 32, 40)]
+    message, _ = reply("preciser_canal", "si je peux pas me déplacer, par internet ?", entities, slots={"sujet": "code_puk"})
+    assert message["text"].startswith("Code PUK — Par courrier, mail ou internet")
