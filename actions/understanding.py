@@ -91,7 +91,7 @@ def make_topic(intent: str, entities: Sequence[Dict[str, Any]], start: int = 0, 
     channels = [c for c in entity_values(entities, "canal", start, end) if c in CHANNELS]
     # Two channels: "je ne peux pas me déplacer, par internet ?" asks for the last one;
     # "par téléphone ou en agence ?" for both, so the overview.
-    channel = channels[-1] if len(channels) == 1 or NEGATION.search(fold(text)) else None
+    channel = channels[-1] if channels and (len(channels) == 1 or NEGATION.search(fold(text))) else None
     services = entity_values(entities, "service", start, end)
     if intent in SERVICE_TOPICS and channel == "agence" and not services:
         services, channel = ["1016"], None  # the agency's hours, number, email are those of the 1016

@@ -307,3 +307,8 @@ def test_two_channels_with_a_negation_ask_for_the_last():
     entities = [entity("canal", "agence", 20, 30), entity("canal", "courrier", 32, 40)]
     message, _ = reply("preciser_canal", "si je peux pas me déplacer, par internet ?", entities, slots={"sujet": "code_puk"})
     assert message["text"].startswith("Code PUK — Par courrier, mail ou internet")
+
+
+def test_a_negation_without_any_channel():
+    message, _ = reply("perte_vol", "mon portable pro ne s'allume plus et je ne le trouve pas")
+    assert message["text"].startswith("Déclaration de perte ou de vol :")
