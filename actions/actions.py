@@ -34,6 +34,7 @@ from actions.understanding import (
     needs_scope_check,
     other_service,
     rescued_topic,
+    with_price_question,
 )
 
 FICHE = load_fiche()
@@ -96,14 +97,15 @@ class ActionRepondre(Clocked, Action):
         if intent in ("affirm", "deny") and pending:
             return self.yes_no(dispatcher, tracker, intent, pending)
 
-        topics = self.topics(tracker, intent)
+        topics = with_price_question(self.topics(tracker, intent), text)
         if parse.get("language", "fr") != "fr":
             return self.other_language(dispatcher, tracker, intent, topics)
         if not topics:
             return self.not_understood(dispatcher, tracker, intent)
         confidence = (parse.get("intent") or {}).get("confidence", 0.0)
         if tracker.get_slot("sujet") is None and needs_scope_check(
-                topics, text, parse.get("unknown_nouns") or [], parse.get("second_opinion"), confidence):
+                topics, text, parse.get("unknown_nouns") or [], parse.get("second_opinion"), confidence,
+                asked_moment(text, self.clock()) is not None):
             send(dispatcher, answers.scope_question())
             return [SlotSet("en_attente", [t.as_slot() for t in topics])]
         return self.answer(dispatcher, tracker, topics)

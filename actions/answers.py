@@ -345,10 +345,12 @@ def _service_purpose(fiche: Fiche, key: str, ctx: Context) -> str:
         item = next(c for c in fiche.consumption if c.number == key)
         return f"• {key} : le suivi de la consommation du mois en cours ({item.channel})."
     service = fiche.phones[key]
+    # Abroad, a short number is named only when the customer asked about it: it does not work from there.
+    number = service.name if ctx.abroad and key not in ctx.services else f"{service.number} : {service.name}"
     if service.always_open:
-        return f"• {service.number} : {service.name}, {service.note}."
+        return f"• {number}, {service.note}."
     hours = f"{service.hours_text}, heure de Nouméa" if ctx.abroad else service.hours_text
-    return f"• {service.number} : {service.name}, {hours}."
+    return f"• {number}, {hours}."
 
 
 def info_service(fiche: Fiche, ctx: Context) -> Reply:
@@ -357,7 +359,7 @@ def info_service(fiche: Fiche, ctx: Context) -> Reply:
     keys = [s for s in ctx.services if s in known] or list(fiche.phones) + [fiche.consumption_number, "etranger"]
     lines = ["À quoi servent nos numéros :" if len(keys) > 1 else "Ce numéro :"]
     lines += [_service_purpose(fiche, k, ctx) for k in keys]
-    if set(MAIN_SERVICES) <= set(keys):
+    if set(MAIN_SERVICES) <= set(keys) and not (ctx.abroad and not ctx.services):
         lines.append(
             f"Le {MAIN_SERVICES[0]} est le {fiche.phones[MAIN_SERVICES[0]].name} ; le {MAIN_SERVICES[1]} "
             f"joint l'{fiche.phones[MAIN_SERVICES[1]].name} ({fiche.agency_address})."

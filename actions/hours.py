@@ -86,7 +86,7 @@ class Moment:
 # Parts of the day, as the hour they stand for (services close at 15h30/15h45).
 _DAY_PARTS = (
     (re.compile(r"\bapres ?midi\b|\baprem\b"), time(14, 0)),
-    (re.compile(r"\bmatin(ee)?\b"), time(9, 0)),
+    (re.compile(r"\bmatin(ee)?\b|\bdu mat\b"), time(9, 0)),
     (re.compile(r"\bmidi\b"), time(12, 0)),
     (re.compile(r"\bsoir(ee)?\b"), time(19, 0)),
     (re.compile(r"\bnuit\b|\bminuit\b"), time(23, 0)),
@@ -163,15 +163,18 @@ def asked_moment(text: str, now: datetime) -> Optional[Moment]:
     clock = time(int(clock_match.group(1)), int(clock_match.group(2))) if clock_match and int(
         clock_match.group(1)) < 24 and int(clock_match.group(2)) < 60 else part
     day = _named_holiday(folded, local.date())
+    weekday = re.search(r"\b(lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b", folded)
+    dated = re.search(r"\b(janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre)\b"
+                      r"|\b\d{1,2}/\d{1,2}\b", folded)
+    if day is None and weekday and not dated:
+        # A weekday alone is the next one, today included ("jeudi" asked on a Thursday).
+        ahead = (DAY_NAMES.index(weekday.group(1)) + 1 - local.isoweekday()) % 7
+        day = local.date() + timedelta(days=ahead)
     if day is None and matches:
         words, value = next(((w, v) for w, v in matches if re.search(r"[a-z]|\d/", _CLOCK_AND_SMALL_WORDS.sub("", w))),
                             matches[0])
-        day = value.date()
-        if re.search(r"\b(lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b", words) and \
-                day - local.date() == timedelta(days=7):
-            day = local.date()  # "jeudi" asked on a Thursday: today
-        if not re.search(r"[a-z]|\d/", _CLOCK_AND_SMALL_WORDS.sub("", words)):
-            day = local.date()  # a clock time alone ("à 17h30 ?"): today
+        # a clock time alone ("à 17h30 ?") is today
+        day = value.date() if re.search(r"[a-z]|\d/", _CLOCK_AND_SMALL_WORDS.sub("", words)) else local.date()
     if day is None:
         if _WEEKEND.search(folded):
             day = local.date() + timedelta(days=(6 - local.isoweekday()) % 7)

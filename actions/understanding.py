@@ -184,7 +184,8 @@ def other_service(text: str, services: Sequence[str], last_services: Sequence[st
 
 
 def needs_scope_check(topics: Sequence[Topic], text: str, unknown_nouns: Sequence[str],
-                      second_opinion: Optional[Dict[str, Any]] = None, diet_confidence: float = 0.0) -> bool:
+                      second_opinion: Optional[Dict[str, Any]] = None, diet_confidence: float = 0.0,
+                      has_moment: bool = False) -> bool:
     """Whether to ask "is it about a Mobilis line?" before answering with a fact.
 
     Yes for a question that names something we never talk about ("passeport", "crèche",
@@ -194,6 +195,8 @@ def needs_scope_check(topics: Sequence[Topic], text: str, unknown_nouns: Sequenc
     if not topics:
         return False
     folded = fold(text)
+    if all(t.intent == "horaires" for t in topics) and has_moment and not unknown_nouns:
+        return False  # "vendredi soir vers 20h c'est fermé ?" is an hours question
     if OTHER_OPERATORS.search(folded) and not re.search(r"\b(mobilis|opt)\b", folded):
         return True
     if LINE_WORDS.search(folded):
@@ -205,3 +208,20 @@ def needs_scope_check(topics: Sequence[Topic], text: str, unknown_nouns: Sequenc
     if not unknown_nouns:
         return False
     return not (all(t.intent not in PROCEDURES for t in topics) and US_WORDS.search(folded))
+
+
+# A price asked about a procedure or a service ("les frais si on résilie avant la fin ?",
+# "combien pour une carte SIM de remplacement ?"): the fiche gives no price.
+PRICE = re.compile(
+    r"\b(prix|tarifs?|tarification|cout|coute|coutent|couter|frais|remises?|reductions?|promos?|promotions?|"
+    r"cher|chere|euros?|xpf|cfp|combien(?! de (?:temps|jours?|heures?|minutes?|lignes?)))\b"
+)
+PRICED_TOPICS = set(PROCEDURES) | {"contact_telephone", "info_service", "suivi_conso"}
+
+
+def with_price_question(topics: List[Topic], text: str) -> List[Topic]:
+    """The topics, followed by "what the fiche does not say" when a price is asked about them."""
+    if topics and PRICE.search(fold(text)) and any(t.intent in PRICED_TOPICS for t in topics) and not any(
+            t.intent in ("hors_fiche", "guide_tarifaire", "cout_appel_service_client") for t in topics):
+        return [*topics, Topic("hors_fiche")]
+    return topics

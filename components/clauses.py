@@ -54,7 +54,10 @@ _BOUNDARY = re.compile(
     r"[?!;\n+]+|\.+(?=\s|$)"
     r"|\s(?:et aussi|et puis|puis|ainsi que|et également|et egalement|et en plus|en plus de ça"
     r"|autre question|par ailleurs|et sinon|sinon|et enfin|enfin|et également)\s"
-    r"|(?:,\s*(?:et\s+|mais\s+)?|\s(?:et|mais)\s)(?=" + _NEXT_QUESTION + ")",
+    r"|(?:,\s*(?:et\s+|mais\s+)?|\s(?:et|mais)\s)(?=" + _NEXT_QUESTION + ")"
+    # "et" before a verb in the infinitive starts another request: "réclamer par téléphone et
+    # résilier en agence"
+    r"|\s(?:et|puis)\s(?=[a-zéèêàâîôûç]{3,}(?:er|ir|re)\b)",
     re.IGNORECASE,
 )
 MIN_CLAUSE_LETTERS = 3
@@ -62,7 +65,7 @@ MIN_CLAUSE_LETTERS = 3
 TIME_WORDS = (
     "lundi mardi mercredi jeudi vendredi samedi dimanche janvier fevrier mars avril mai juin juillet aout "
     "septembre octobre novembre decembre matin midi soir soiree nuit week end weekend semaine jour journee "
-    "heure minute demain hier aujourd hui ferie feries fete fetes noel toussaint paques moment instant"
+    "heure minute demain hier aujourd hui ferie feries fete fetes noel toussaint paques moment instant mat aprem"
 ).split()
 
 
@@ -211,8 +214,8 @@ class ClauseClassifier(GraphComponent):
     def _is_known(self, word: Text) -> bool:
         """In the vocabulary, or a typo away from a word of it ("telephnoe", "abonement"): one
         for words of 5 to 9 letters, two from 10; shorter words must be spelt as we know them."""
-        if word in self.vocabulary or len(word) < 3 or word.isdigit():
-            return True
+        if word in self.vocabulary or word in TIME_WORDS or len(word) < 3 or any(c.isdigit() for c in word):
+            return True  # clock times ("20h") and numbers are not things
         if len(word) < 5:
             return False
         allowed = 1 if len(word) < 10 else 2

@@ -17,8 +17,9 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-# Script and style elements carry code, not words: dropped with their content.
-_CODE_ELEMENT = re.compile(r"<\s*(script|style)\b[^>]*>.*?(<\s*/\s*\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+# Script and style elements carry code, not words; a link's text is a link ("clique ici"):
+# dropped with their content, like the URLs themselves.
+_CODE_ELEMENT = re.compile(r"<\s*(script|style|a)\b[^>]*>.*?(<\s*/\s*\1\s*>|$)", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"</?[A-Za-z][^<>]{0,300}>|<!--.*?-->", re.DOTALL)
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t]+")

@@ -44,6 +44,7 @@ def entity(name, value, start=0, end=1000):
     ("<script>alert(1)</script>je veux résilier", "je veux résilier"),
     ("vu sur https://www.opt.nc/x?y=1 le formulaire", "vu sur le formulaire"),
     ("<i>horaires</i> &amp; adresse", "horaires & adresse"),
+    ('<a href="http://x.example">clique ici</a> code PUK', "code PUK"),
     ("prix 3 < 5 et 7 > 2", "prix 3 < 5 et 7 > 2"),
 ])
 def test_markup_and_links_are_removed_for_the_nlu(raw, cleaned):
@@ -312,3 +313,10 @@ def test_two_channels_with_a_negation_ask_for_the_last():
 def test_a_negation_without_any_channel():
     message, _ = reply("perte_vol", "mon portable pro ne s'allume plus et je ne le trouve pas")
     assert message["text"].startswith("Déclaration de perte ou de vol :")
+
+
+def test_a_price_asked_about_a_procedure_says_the_fiche_does_not_give_it(fiche):
+    text = reply("resiliation", "quels sont les frais si on résilie avant la fin ?")[0]["text"]
+    assert text.startswith("Résiliation :") and "ne donne pas cette information" in text
+    assert fiche.tariff_guide in text and text.count("Source :") == 1
+    assert "ne donne pas" not in reply("delai_retablissement", "combien de temps pour réparer ?")[0]["text"]
