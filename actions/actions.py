@@ -21,6 +21,8 @@ from actions.fiche import PROCEDURES, load_fiche
 from actions.hours import asked_moment, asks_holidays, asks_nights, now_noumea
 from actions.understanding import (
     FACT_TOPICS,
+    LINE_WORDS,
+    US_WORDS,
     FOLLOW_UP,
     FOLLOW_UP_WORDS,
     SERVICE_TOPICS,
@@ -50,9 +52,13 @@ TIMED_TOPICS = {"horaires", "contact_telephone", "info_service"}
 ASKS_TO_CALL = re.compile(r"\b(numero|num|appeler|appelle|joindre|contacter|telephoner|tel|telephone|call)\b")
 # Words of a question about opening hours or reaching someone (with a day or time named).
 ASKS_HOURS = re.compile(r"\b(ouvert|ouverts|ouvre|ouvrez|ferme|fermez|fermes|appeler|appelle|joindre|joignable|"
-                        r"repond|repondez|dispo|disponible|horaires?|heures?|open|closed)\b")
+                        r"repond|repondez|dispo|disponible|horaires?|heures?|coup de fil|quelqu un|numero|open|closed)\b")
+# Below this confidence, DIET's topic yields to "a day or time + reaching someone" (the hours).
+HOURS_OVER_CONFIDENCE = 0.9
 # DIET confidence above which a message in another language is taken as one of our questions.
 FOREIGN_FACT_CONFIDENCE = 0.5
+FOREIGN_SURE = 0.8
+CUSTOMER_SERVICE = re.compile(r"\b(customer service|support|kundendienst|servicio al cliente|atencion al cliente)\b")
 
 
 def latest_intent(tracker: Tracker) -> Optional[str]:
@@ -129,6 +135,12 @@ class ActionRepondre(Clocked, Action):
                 return [Topic(last_topic, None, services)]
         if follow and intent not in PROCEDURES and asked_moment(text, self.clock()):
             return [Topic("horaires", None, named.services or last_services)]  # "et le samedi ?"
+        moment = asked_moment(text, self.clock())
+        confidence = (parse.get("intent") or {}).get("confidence", 0.0)
+        if moment and ASKS_HOURS.search(fold(text)) and intent not in ("horaires", "out_of_scope") and (
+                intent not in FACT_TOPICS or confidence < HOURS_OVER_CONFIDENCE or intent in TIMED_TOPICS):
+            # "mardi midi je peux passer un coup de fil ?", "le 1er janvier le service client est joignable ?"
+            return [Topic("horaires", None, named.services or (last_services if follow else []))]
         if follow and intent not in PROCEDURES and named.channel:
             # "et pour leur écrire par la poste ?", whatever the NLU took it for
             return [follow_up_topic(named.channel, last_topic, last_services)]
@@ -148,8 +160,6 @@ class ActionRepondre(Clocked, Action):
             rescued = rescued_topic(parse)
             if rescued:
                 return [rescued]
-        if intent == "nlu_fallback" and asked_moment(text, self.clock()) and ASKS_HOURS.search(fold(text)):
-            return [Topic("horaires", None, named.services)]  # "le 25 décembre je peux appeler le 1016 ?"
         return []
 
     @staticmethod
@@ -217,7 +227,13 @@ class ActionRepondre(Clocked, Action):
             rescued = rescued_topic(tracker.latest_message)  # "Do you speak English? I have a complaint"
             recognised, intent = ([rescued], rescued.intent) if rescued else ([], intent)
         fact = answers.combine(FICHE, [self.reply_for(tracker, t) for t in recognised]) if recognised else None
-        in_scope = intent != "out_of_scope"
+        # Ours if it names a phone or a line, or if DIET is sure: "Where can I rent a car?" is not.
+        text = fold(tracker.latest_message.get("text") or "")
+        in_scope = intent != "out_of_scope" and (
+            bool(LINE_WORDS.search(text) or US_WORDS.search(text) or CUSTOMER_SERVICE.search(text))
+            or confidence >= FOREIGN_SURE or bool(recognised and not topics))
+        if not in_scope:
+            recognised, fact = [], None
         ctx = Context(instant=self.clock(), abroad=is_abroad(tracker))
         send(dispatcher, answers.other_language_answer(FICHE, ctx, fact, in_scope))
         return self.remember(recognised) if recognised else []

@@ -35,7 +35,8 @@ MAIN_SERVICES = ("1000", "1016")
 # trades use too ("forfait de ski", "numéro d'un taxi", "abonnement au bus") are not signs.
 LINE_WORDS = re.compile(
     r"\b(telephone|telephones|tel|tels|portable|portables|mobile|mobiles|smartphone|smartphones|iphone|"
-    r"cellulaire|gsm|ligne|lignes|sim|puce|puk|mobilis|4g|5g|sms|texto|flotte)\b"
+    r"cellulaire|gsm|ligne|lignes|sim|puce|puk|mobilis|4g|5g|sms|texto|flotte|"
+    r"phone|phones|cellphone|line|lines|call|calls|number|telefono|telefon|handy|movil)\b"  # other languages
 )
 # Other operators: a question about their lines is not ours, whatever words it shares with ours.
 OTHER_OPERATORS = re.compile(
@@ -43,7 +44,7 @@ OTHER_OPERATORS = re.compile(
     r"lebara|ooredoo|vodafone|airtel|movistar|o2|proximus|swisscom|telecom (?:italia|fiji)|smartfren)\b"
 )
 # Signs that the customer addresses us (for contacts and hours: "vos horaires", "votre mail").
-US_WORDS = re.compile(r"\b(vous|vos|votre|tu|ton|ta|tes|te|t|opt|mobilis|service client\w*|10\d\d)\b")
+US_WORDS = re.compile(r"\b(vous|vos|votre|tu|ton|ta|tes|te|t|opt|mobilis|service client\w*|10\d\d|you|your)\b")
 # A message that continues the last topic rather than opening one: "et le samedi ?", "même
 # vers le 1016 ?", "et avec l'appli ?".
 FOLLOW_UP_MARKER = re.compile(

@@ -229,7 +229,8 @@ class ClauseClassifier(GraphComponent):
         for token in doc or ():
             # Proper names of places say where the customer is (abroad is handled apart).
             place = token.pos_ == "PROPN" and token.ent_type_ in ("LOC", "GPE")
-            if token.pos_ not in ("NOUN", "PROPN") or place:
+            # X: what the small model cannot tag, often a name or an acronym ("l'agence BCI")
+            if token.pos_ not in ("NOUN", "PROPN", "X") or place or not token.is_alpha:
                 continue
             forms = set(_words(token.text)) | set(_words(token.lemma_))
             if forms and not any(self._is_known(f) for f in forms) and token.text not in nouns:
