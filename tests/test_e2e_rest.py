@@ -71,11 +71,18 @@ def test_conversation_survives_a_restart(servers):
     assert reply.startswith("Réclamation — Par téléphone : NON")
 
 
+def test_english_gets_a_bilingual_reply_with_the_contacts(servers):
+    # Issue 10: another language gets a short bilingual reply and the essential contacts.
+    answer = texts(servers.say(new_sender(), "Hello, can you help me with my phone bill?"))
+    assert "I answer in French" in answer and "je réponds en français" in answer
+    assert "1000@opt.nc" in answer
+
+
 @pytest.mark.parametrize(
     "message",
-    ["", "   ", "a" * 5000, "😀😀😀", "Hello, can you help me with my phone bill?", "12345678",
+    ["", "   ", "a" * 5000, "😀😀😀", "12345678",
      "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "'; DROP TABLE events; --"],
-    ids=["empty", "blank", "5000-chars", "emojis", "english", "digits", "script", "img", "sql"],
+    ids=["empty", "blank", "5000-chars", "emojis", "digits", "script", "img", "sql"],
 )
 def test_bad_input_gets_a_polite_french_reply(servers, message):
     replies = servers.say(new_sender(), message)
