@@ -44,7 +44,6 @@ TOPIC_TITLES = {
     "guide_tarifaire": "Tarifs",
     "demander_humain": "Un conseiller",
     "info_service": "Nos numéros",
-    "hors_fiche": "Tarifs",
 }
 
 
@@ -58,8 +57,10 @@ def button(title: str, payload: str) -> Dict[str, str]:
     return {"title": title, "payload": payload}
 
 
-def channel_button(channel: str) -> Dict[str, str]:
-    return button(CHANNEL_BUTTONS[channel], f'/preciser_canal{{"canal":"{channel}"}}')
+def channel_button(procedure: str, channel: str) -> Dict[str, str]:
+    """A button for one channel of a procedure. Its payload names the procedure, so that it
+    still means that procedure when tapped after the conversation has moved on."""
+    return button(CHANNEL_BUTTONS[channel], f'/{procedure}{{"canal":"{channel}"}}')
 
 
 def _with_source(fiche: Fiche, *lines: str) -> str:
@@ -126,7 +127,8 @@ def procedure_answer(fiche: Fiche, procedure: str, channel: Optional[str] = None
         lines = [f"{proc.label} :"] + [_cell_line(fiche, c, proc.cells[c], abroad) for c in order] + tail
         if len(working) > 1:
             lines.append(CHANNEL_PROMPT)
-        return Reply(_with_source(fiche, *lines), [channel_button(c) for c in working] if len(working) > 1 else [])
+        return Reply(_with_source(fiche, *lines),
+                     [channel_button(procedure, c) for c in working] if len(working) > 1 else [])
 
     cell = proc.cells[channel]
     others = [c for c in working if c != channel]
@@ -142,7 +144,8 @@ def procedure_answer(fiche: Fiche, procedure: str, channel: Optional[str] = None
         return Reply(_with_source(fiche, *lines, *tail))
     lines = [head + "NON, pas par ce canal : " + cell.text(abroad), "Voici ce qui fonctionne :"]
     lines += [_cell_line(fiche, c, proc.cells[c], abroad) for c in others]
-    return Reply(_with_source(fiche, *lines, *tail), [channel_button(c) for c in others] if len(others) > 1 else [])
+    return Reply(_with_source(fiche, *lines, *tail),
+                 [channel_button(procedure, c) for c in others] if len(others) > 1 else [])
 
 
 def which_procedure() -> Reply:
@@ -325,12 +328,14 @@ def _main_service_lines(fiche: Fiche, ctx: Context) -> List[str]:
 
 
 def guide_tarifaire(fiche: Fiche, ctx: Context) -> Reply:
-    """Prices are in the tariff guide, not in the fiche: the guide, and whom to ask."""
+    """Prices, offers, coverage, roaming: the fiche of the customer service gives none of them.
+    Say so (never an invented figure), then the tariff guide and whom to ask."""
     return Reply(_with_source(
         fiche,
-        f"Les tarifs en vigueur, la description des offres et les conseils sont dans le guide tarifaire : "
-        f"{fiche.tariff_guide}",
-        "Pour un tarif précis ou une offre adaptée à votre entreprise :",
+        "La fiche du service client ne donne ni les prix, ni les offres, ni la couverture ou l'itinérance : "
+        "je ne peux pas vous les indiquer sans risque d'erreur.",
+        f"• Tarifs en vigueur, description des offres et conseils : le guide tarifaire, {fiche.tariff_guide}",
+        "• Pour un tarif précis ou une offre adaptée à votre entreprise :",
         *_main_service_lines(fiche, ctx),
         f"• Par email : {fiche.email_service_clientele}",
     ))
@@ -371,18 +376,6 @@ def info_service(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(_with_source(fiche, *lines))
 
 
-def hors_fiche(fiche: Fiche, ctx: Context) -> Reply:
-    """Mobilis questions the fiche does not answer (prices, coverage, roaming): say so."""
-    return Reply(_with_source(
-        fiche,
-        "La fiche du service client ne donne pas cette information (tarifs, couverture, itinérance) : "
-        "je ne peux pas vous l'indiquer sans risque d'erreur.",
-        f"• Tarifs en vigueur et description des offres : le guide tarifaire, {fiche.tariff_guide}",
-        *_main_service_lines(fiche, ctx),
-        f"• Par email : {fiche.email_service_clientele}",
-    ))
-
-
 TOPIC_ANSWERS = {
     "horaires": hours_answer,
     "contact_telephone": contact_telephone,
@@ -397,10 +390,9 @@ TOPIC_ANSWERS = {
     "cout_appel_service_client": cout_appel_service_client,
     "guide_tarifaire": guide_tarifaire,
     "info_service": info_service,
-    "hors_fiche": hors_fiche,
 }
 # Kept for the tests and the console that list the information topics.
-INFO_ANSWERS = {k: v for k, v in TOPIC_ANSWERS.items() if k not in ("horaires", "info_service", "hors_fiche")}
+INFO_ANSWERS = {k: v for k, v in TOPIC_ANSWERS.items() if k not in ("horaires", "info_service")}
 
 
 # --- human handoff and clarification ----------------------------------------------------

@@ -56,6 +56,10 @@ OUT_OF_SCOPE = "out_of_scope"
 # The second classifier's confidence in "off-topic" above which a fact is not given unasked.
 OFF_TOPIC_CONFIDENCE = 0.5
 DIET_SURE = 0.9
+# ... or whatever DIET says, when the second classifier is this sure that it is off-topic.
+OFF_TOPIC_SURE = 0.75
+# Below this, a classifier is unsure of its topic.
+UNSURE = 0.6
 OTHER = re.compile(r"\bl ?autre\b")
 
 
@@ -203,8 +207,13 @@ def needs_scope_check(topics: Sequence[Topic], text: str, unknown_nouns: Sequenc
     if LINE_WORDS.search(folded):
         return False
     second = second_opinion or {}
-    if (len(topics) == 1 and second.get("name") == OUT_OF_SCOPE
-            and second.get("confidence", 0) >= OFF_TOPIC_CONFIDENCE and diet_confidence < DIET_SURE):
+    off_topic = second.get("name") == OUT_OF_SCOPE and second.get("confidence", 0) >= OFF_TOPIC_CONFIDENCE
+    if len(topics) == 1 and off_topic and (diet_confidence < DIET_SURE or second["confidence"] >= OFF_TOPIC_SURE):
+        return True
+    # Both classifiers unsure, and not of the same topic, about a message that names nothing of
+    # ours and does not address us: ask rather than guess.
+    unsure = diet_confidence < UNSURE and (second.get("name") != topics[0].intent or second.get("confidence", 0) < UNSURE)
+    if len(topics) == 1 and unsure and not US_WORDS.search(folded):
         return True
     if not unknown_nouns:
         return False
@@ -223,6 +232,6 @@ PRICED_TOPICS = set(PROCEDURES) | {"contact_telephone", "info_service", "suivi_c
 def with_price_question(topics: List[Topic], text: str) -> List[Topic]:
     """The topics, followed by "what the fiche does not say" when a price is asked about them."""
     if topics and PRICE.search(fold(text)) and any(t.intent in PRICED_TOPICS for t in topics) and not any(
-            t.intent in ("hors_fiche", "guide_tarifaire", "cout_appel_service_client") for t in topics):
-        return [*topics, Topic("hors_fiche")]
+            t.intent in ("guide_tarifaire", "cout_appel_service_client") for t in topics):
+        return [*topics, Topic("guide_tarifaire")]
     return topics

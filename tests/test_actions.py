@@ -55,7 +55,7 @@ def test_procedure_without_channel_lists_every_channel(procedure, fiche, seed_te
     working = [c for c in CHANNELS if proc.cells[c].status != "unavailable"]
     payloads = [b["payload"] for b in message["buttons"]]
     if len(working) > 1:
-        assert payloads == [f'/preciser_canal{{"canal":"{c}"}}' for c in working]
+        assert payloads == [f'/{procedure}{{"canal":"{c}"}}' for c in working]
     assert ("NON —" in text) == any(proc.cells[c].status == "unavailable" for c in CHANNELS)
     assert "26/07/2021" in text
     assert_facts_in_seed(text, seed_text)

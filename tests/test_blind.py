@@ -1,10 +1,11 @@
 """The blind set (tests/blind/, written from the fiche alone) against the real assistant over
 REST, as `make eval` plays it; `make eval` writes the exact figures to bench/results.md.
 
-A regression guard, a little below what the model measured when it landed (96.6 %, every
-category >= 89.7 %, 2 negatives of 179 with a fiche fact, bench/results.md). The target of
-issue 10 is higher (97 %, every category 90 %, no fact on any negative): raise these bounds as
-the model gets there, never lower them to let a change pass."""
+A regression guard, a little below what the model measured when it landed (97.2 %, every
+category >= 89.7 %, no fiche fact on any of the 179 negatives, bench/results.md), with one
+negative of margin for training noise. The target of issue 10 is 97 %, every category 90 % and
+no fact on any negative: raise these bounds as the model allows, never lower them to let a
+change pass."""
 from __future__ import annotations
 
 import pytest
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 PASS_RATE = 0.95
 CATEGORY_PASS_RATE = 0.85
-MAX_NEGATIVES_WITH_FACTS = 3
+MAX_NEGATIVES_WITH_FACTS = 1
 
 
 def test_blind_set(servers):

@@ -42,7 +42,7 @@ def test_follow_up_keeps_the_procedure(servers):
     sender = new_sender()
     first = servers.say(sender, "je voudrais résilier mon abonnement")
     assert "Résiliation" in texts(first)
-    assert any(b["payload"].startswith("/preciser_canal") for m in first for b in m.get("buttons", []))
+    assert any(b["payload"].startswith('/resiliation{"canal"') for m in first for b in m.get("buttons", []))
     follow = texts(servers.say(sender, "et par mail ?"))
     assert follow.startswith("Résiliation — Par courrier, mail ou internet : oui")
     assert "1000@opt.nc" in follow

@@ -107,7 +107,7 @@ def test_off_topic_messages_get_no_fiche_fact(servers, message):
 
 def test_a_mobilis_question_the_fiche_does_not_answer(servers):
     (answer,) = conversation(servers, "combien coûte un forfait avec 50 Go ?")
-    assert "ne donne pas cette information" in answer
+    assert "ne donne ni les prix" in answer
     assert "mes-documents-telecharger-mobile" in answer
 
 

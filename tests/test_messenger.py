@@ -335,21 +335,21 @@ def test_button_template_then_postback(messenger):
     template = messages[-1]["attachment"]["payload"]
     assert "Résiliation" in "\n".join(message_text(m) for m in messages)
     by_title = {b["title"]: b["payload"] for b in template["buttons"]}
-    assert by_title["En agence"] == '/preciser_canal{"canal":"agence"}'
+    assert by_title["En agence"] == '/resiliation{"canal":"agence"}'
 
     # The customer taps "En agence": a postback with the button's payload.
     facebook.send(facebook.event(user, postback={"title": "En agence", "payload": by_title["En agence"]}))
     messages = stub.wait_for(user, reply_containing("Résiliation — En agence"))
     assert_within_limits(messages)
-    tracker_becomes(servers, user, ["je veux résilier", '/preciser_canal{"canal":"agence"}'])
+    tracker_becomes(servers, user, ["je veux résilier", '/resiliation{"canal":"agence"}'])
 
 
 @pytest.mark.slow
 def test_quick_replies_then_quick_reply(messenger):
     servers, stub = messenger
     user, facebook = psid(), Facebook(servers)
-    # A channel with no procedure asked yet: the bot offers the 8 procedures (> 3 buttons).
-    facebook.send(facebook.event(user, message={"text": '/preciser_canal{"canal":"courrier"}'}))
+    # A follow-up with neither channel nor topic: the bot offers the 8 procedures (> 3 buttons).
+    facebook.send(facebook.event(user, message={"text": "/preciser_canal"}))
     messages = stub.wait_for(user, lambda ms: any(m.get("quick_replies") for m in ms))
     assert_within_limits(messages)
     replies = {r["title"]: r["payload"] for r in messages[-1]["quick_replies"]}
@@ -358,7 +358,7 @@ def test_quick_replies_then_quick_reply(messenger):
     # Tapping a quick reply sends a message whose text is the title and payload the intent.
     facebook.send(facebook.event(user, message={"text": "Code PUK", "quick_reply": {"payload": replies["Code PUK"]}}))
     stub.wait_for(user, reply_containing("Code PUK"))
-    tracker_becomes(servers, user, ['/preciser_canal{"canal":"courrier"}', "/code_puk"])
+    tracker_becomes(servers, user, ["/preciser_canal", "/code_puk"])
 
 
 @pytest.mark.slow

@@ -62,7 +62,7 @@ def test_session_request_confirm_and_messages(servers):
         assert "• " in message["text"]
         titles = [q["title"] for q in message["quick_replies"]]
         assert "En agence" in titles
-        assert all(q["payload"].startswith("/preciser_canal") for q in message["quick_replies"])
+        assert all(q["payload"].startswith('/code_puk{"canal"') for q in message["quick_replies"])
     finally:
         widget.close()
     expected = ["code PUK ?"]

@@ -207,8 +207,8 @@ def test_services_explained(service, expected):
 
 
 def test_what_the_fiche_does_not_say(fiche):
-    text = reply("hors_fiche", "combien coûte le forfait 5G ?")[0]["text"]
-    assert "ne donne pas cette information" in text and fiche.tariff_guide in text and "1000" in text
+    text = reply("guide_tarifaire", "combien coûte le forfait 5G ?")[0]["text"]
+    assert "ne donne ni les prix" in text and fiche.tariff_guide in text and "1000" in text
     assert "XPF" not in text and "F CFP" not in text
 
 
@@ -317,6 +317,6 @@ def test_a_negation_without_any_channel():
 
 def test_a_price_asked_about_a_procedure_says_the_fiche_does_not_give_it(fiche):
     text = reply("resiliation", "quels sont les frais si on résilie avant la fin ?")[0]["text"]
-    assert text.startswith("Résiliation :") and "ne donne pas cette information" in text
+    assert text.startswith("Résiliation :") and "ne donne ni les prix" in text
     assert fiche.tariff_guide in text and text.count("Source :") == 1
-    assert "ne donne pas" not in reply("delai_retablissement", "combien de temps pour réparer ?")[0]["text"]
+    assert "ne donne ni" not in reply("delai_retablissement", "combien de temps pour réparer ?")[0]["text"]

@@ -153,7 +153,7 @@ def test_conversation_buttons_reload_and_continuation(site, page):
     shot(page, "3-continued")
     expected = [
         "code PUK ?", "je veux résilier", "et par mail ?", "quels sont vos numéros de téléphone ?",
-        '/preciser_canal{"canal":"agence"}', "et par téléphone ?",
+        '/resiliation{"canal":"agence"}', "et par téléphone ?",
     ]
     assert servers.wait_user_texts(session, expected) == expected
     assert page.dialogs == [] and page.errors == []
