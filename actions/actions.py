@@ -20,6 +20,7 @@ from actions.answers import Context, Reply
 from actions.fiche import PROCEDURES, load_fiche
 from actions.hours import asked_moment, asks_holidays, asks_nights, now_noumea
 from actions.understanding import (
+    ASKS_HOURS,
     FACT_TOPICS,
     LINE_WORDS,
     US_WORDS,
@@ -47,12 +48,14 @@ NOT_SUGGESTED = {"nlu_fallback", FOLLOW_UP, "out_of_scope", "affirm", "deny"}
 RESCUABLE = {"nlu_fallback", "affirm", "deny", *answers.SMALL_TALK}
 # Topics whose answer depends on the moment asked about.
 TIMED_TOPICS = {"horaires", "contact_telephone", "info_service"}
+# Words that say where the customer is ("je suis en métropole"), not only where they call from.
+PRESENCE = re.compile(r"\b(je suis|suis|j habite|je vis|je reside|je me trouve|je pars|je serai|actuellement|"
+                      r"en ce moment|en deplacement|en mission|en vacances|en voyage|i m|i am)\b")
+# The place SituationExtractor gives for "à l'étranger", "depuis l'étranger" (no place named).
+GENERIC_ABROAD = "l'étranger"
 # Words that ask for a number or a call: "je suis au Japon, quel numéro ?" asks for the number
 # from abroad; "je suis au Japon" alone continues the last topic.
 ASKS_TO_CALL = re.compile(r"\b(numero|num|appeler|appelle|joindre|contacter|telephoner|tel|telephone|call)\b")
-# Words of a question about opening hours or reaching someone (with a day or time named).
-ASKS_HOURS = re.compile(r"\b(ouvert|ouverts|ouvre|ouvrez|ferme|fermez|fermes|appeler|appelle|joindre|joignable|"
-                        r"repond|repondez|dispo|disponible|horaires?|heures?|coup de fil|quelqu un|numero|open|closed)\b")
 # Below this confidence, DIET's topic yields to "a day or time + reaching someone" (the hours).
 HOURS_OVER_CONFIDENCE = 0.9
 # DIET confidence above which a message in another language is taken as one of our questions.
@@ -75,8 +78,17 @@ class Clocked:
     clock: Callable = staticmethod(now_noumea)
 
 
-def is_abroad(tracker: Tracker) -> bool:
-    return bool(tracker.get_slot("etranger") or entity_values(tracker.latest_message.get("entities") or [], "etranger"))
+def is_abroad(tracker: Tracker, topics: Optional[List[Topic]] = None) -> bool:
+    """The customer is outside New Caledonia: said now or earlier in the conversation. Not when
+    the only sign is "depuis l'étranger" in a question about calling from abroad ("numéro
+    depuis l'étranger et numéro de nuit ?"): that is the topic, not where the customer is."""
+    places = entity_values(tracker.latest_message.get("entities") or [], "etranger")
+    earlier = tracker.get_slot("etranger")
+    if topics and places and all(p == GENERIC_ABROAD for p in places) and earlier in (None, GENERIC_ABROAD) \
+            and any(t.intent == "contact_etranger" for t in topics) and len(topics) > 1 \
+            and not PRESENCE.search(fold(tracker.latest_message.get("text") or "")):
+        return False
+    return bool(earlier or places)
 
 
 def consecutive_fallbacks(tracker: Tracker) -> int:
@@ -121,7 +133,7 @@ class ActionRepondre(Clocked, Action):
     def topics(self, tracker: Tracker, intent: Optional[str]) -> List[Topic]:
         parse = tracker.latest_message
         text = parse.get("text") or ""
-        compound = clause_topics(parse)
+        compound = clause_topics(parse, self.clock())
         if compound:
             return compound
         last_topic = tracker.get_slot("sujet") or tracker.get_slot("procedure")
@@ -174,13 +186,13 @@ class ActionRepondre(Clocked, Action):
             return True
         return intent == "contact_etranger" and not ASKS_TO_CALL.search(fold(text))
 
-    def context(self, tracker: Tracker, topic: Topic) -> Context:
+    def context(self, tracker: Tracker, topic: Topic, topics: Optional[List[Topic]] = None) -> Context:
         text = tracker.latest_message.get("text") or ""
         now = self.clock()
         timed = topic.intent in TIMED_TOPICS
         return Context(
             instant=now,
-            abroad=is_abroad(tracker),
+            abroad=is_abroad(tracker, topics),
             services=topic.services,
             moment=asked_moment(text, now) if timed else None,
             nights=timed and asks_nights(text),
@@ -189,8 +201,8 @@ class ActionRepondre(Clocked, Action):
 
     # --- answering -----------------------------------------------------------------------
 
-    def reply_for(self, tracker: Tracker, topic: Topic) -> Reply:
-        ctx = self.context(tracker, topic)
+    def reply_for(self, tracker: Tracker, topic: Topic, topics: Optional[List[Topic]] = None) -> Reply:
+        ctx = self.context(tracker, topic, topics)
         if topic.intent in PROCEDURES:
             return answers.procedure_answer(FICHE, topic.intent, topic.channel, ctx.abroad)
         if topic.intent in TIMED_TOPICS and ctx.moment and topic.intent != "horaires":
@@ -198,7 +210,7 @@ class ActionRepondre(Clocked, Action):
         return answers.TOPIC_ANSWERS[topic.intent](FICHE, ctx)
 
     def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, topics: List[Topic]) -> List[EventType]:
-        send(dispatcher, answers.combine(FICHE, [self.reply_for(tracker, t) for t in topics]))
+        send(dispatcher, answers.combine(FICHE, [self.reply_for(tracker, t, topics) for t in topics]))
         return self.remember(topics)
 
     @staticmethod

@@ -7,10 +7,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from actions.answers import TOPIC_ANSWERS
 from actions.fiche import CHANNELS, PROCEDURES
+from actions.hours import asked_moment
 
 FACT_TOPICS = set(PROCEDURES) | set(TOPIC_ANSWERS)
 FOLLOW_UP = "preciser_canal"
@@ -108,14 +110,21 @@ def make_topic(intent: str, entities: Sequence[Dict[str, Any]], start: int = 0, 
 SERVICE_TOPICS = {"horaires", "contact_telephone", "contact_email", "info_service", "cout_appel_service_client"}
 
 
-def clause_topics(parse: Dict[str, Any]) -> List[Topic]:
+def asks_hours_at(text: str, now: Optional[datetime]) -> bool:
+    """A day or time named with a word of reaching someone or of opening: a question of hours."""
+    return now is not None and bool(ASKS_HOURS.search(fold(text))) and asked_moment(text, now) is not None
+
+
+def clause_topics(parse: Dict[str, Any], now: Optional[datetime] = None) -> List[Topic]:
     """The topics of a compound message, in order, when its clauses ask two things or more."""
     entities = parse.get("entities") or []
     topics: List[Topic] = []
     for clause in parse.get("clauses") or []:
-        if clause.get("confidence", 0) < CLAUSE_CONFIDENCE:
-            continue
         intent = clause.get("intent")
+        if asks_hours_at(clause.get("text", ""), now) and intent != "horaires":
+            intent = "horaires"  # "... et qui appeler en cas de panne le week-end ?"
+        elif clause.get("confidence", 0) < CLAUSE_CONFIDENCE:
+            continue
         topic = make_topic(intent, entities, clause.get("start", 0), clause.get("end", 10**9))
         if intent == FOLLOW_UP and topics and topic.channel:
             if topics[-1].channel is None:
@@ -218,6 +227,11 @@ def needs_scope_check(topics: Sequence[Topic], text: str, unknown_nouns: Sequenc
     if not unknown_nouns:
         return False
     return not (all(t.intent not in PROCEDURES for t in topics) and US_WORDS.search(folded))
+
+
+# Words of a question about opening hours or reaching someone (with a day or time named).
+ASKS_HOURS = re.compile(r"\b(ouvert|ouverts|ouvre|ouvrez|ferme|fermez|fermes|appeler|appelle|joindre|joignable|"
+                        r"repond|repondez|dispo|disponible|horaires?|heures?|coup de fil|quelqu un|numero|open|closed)\b")
 
 
 # A price asked about a procedure or a service ("les frais si on résilie avant la fin ?",

@@ -1,8 +1,8 @@
 """The blind set (tests/blind/, written from the fiche alone) against the real assistant over
 REST, as `make eval` plays it; `make eval` writes the exact figures to bench/results.md.
 
-A regression guard, a little below what the model measured when it landed (97.2 %, every
-category >= 89.7 %, no fiche fact on any of the 179 negatives, bench/results.md), with one
+A regression guard, a little below what the model measured when it landed (97.9 %, every
+category >= 92.3 %, no fiche fact on any of the 179 negatives, bench/results.md), with one
 negative of margin for training noise. The target of issue 10 is 97 %, every category 90 % and
 no fact on any negative: raise these bounds as the model allows, never lower them to let a
 change pass."""
@@ -14,8 +14,8 @@ from bench.blind_eval import evaluate, print_failures
 
 pytestmark = pytest.mark.slow
 
-PASS_RATE = 0.95
-CATEGORY_PASS_RATE = 0.85
+PASS_RATE = 0.96
+CATEGORY_PASS_RATE = 0.88
 MAX_NEGATIVES_WITH_FACTS = 1
 
 

@@ -320,3 +320,25 @@ def test_a_price_asked_about_a_procedure_says_the_fiche_does_not_give_it(fiche):
     assert text.startswith("Résiliation :") and "ne donne ni les prix" in text
     assert fiche.tariff_guide in text and text.count("Source :") == 1
     assert "ne donne ni" not in reply("delai_retablissement", "combien de temps pour réparer ?")[0]["text"]
+
+
+def test_calling_from_abroad_asked_beside_another_question_is_not_being_abroad():
+    text = "numéro depuis l'étranger et numéro de nuit ?"
+    clauses = [
+        {"text": "numéro depuis l'étranger", "start": 0, "end": 24, "intent": "contact_etranger", "confidence": 0.99},
+        {"text": "numéro de nuit", "start": 28, "end": 42, "intent": "contact_telephone", "confidence": 0.87},
+    ]
+    answer = reply("contact_etranger", text, [entity("etranger", "l'étranger")], clauses=clauses)[0]["text"]
+    assert "+687 26 87 70" in answer and "1012" in answer
+
+
+def test_a_clause_naming_a_day_and_a_call_is_an_hours_question():
+    text = "quel est le délai de rétablissement et qui appeler en cas de panne le week-end ?"
+    clauses = [
+        {"text": "quel est le délai de rétablissement", "start": 0, "end": 35, "intent": "delai_retablissement",
+         "confidence": 0.95},
+        {"text": "qui appeler en cas de panne le week-end", "start": 39, "end": 78, "intent": "out_of_scope",
+         "confidence": 0.4},
+    ]
+    answer = reply("delai_retablissement", text, clauses=clauses)[0]["text"]
+    assert "4 jours" in answer and "1012" in answer
