@@ -111,6 +111,8 @@ class ActionRepondre(Clocked, Action):
         parse = tracker.latest_message
         intent = latest_intent(tracker)
         text = parse.get("text") or ""
+        if text and not any(c.isalnum() for c in text):
+            intent = "nlu_fallback"  # emojis or punctuation alone: whatever DIET guessed, ask again
         pending = tracker.get_slot("en_attente")
         if intent in ("affirm", "deny") and pending:
             return self.yes_no(dispatcher, tracker, intent, pending)

@@ -342,3 +342,8 @@ def test_a_clause_naming_a_day_and_a_call_is_an_hours_question():
     ]
     answer = reply("delai_retablissement", text, clauses=clauses)[0]["text"]
     assert "4 jours" in answer and "1012" in answer
+
+
+def test_emojis_alone_are_not_small_talk():
+    message, _ = reply("goodbye", "😀😀😀")
+    assert "reformuler" in message["text"]
