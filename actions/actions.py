@@ -6,10 +6,12 @@ moment asked about, the language) and the context of the conversation (last topi
 service), checks that a procedure question concerns a mobile line, and sends one reply.
 The fiche is loaded once, when the action server imports this module.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, List, Optional, Text
+from collections.abc import Callable
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -22,11 +24,11 @@ from actions.hours import asked_moment, asks_holidays, asks_nights, now_noumea
 from actions.understanding import (
     ASKS_HOURS,
     FACT_TOPICS,
-    LINE_WORDS,
-    US_WORDS,
     FOLLOW_UP,
     FOLLOW_UP_WORDS,
+    LINE_WORDS,
     SERVICE_TOPICS,
+    US_WORDS,
     Topic,
     clause_topics,
     entity_values,
@@ -49,8 +51,10 @@ RESCUABLE = {"nlu_fallback", "affirm", "deny", *answers.SMALL_TALK}
 # Topics whose answer depends on the moment asked about.
 TIMED_TOPICS = {"horaires", "contact_telephone", "info_service"}
 # Words that say where the customer is ("je suis en métropole"), not only where they call from.
-PRESENCE = re.compile(r"\b(je suis|suis|j habite|je vis|je reside|je me trouve|je pars|je serai|actuellement|"
-                      r"en ce moment|en deplacement|en mission|en vacances|en voyage|i m|i am)\b")
+PRESENCE = re.compile(
+    r"\b(je suis|suis|j habite|je vis|je reside|je me trouve|je pars|je serai|actuellement|"
+    r"en ce moment|en deplacement|en mission|en vacances|en voyage|i m|i am)\b"
+)
 # The place SituationExtractor gives for "à l'étranger", "depuis l'étranger" (no place named).
 GENERIC_ABROAD = "l'étranger"
 # Words that ask for a number or a call: "je suis au Japon, quel numéro ?" asks for the number
@@ -61,10 +65,12 @@ HOURS_OVER_CONFIDENCE = 0.9
 # DIET confidence above which a message in another language is taken as one of our questions.
 FOREIGN_FACT_CONFIDENCE = 0.5
 FOREIGN_SURE = 0.8
-CUSTOMER_SERVICE = re.compile(r"\b(customer service|support|kundendienst|servicio al cliente|atencion al cliente)\b")
+CUSTOMER_SERVICE = re.compile(
+    r"\b(customer service|support|kundendienst|servicio al cliente|atencion al cliente)\b"
+)
 
 
-def latest_intent(tracker: Tracker) -> Optional[str]:
+def latest_intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
@@ -78,15 +84,21 @@ class Clocked:
     clock: Callable = staticmethod(now_noumea)
 
 
-def is_abroad(tracker: Tracker, topics: Optional[List[Topic]] = None) -> bool:
+def is_abroad(tracker: Tracker, topics: list[Topic] | None = None) -> bool:
     """The customer is outside New Caledonia: said now or earlier in the conversation. Not when
     the only sign is "depuis l'étranger" in a question about calling from abroad ("numéro
     depuis l'étranger et numéro de nuit ?"): that is the topic, not where the customer is."""
     places = entity_values(tracker.latest_message.get("entities") or [], "etranger")
     earlier = tracker.get_slot("etranger")
-    if topics and places and all(p == GENERIC_ABROAD for p in places) and earlier in (None, GENERIC_ABROAD) \
-            and any(t.intent == "contact_etranger" for t in topics) and len(topics) > 1 \
-            and not PRESENCE.search(fold(tracker.latest_message.get("text") or "")):
+    if (
+        topics
+        and places
+        and all(p == GENERIC_ABROAD for p in places)
+        and earlier in (None, GENERIC_ABROAD)
+        and any(t.intent == "contact_etranger" for t in topics)
+        and len(topics) > 1
+        and not PRESENCE.search(fold(tracker.latest_message.get("text") or ""))
+    ):
         return False
     return bool(earlier or places)
 
@@ -104,10 +116,12 @@ def consecutive_fallbacks(tracker: Tracker) -> int:
 
 
 class ActionRepondre(Clocked, Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_repondre"
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
         parse = tracker.latest_message
         intent = latest_intent(tracker)
         text = parse.get("text") or ""
@@ -124,15 +138,20 @@ class ActionRepondre(Clocked, Action):
             return self.not_understood(dispatcher, tracker, intent)
         confidence = (parse.get("intent") or {}).get("confidence", 0.0)
         if tracker.get_slot("sujet") is None and needs_scope_check(
-                topics, text, parse.get("unknown_nouns") or [], parse.get("second_opinion"), confidence,
-                asked_moment(text, self.clock()) is not None):
+            topics,
+            text,
+            parse.get("unknown_nouns") or [],
+            parse.get("second_opinion"),
+            confidence,
+            asked_moment(text, self.clock()) is not None,
+        ):
             send(dispatcher, answers.scope_question())
             return [SlotSet("en_attente", [t.as_slot() for t in topics])]
         return self.answer(dispatcher, tracker, topics)
 
     # --- reading the question ------------------------------------------------------------
 
-    def topics(self, tracker: Tracker, intent: Optional[str]) -> List[Topic]:
+    def topics(self, tracker: Tracker, intent: str | None) -> list[Topic]:
         parse = tracker.latest_message
         text = parse.get("text") or ""
         compound = clause_topics(parse, self.clock())
@@ -144,15 +163,21 @@ class ActionRepondre(Clocked, Action):
         follow = last_topic is not None and is_follow_up(text)
 
         if follow and intent not in PROCEDURES and last_topic in SERVICE_TOPICS:
-            services = named.services or (["1016"] if named.channel == "agence" else other_service(text, [], last_services))
+            services = named.services or (
+                ["1016"] if named.channel == "agence" else other_service(text, [], last_services)
+            )
             if services:  # "et l'agence entreprise ?", "même vers le 1016 ?", "et l'autre numéro ?"
                 return [Topic(last_topic, None, services)]
         if follow and intent not in PROCEDURES and asked_moment(text, self.clock()):
             return [Topic("horaires", None, named.services or last_services)]  # "et le samedi ?"
         moment = asked_moment(text, self.clock())
         confidence = (parse.get("intent") or {}).get("confidence", 0.0)
-        if moment and ASKS_HOURS.search(fold(text)) and intent not in ("horaires", "out_of_scope") and (
-                intent not in FACT_TOPICS or confidence < HOURS_OVER_CONFIDENCE or intent in TIMED_TOPICS):
+        if (
+            moment
+            and ASKS_HOURS.search(fold(text))
+            and intent not in ("horaires", "out_of_scope")
+            and (intent not in FACT_TOPICS or confidence < HOURS_OVER_CONFIDENCE or intent in TIMED_TOPICS)
+        ):
             # "mardi midi je peux passer un coup de fil ?", "le 1er janvier le service client est joignable ?"
             return [Topic("horaires", None, named.services or (last_services if follow else []))]
         if follow and intent not in PROCEDURES and named.channel:
@@ -165,7 +190,9 @@ class ActionRepondre(Clocked, Action):
             named.intent = intent
             named.services = other_service(text, named.services, last_services)
             return [named]
-        if intent == FOLLOW_UP or (intent == "nlu_fallback" and last_topic and len(text.split()) <= FOLLOW_UP_WORDS):
+        if intent == FOLLOW_UP or (
+            intent == "nlu_fallback" and last_topic and len(text.split()) <= FOLLOW_UP_WORDS
+        ):
             # a channel named alone, or a short follow-up the NLU cannot place: the last topic
             topic = follow_up_topic(named.channel, last_topic, last_services)
             if topic is not None or intent == FOLLOW_UP:
@@ -177,7 +204,7 @@ class ActionRepondre(Clocked, Action):
         return []
 
     @staticmethod
-    def says_only_where(tracker: Tracker, intent: Optional[str], text: str, last_topic: Optional[str]) -> bool:
+    def says_only_where(tracker: Tracker, intent: str | None, text: str, last_topic: str | None) -> bool:
         """The message names a place abroad and asks nothing we could place: after a topic,
         or alone in a few words ("je suis à Sydney")."""
         if not entity_values(tracker.latest_message.get("entities") or [], "etranger"):
@@ -188,7 +215,7 @@ class ActionRepondre(Clocked, Action):
             return True
         return intent == "contact_etranger" and not ASKS_TO_CALL.search(fold(text))
 
-    def context(self, tracker: Tracker, topic: Topic, topics: Optional[List[Topic]] = None) -> Context:
+    def context(self, tracker: Tracker, topic: Topic, topics: list[Topic] | None = None) -> Context:
         text = tracker.latest_message.get("text") or ""
         now = self.clock()
         timed = topic.intent in TIMED_TOPICS
@@ -203,7 +230,7 @@ class ActionRepondre(Clocked, Action):
 
     # --- answering -----------------------------------------------------------------------
 
-    def reply_for(self, tracker: Tracker, topic: Topic, topics: Optional[List[Topic]] = None) -> Reply:
+    def reply_for(self, tracker: Tracker, topic: Topic, topics: list[Topic] | None = None) -> Reply:
         ctx = self.context(tracker, topic, topics)
         if topic.intent in PROCEDURES:
             return answers.procedure_answer(FICHE, topic.intent, topic.channel, ctx.abroad)
@@ -211,14 +238,16 @@ class ActionRepondre(Clocked, Action):
             return answers.hours_answer(FICHE, ctx)  # "le 1016 le samedi ?": the hours that day
         return answers.TOPIC_ANSWERS[topic.intent](FICHE, ctx)
 
-    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, topics: List[Topic]) -> List[EventType]:
+    def answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, topics: list[Topic]
+    ) -> list[EventType]:
         send(dispatcher, answers.combine(FICHE, [self.reply_for(tracker, t, topics) for t in topics]))
         return self.remember(topics)
 
     @staticmethod
-    def remember(topics: List[Topic]) -> List[EventType]:
+    def remember(topics: list[Topic]) -> list[EventType]:
         last = topics[-1]
-        events: List[EventType] = [SlotSet("sujet", last.intent), SlotSet("en_attente", None)]
+        events: list[EventType] = [SlotSet("sujet", last.intent), SlotSet("en_attente", None)]
         procedures = [t.intent for t in topics if t.intent in PROCEDURES]
         if procedures:
             events.append(SlotSet("procedure", procedures[-1]))
@@ -227,32 +256,38 @@ class ActionRepondre(Clocked, Action):
             events.append(SlotSet("service", services[-1]))
         return events
 
-    def yes_no(self, dispatcher, tracker, intent, pending) -> List[EventType]:
+    def yes_no(self, dispatcher, tracker, intent, pending) -> list[EventType]:
         """The answer to "Votre question concerne-t-elle une ligne mobile Mobilis Pro ?"."""
         if intent == "deny":
             send(dispatcher, answers.out_of_scope())
             return [SlotSet("en_attente", None)]
         return self.answer(dispatcher, tracker, [Topic(**t) for t in pending])
 
-    def other_language(self, dispatcher, tracker, intent, topics) -> List[EventType]:
+    def other_language(self, dispatcher, tracker, intent, topics) -> list[EventType]:
         confidence = (tracker.latest_message.get("intent") or {}).get("confidence", 0)
-        recognised = [t for t in topics if t.intent in FACT_TOPICS] if confidence >= FOREIGN_FACT_CONFIDENCE else []
+        recognised = (
+            [t for t in topics if t.intent in FACT_TOPICS] if confidence >= FOREIGN_FACT_CONFIDENCE else []
+        )
         if not recognised and intent == "out_of_scope":
             rescued = rescued_topic(tracker.latest_message)  # "Do you speak English? I have a complaint"
             recognised, intent = ([rescued], rescued.intent) if rescued else ([], intent)
-        fact = answers.combine(FICHE, [self.reply_for(tracker, t) for t in recognised]) if recognised else None
+        fact = (
+            answers.combine(FICHE, [self.reply_for(tracker, t) for t in recognised]) if recognised else None
+        )
         # Ours if it names a phone or a line, or if DIET is sure: "Where can I rent a car?" is not.
         text = fold(tracker.latest_message.get("text") or "")
         in_scope = intent != "out_of_scope" and (
             bool(LINE_WORDS.search(text) or US_WORDS.search(text) or CUSTOMER_SERVICE.search(text))
-            or confidence >= FOREIGN_SURE or bool(recognised and not topics))
+            or confidence >= FOREIGN_SURE
+            or bool(recognised and not topics)
+        )
         if not in_scope:
             recognised, fact = [], None
         ctx = Context(instant=self.clock(), abroad=is_abroad(tracker))
         send(dispatcher, answers.other_language_answer(FICHE, ctx, fact, in_scope))
         return self.remember(recognised) if recognised else []
 
-    def not_understood(self, dispatcher, tracker, intent) -> List[EventType]:
+    def not_understood(self, dispatcher, tracker, intent) -> list[EventType]:
         if intent in answers.SMALL_TALK:
             send(dispatcher, Reply(answers.SMALL_TALK[intent]))
             return []
@@ -266,7 +301,10 @@ class ActionRepondre(Clocked, Action):
             send(dispatcher, answers.which_procedure())
             return []
         if consecutive_fallbacks(tracker) >= 2:
-            send(dispatcher, answers.handoff_answer(FICHE, self.clock(), after_failure=True, abroad=is_abroad(tracker)))
+            send(
+                dispatcher,
+                answers.handoff_answer(FICHE, self.clock(), after_failure=True, abroad=is_abroad(tracker)),
+            )
             return []
         ranking = tracker.latest_message.get("intent_ranking") or []
         candidates = [r.get("name") for r in ranking if r.get("name") not in NOT_SUGGESTED]
@@ -275,9 +313,11 @@ class ActionRepondre(Clocked, Action):
 
 
 class ActionTransfertHumain(Clocked, Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_transfert_humain"
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
         send(dispatcher, answers.handoff_answer(FICHE, self.clock(), abroad=is_abroad(tracker)))
         return []

@@ -4,11 +4,12 @@ Pure functions (fiche, question, instant) -> Reply, so that every answer can be 
 without Rasa. No fact is written here: numbers, emails, hours, addresses and links all come
 from the Fiche object.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Dict, List, Optional, Sequence
 
 from actions.fiche import CHANNELS, DAY_NAMES, PROCEDURES, Fiche, PhoneService, hour_text
 from actions.hours import Moment, holiday_name, is_open, next_opening, to_noumea, when_text
@@ -50,14 +51,14 @@ TOPIC_TITLES = {
 @dataclass
 class Reply:
     text: str
-    buttons: List[Dict[str, str]] = field(default_factory=list)
+    buttons: list[dict[str, str]] = field(default_factory=list)
 
 
-def button(title: str, payload: str) -> Dict[str, str]:
+def button(title: str, payload: str) -> dict[str, str]:
     return {"title": title, "payload": payload}
 
 
-def channel_button(procedure: str, channel: str) -> Dict[str, str]:
+def channel_button(procedure: str, channel: str) -> dict[str, str]:
     """A button for one channel of a procedure. Its payload names the procedure, so that it
     still means that procedure when tapped after the conversation has moved on."""
     return button(CHANNEL_BUTTONS[channel], f'/{procedure}{{"canal":"{channel}"}}')
@@ -81,7 +82,7 @@ class Context:
     instant: datetime
     abroad: bool = False
     services: Sequence[str] = ()
-    moment: Optional[Moment] = None
+    moment: Moment | None = None
     nights: bool = False
     holidays: bool = False
 
@@ -116,7 +117,7 @@ def combine(fiche: Fiche, replies: Sequence[Reply]) -> Reply:
 # --- procedures -------------------------------------------------------------------------
 
 
-def procedure_answer(fiche: Fiche, procedure: str, channel: Optional[str] = None, abroad: bool = False) -> Reply:
+def procedure_answer(fiche: Fiche, procedure: str, channel: str | None = None, abroad: bool = False) -> Reply:
     """A procedure, for one channel or (channel None) for all of them."""
     proc = fiche.procedures[procedure]
     working = [c for c in CHANNELS if proc.cells[c].status != "unavailable"]
@@ -127,8 +128,10 @@ def procedure_answer(fiche: Fiche, procedure: str, channel: Optional[str] = None
         lines = [f"{proc.label} :"] + [_cell_line(fiche, c, proc.cells[c], abroad) for c in order] + tail
         if len(working) > 1:
             lines.append(CHANNEL_PROMPT)
-        return Reply(_with_source(fiche, *lines),
-                     [channel_button(procedure, c) for c in working] if len(working) > 1 else [])
+        return Reply(
+            _with_source(fiche, *lines),
+            [channel_button(procedure, c) for c in working] if len(working) > 1 else [],
+        )
 
     cell = proc.cells[channel]
     others = [c for c in working if c != channel]
@@ -138,14 +141,19 @@ def procedure_answer(fiche: Fiche, procedure: str, channel: Optional[str] = None
     if cell.status == "restricted":
         lines = [head + cell.text(abroad)]
         if others:
-            lines.append("Autres canaux, aux mêmes conditions :" if all(
-                proc.cells[c].status == "restricted" for c in others) else "Autres canaux :")
+            lines.append(
+                "Autres canaux, aux mêmes conditions :"
+                if all(proc.cells[c].status == "restricted" for c in others)
+                else "Autres canaux :"
+            )
             lines += [_cell_line(fiche, c, proc.cells[c], abroad) for c in others]
         return Reply(_with_source(fiche, *lines, *tail))
     lines = [head + "NON, pas par ce canal : " + cell.text(abroad), "Voici ce qui fonctionne :"]
     lines += [_cell_line(fiche, c, proc.cells[c], abroad) for c in others]
-    return Reply(_with_source(fiche, *lines, *tail),
-                 [channel_button(procedure, c) for c in others] if len(others) > 1 else [])
+    return Reply(
+        _with_source(fiche, *lines, *tail),
+        [channel_button(procedure, c) for c in others] if len(others) > 1 else [],
+    )
 
 
 def which_procedure() -> Reply:
@@ -169,7 +177,7 @@ def _day_text(instant: datetime) -> str:
     return f"{DAY_NAMES[local.isoweekday() - 1]} {local.strftime('%d/%m/%Y')}"
 
 
-def service_state(service: PhoneService, instant: datetime, moment: Optional[Moment] = None) -> str:
+def service_state(service: PhoneService, instant: datetime, moment: Moment | None = None) -> str:
     """'ouvert en ce moment' or 'fermé en ce moment (jour férié : ...) ; réouverture demain à 7h30',
     or the same for the moment asked about ('ouvert ce jour-là de 7h30 à 15h45', 'fermé à cette heure-là')."""
     at = moment.instant if moment else instant
@@ -199,7 +207,9 @@ def _closed_at(service: PhoneService, ctx: Context) -> bool:
     at = ctx.moment.instant if ctx.moment else ctx.instant
     if ctx.moment and ctx.moment.whole_day:
         day = to_noumea(at).date()
-        return service.always_open is False and (day.isoweekday() not in service.days or bool(holiday_name(day)))
+        return service.always_open is False and (
+            day.isoweekday() not in service.days or bool(holiday_name(day))
+        )
     return not is_open(service, at)
 
 
@@ -208,7 +218,9 @@ def hours_answer(fiche: Fiche, ctx: Context) -> Reply:
     intro = _now_text(ctx.instant)
     if ctx.moment:
         at = ctx.moment.instant
-        asked = _day_text(at) if ctx.moment.whole_day else f"{_day_text(at)} à {hour_text(to_noumea(at).time())}"
+        asked = (
+            _day_text(at) if ctx.moment.whole_day else f"{_day_text(at)} à {hour_text(to_noumea(at).time())}"
+        )
         intro = f"Pour le {asked} (heure de Nouméa) :"
     lines = [intro] + [_service_line(fiche.phones[k], ctx) for k in keys]
     if ctx.holidays and not ctx.moment:
@@ -248,19 +260,23 @@ def contact_email(fiche: Fiche, ctx: Context) -> Reply:
 
 
 def contact_adresse(fiche: Fiche, ctx: Context) -> Reply:
-    return Reply(_with_source(
-        fiche,
-        f"• Sur place : {fiche.agency_name}, {fiche.agency_address}.",
-        f"• Par courrier : {fiche.postal_name}, {fiche.postal_address}.",
-    ))
+    return Reply(
+        _with_source(
+            fiche,
+            f"• Sur place : {fiche.agency_name}, {fiche.agency_address}.",
+            f"• Par courrier : {fiche.postal_name}, {fiche.postal_address}.",
+        )
+    )
 
 
 def contact_etranger(fiche: Fiche, ctx: Context) -> Reply:
-    return Reply(_with_source(
-        fiche,
-        f"Depuis l'extérieur de la Nouvelle-Calédonie, appelez le {fiche.abroad_number} : {fiche.abroad_price}.",
-        f"Guide tarifaire : {fiche.tariff_guide}",
-    ))
+    return Reply(
+        _with_source(
+            fiche,
+            f"Depuis l'extérieur de la Nouvelle-Calédonie, appelez le {fiche.abroad_number} : {fiche.abroad_price}.",
+            f"Guide tarifaire : {fiche.tariff_guide}",
+        )
+    )
 
 
 def contact_forum(fiche: Fiche, ctx: Context) -> Reply:
@@ -268,24 +284,28 @@ def contact_forum(fiche: Fiche, ctx: Context) -> Reply:
 
 
 def contact_chat(fiche: Fiche, ctx: Context) -> Reply:
-    return Reply(_with_source(
-        fiche, f"Chat Cagou vous répond sur le site {fiche.chat_site} et sur {fiche.chat_messenger}."
-    ))
+    return Reply(
+        _with_source(
+            fiche, f"Chat Cagou vous répond sur le site {fiche.chat_site} et sur {fiche.chat_messenger}."
+        )
+    )
 
 
 def contact_general(fiche: Fiche, ctx: Context) -> Reply:
     phones = [_service_line(fiche.phones[k], ctx) for k in fiche.phones]
     abroad = abroad_line(fiche) if ctx.abroad else f"• Depuis l'étranger : {fiche.abroad_number}"
-    return Reply(_with_source(
-        fiche,
-        "Pour nous joindre :",
-        *phones,
-        abroad,
-        f"• Par email : {fiche.email_service_clientele} ou {fiche.email_agence}",
-        f"• Sur place : {fiche.agency_name}, {fiche.agency_address}",
-        f"• Par courrier : {fiche.postal_name}, {fiche.postal_address}",
-        f"• Forum : {fiche.forum} ; chat : {fiche.chat_site} et {fiche.chat_messenger}",
-    ))
+    return Reply(
+        _with_source(
+            fiche,
+            "Pour nous joindre :",
+            *phones,
+            abroad,
+            f"• Par email : {fiche.email_service_clientele} ou {fiche.email_agence}",
+            f"• Sur place : {fiche.agency_name}, {fiche.agency_address}",
+            f"• Par courrier : {fiche.postal_name}, {fiche.postal_address}",
+            f"• Forum : {fiche.forum} ; chat : {fiche.chat_site} et {fiche.chat_messenger}",
+        )
+    )
 
 
 def suivi_conso(fiche: Fiche, ctx: Context) -> Reply:
@@ -302,50 +322,60 @@ def suivi_conso(fiche: Fiche, ctx: Context) -> Reply:
 def delai_retablissement(fiche: Fiche, ctx: Context) -> Reply:
     support = fiche.procedures["support_technique"].cells["telephone"].text(ctx.abroad)
     claim = fiche.procedures["reclamation"].cells["courrier"].text(ctx.abroad)
-    return Reply(_with_source(
-        fiche,
-        fiche.restoration_text,
-        "C'est le délai de rétablissement du service avant compensation.",
-        f"• Signaler une panne (SAV) par téléphone : {support}",
-        f"• Faire une réclamation par mail ou internet : {claim}",
-    ))
+    return Reply(
+        _with_source(
+            fiche,
+            fiche.restoration_text,
+            "C'est le délai de rétablissement du service avant compensation.",
+            f"• Signaler une panne (SAV) par téléphone : {support}",
+            f"• Faire une réclamation par mail ou internet : {claim}",
+        )
+    )
 
 
 def cout_appel_service_client(fiche: Fiche, ctx: Context) -> Reply:
-    return Reply(_with_source(
-        fiche,
-        f"Les appels au service clientèle sont pris en charge : {fiche.customer_service_calls}.",
-        f"Depuis l'étranger, le {fiche.abroad_number} coûte le {fiche.abroad_price}.",
-    ))
+    return Reply(
+        _with_source(
+            fiche,
+            f"Les appels au service clientèle sont pris en charge : {fiche.customer_service_calls}.",
+            f"Depuis l'étranger, le {fiche.abroad_number} coûte le {fiche.abroad_price}.",
+        )
+    )
 
 
-def _main_service_lines(fiche: Fiche, ctx: Context) -> List[str]:
+def _main_service_lines(fiche: Fiche, ctx: Context) -> list[str]:
     """Whom to ask about prices. Abroad, both numbers: a price question about a destination
     ("le roaming en Australie") is often asked before leaving."""
     service = fiche.phones[MAIN_SERVICES[0]]
-    lines = [f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, ctx.instant)}."]
+    lines = [
+        f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, ctx.instant)}."
+    ]
     return lines + [f"• {abroad_line(fiche)}"] if ctx.abroad else lines
 
 
 def guide_tarifaire(fiche: Fiche, ctx: Context) -> Reply:
     """Prices, offers, coverage, roaming: the fiche of the customer service gives none of them.
     Say so (never an invented figure), then the tariff guide and whom to ask."""
-    return Reply(_with_source(
-        fiche,
-        "La fiche du service client ne donne ni les prix, ni les offres, ni la couverture ou l'itinérance : "
-        "je ne peux pas vous les indiquer sans risque d'erreur.",
-        f"• Tarifs en vigueur, description des offres et conseils : le guide tarifaire, {fiche.tariff_guide}",
-        "• Pour un tarif précis ou une offre adaptée à votre entreprise :",
-        *_main_service_lines(fiche, ctx),
-        f"• Par email : {fiche.email_service_clientele}",
-    ))
+    return Reply(
+        _with_source(
+            fiche,
+            "La fiche du service client ne donne ni les prix, ni les offres, ni la couverture ou l'itinérance : "
+            "je ne peux pas vous les indiquer sans risque d'erreur.",
+            f"• Tarifs en vigueur, description des offres et conseils : le guide tarifaire, {fiche.tariff_guide}",
+            "• Pour un tarif précis ou une offre adaptée à votre entreprise :",
+            *_main_service_lines(fiche, ctx),
+            f"• Par email : {fiche.email_service_clientele}",
+        )
+    )
 
 
 def _service_purpose(fiche: Fiche, key: str, ctx: Context) -> str:
     """What a number is for, in the fiche's words."""
     if key == "etranger":
-        return (f"• {fiche.abroad_number} : le numéro à appeler depuis l'extérieur de la Nouvelle-Calédonie "
-                f"({fiche.abroad_price}).")
+        return (
+            f"• {fiche.abroad_number} : le numéro à appeler depuis l'extérieur de la Nouvelle-Calédonie "
+            f"({fiche.abroad_price})."
+        )
     if key == fiche.consumption_number:
         item = next(c for c in fiche.consumption if c.number == key)
         return f"• {key} : le suivi de la consommation du mois en cours ({item.channel})."
@@ -361,7 +391,10 @@ def _service_purpose(fiche: Fiche, key: str, ctx: Context) -> str:
 def info_service(fiche: Fiche, ctx: Context) -> Reply:
     """What each phone service, the consumption number and the number from abroad are for."""
     known = list(fiche.phones) + [fiche.consumption_number, "etranger"]
-    keys = [s for s in ctx.services if s in known] or list(fiche.phones) + [fiche.consumption_number, "etranger"]
+    keys = [s for s in ctx.services if s in known] or list(fiche.phones) + [
+        fiche.consumption_number,
+        "etranger",
+    ]
     lines = ["À quoi servent nos numéros :" if len(keys) > 1 else "Ce numéro :"]
     lines += [_service_purpose(fiche, k, ctx) for k in keys]
     if set(MAIN_SERVICES) <= set(keys) and not (ctx.abroad and not ctx.services):
@@ -370,7 +403,9 @@ def info_service(fiche: Fiche, ctx: Context) -> Reply:
             f"joint l'{fiche.phones[MAIN_SERVICES[1]].name} ({fiche.agency_address})."
         )
     if len(keys) > 1 or not ctx.services:
-        lines.append(f"Chat Cagou (cet assistant) répond sur le site {fiche.chat_site} et sur {fiche.chat_messenger}.")
+        lines.append(
+            f"Chat Cagou (cet assistant) répond sur le site {fiche.chat_site} et sur {fiche.chat_messenger}."
+        )
     if ctx.abroad and any(k in fiche.phones for k in keys):
         lines.append(abroad_line(fiche))
     return Reply(_with_source(fiche, *lines))
@@ -398,19 +433,27 @@ INFO_ANSWERS = {k: v for k, v in TOPIC_ANSWERS.items() if k not in ("horaires", 
 # --- human handoff and clarification ----------------------------------------------------
 
 
-def handoff_answer(fiche: Fiche, instant: datetime, after_failure: bool = False, abroad: bool = False) -> Reply:
+def handoff_answer(
+    fiche: Fiche, instant: datetime, after_failure: bool = False, abroad: bool = False
+) -> Reply:
     service = fiche.phones["1000"]
     info = fiche.phones[ALWAYS_OPEN_SERVICE]
     intro = (
         "Je n'arrive pas à comprendre votre demande : un conseiller pourra vous aider."
-        if after_failure else "Pour parler à un conseiller :"
+        if after_failure
+        else "Pour parler à un conseiller :"
     )
     phone = (
-        f"• {service.name} : {abroad_line(fiche)}" if abroad else
-        f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, instant)}."
+        f"• {service.name} : {abroad_line(fiche)}"
+        if abroad
+        else f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, instant)}."
     )
-    lines = [intro, phone, f"• Par email : {fiche.email_service_clientele}",
-             f"• Sur place : {fiche.agency_name}, {fiche.agency_address}"]
+    lines = [
+        intro,
+        phone,
+        f"• Par email : {fiche.email_service_clientele}",
+        f"• Sur place : {fiche.agency_name}, {fiche.agency_address}",
+    ]
     if not abroad:
         lines.append(f"En dehors des horaires, le {info.number} répond {info.hours_text}.")
     return Reply(_with_source(fiche, *lines))
@@ -440,8 +483,8 @@ ASK_QUESTION = "Très bien. Quelle est votre question ?"
 # Small talk (no fact: these say what the assistant is and what it can do).
 SMALL_TALK = {
     "greet": "Bonjour, je suis Chat Cagou, l'assistant du service client Mobilis Pro. Comment puis-je vous aider ? (perte ou vol, code PUK, résiliation, horaires, contacts...)",
-    "goodbye": 'Au revoir et bonne journée !',
-    "thanks": 'Avec plaisir ! Avez-vous une autre question sur votre ligne Mobilis Pro ?',
+    "goodbye": "Au revoir et bonne journée !",
+    "thanks": "Avec plaisir ! Avez-vous une autre question sur votre ligne Mobilis Pro ?",
     "bot_challenge": "Je suis Chat Cagou, un assistant automatique de l'OPT pour les lignes Mobilis Pro. Si vous préférez parler à un conseiller, dites-le-moi.",
 }
 NOTHING_ELSE = "D'accord. Si vous avez une autre question sur votre ligne Mobilis Pro, je suis là."
@@ -449,14 +492,16 @@ NOTHING_ELSE = "D'accord. Si vous avez une autre question sur votre ligne Mobili
 
 def scope_question() -> Reply:
     """A procedure word without any sign of a mobile line ("j'ai perdu mon passeport"): ask."""
-    return Reply(SCOPE_QUESTION, [button("Oui, ma ligne Mobilis", "/affirm"), button("Non, autre chose", "/deny")])
+    return Reply(
+        SCOPE_QUESTION, [button("Oui, ma ligne Mobilis", "/affirm"), button("Non, autre chose", "/deny")]
+    )
 
 
 def out_of_scope() -> Reply:
     return Reply(OUT_OF_SCOPE)
 
 
-def other_language_answer(fiche: Fiche, ctx: Context, fact: Optional[Reply], in_scope: bool) -> Reply:
+def other_language_answer(fiche: Fiche, ctx: Context, fact: Reply | None, in_scope: bool) -> Reply:
     """A message in another language: say in both languages that the assistant answers in
     French, then the fact asked (when recognised) and the essential contacts (when the
     question is ours or unclear; never for a plainly off-topic message)."""
@@ -467,13 +512,18 @@ def other_language_answer(fiche: Fiche, ctx: Context, fact: Optional[Reply], in_
     if fact is not None:
         lines.append(body(fiche, fact))
     if not in_scope:
-        lines.append("I can only help with Mobilis Pro mobile lines (lost or stolen phone, PUK code, "
-                     "cancellation, opening hours, contacts).")
+        lines.append(
+            "I can only help with Mobilis Pro mobile lines (lost or stolen phone, PUK code, "
+            "cancellation, opening hours, contacts)."
+        )
         return Reply("\n".join(lines))
     service = fiche.phones[MAIN_SERVICES[0]]
     info = fiche.phones[ALWAYS_OPEN_SERVICE]
-    phone = (f"from abroad / depuis l'étranger : {fiche.abroad_number}" if ctx.abroad
-             else f"{service.number} ({service.hours_text}) ; from abroad / depuis l'étranger : {fiche.abroad_number}")
+    phone = (
+        f"from abroad / depuis l'étranger : {fiche.abroad_number}"
+        if ctx.abroad
+        else f"{service.number} ({service.hours_text}) ; from abroad / depuis l'étranger : {fiche.abroad_number}"
+    )
     lines += ["Contacts :", f"• {service.name} : {phone}"]
     if not ctx.abroad:
         lines.append(f"• {info.name} (24/7) : {info.number}")

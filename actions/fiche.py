@@ -3,6 +3,7 @@
 The action server imports this at start-up: a malformed file raises FicheError, whose
 message names the offending field, and the server does not start.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ import string
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import yaml
 
@@ -45,9 +46,9 @@ class PhoneService:
     key: str
     name: str
     number: str
-    days: Tuple[int, ...] = ()
-    opens: Optional[time] = None
-    closes: Optional[time] = None
+    days: tuple[int, ...] = ()
+    opens: time | None = None
+    closes: time | None = None
     always_open: bool = False
     note: str = ""
 
@@ -76,7 +77,7 @@ class Cell:
 class Procedure:
     key: str
     label: str
-    cells: Dict[str, Cell]
+    cells: dict[str, Cell]
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Fiche:
     agency_address: str
     postal_name: str
     postal_address: str
-    phones: Dict[str, PhoneService]
+    phones: dict[str, PhoneService]
     abroad_number: str
     abroad_dial: str
     abroad_price: str
@@ -107,13 +108,13 @@ class Fiche:
     chat_site: str
     chat_messenger: str
     forum: str
-    consumption: Tuple[Consumption, ...]
+    consumption: tuple[Consumption, ...]
     customer_service_calls: str
     restoration_days: int
     restoration_text: str
     tariff_guide: str
-    channels: Dict[str, str]
-    procedures: Dict[str, Procedure]
+    channels: dict[str, str]
+    procedures: dict[str, Procedure]
 
     @property
     def date_text(self) -> str:
@@ -127,7 +128,7 @@ class Fiche:
     def consumption_number(self) -> str:
         return next(c.number for c in self.consumption if c.number)
 
-    def placeholders(self, abroad: bool = False) -> Dict[str, str]:
+    def placeholders(self, abroad: bool = False) -> dict[str, str]:
         """Values that `answer` texts may use, so that each fact is written once. `abroad`:
         phone numbers as dialled from outside New Caledonia, hours in Nouméa time."""
         values = {
@@ -150,7 +151,7 @@ def hour_text(value: time) -> str:
     return f"{value.hour}h{value.minute:02d}" if value.minute else f"{value.hour}h"
 
 
-def days_text(days: Tuple[int, ...]) -> str:
+def days_text(days: tuple[int, ...]) -> str:
     ordered = sorted(days)
     if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
         return f"du {DAY_NAMES[ordered[0] - 1]} au {DAY_NAMES[ordered[-1] - 1]}"
@@ -172,7 +173,7 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _str(mapping: Any, key: str, path: str, pattern: Optional[re.Pattern] = None) -> str:
+def _str(mapping: Any, key: str, path: str, pattern: re.Pattern | None = None) -> str:
     value = _get(mapping, key, path)
     field = _join(path, key)
     if not isinstance(value, str) or not value.strip():
@@ -222,7 +223,7 @@ def _cell(raw: Any, path: str) -> Cell:
     return Cell(status, _str(raw, "fiche", path), _str(raw, "answer", path))
 
 
-def _procedures(raw: Any) -> Dict[str, Procedure]:
+def _procedures(raw: Any) -> dict[str, Procedure]:
     if not isinstance(raw, dict):
         raise FicheError("fiche: 'procedures' doit être une table")
     missing = [p for p in PROCEDURES if p not in raw]
@@ -242,7 +243,7 @@ def _procedures(raw: Any) -> Dict[str, Procedure]:
     return result
 
 
-def _consumption(raw: Any) -> Tuple[Consumption, ...]:
+def _consumption(raw: Any) -> tuple[Consumption, ...]:
     if not isinstance(raw, list) or not raw:
         raise FicheError("fiche: 'consumption' doit être une liste non vide")
     items = []
@@ -332,7 +333,7 @@ def _fill_answers(fiche: Fiche) -> Fiche:
     return fiche
 
 
-def load_fiche(path: Optional[os.PathLike] = None) -> Fiche:
+def load_fiche(path: os.PathLike | None = None) -> Fiche:
     """Read the fiche file (CHAT_CAGOU_FICHE overrides the default path) and validate it."""
     path = Path(path or os.environ.get("CHAT_CAGOU_FICHE") or DEFAULT_PATH)
     try:
@@ -346,7 +347,7 @@ def load_fiche(path: Optional[os.PathLike] = None) -> Fiche:
     return parse_fiche(raw)
 
 
-def all_facts(fiche: Fiche) -> List[str]:
+def all_facts(fiche: Fiche) -> list[str]:
     """Every contact fact of the fiche (numbers, emails, links), for checks and tests."""
     facts = [p.number for p in fiche.phones.values()]
     facts += [fiche.abroad_number, fiche.consumption_number, fiche.email_agence]

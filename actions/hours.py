@@ -1,13 +1,13 @@
 """Is a phone service open at a given instant, in Nouméa time, counting New Caledonia's
 public holidays (from the maintained `holidays` library, France subdivision NC)."""
+
 from __future__ import annotations
 
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
-from typing import Optional
+from functools import cache
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -21,12 +21,12 @@ def now_noumea() -> datetime:
     return datetime.now(NOUMEA)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _holidays(year: int) -> holidays.HolidayBase:
     return holidays.country_holidays("FR", subdiv="NC", years=year, language="fr")
 
 
-def holiday_name(day: date) -> Optional[str]:
+def holiday_name(day: date) -> str | None:
     return _holidays(day.year).get(day)
 
 
@@ -73,6 +73,7 @@ def when_text(opening: datetime, instant: datetime) -> str:
 
 # --- a day or a time the customer asks about --------------------------------------------
 
+
 @dataclass(frozen=True)
 class Moment:
     """An instant the customer asked about (Nouméa time). `whole_day`: a day without an hour
@@ -91,9 +92,13 @@ _DAY_PARTS = (
     (re.compile(r"\bsoir(ee)?\b"), time(19, 0)),
     (re.compile(r"\bnuit\b|\bminuit\b"), time(23, 0)),
 )
-_NIGHT_OR_ALWAYS = re.compile(r"\bnuit\b|\bsoir\b|\bweek ?end\b|24 ?h ?/? ?24|7 ?j ?/? ?7|\btout le temps\b|\bjour et nuit\b")
+_NIGHT_OR_ALWAYS = re.compile(
+    r"\bnuit\b|\bsoir\b|\bweek ?end\b|24 ?h ?/? ?24|7 ?j ?/? ?7|\btout le temps\b|\bjour et nuit\b"
+)
 _WEEKEND = re.compile(r"\bweek ?end\b")
-_TODAY = re.compile(r"\baujourd ?hui\b|\bce (matin|midi|soir|jour|aprem|apres ?midi)\b|\bcette (nuit|apres ?midi)\b|\bmaintenant\b")
+_TODAY = re.compile(
+    r"\baujourd ?hui\b|\bce (matin|midi|soir|jour|aprem|apres ?midi)\b|\bcette (nuit|apres ?midi)\b|\bmaintenant\b"
+)
 # What makes a dateparser match a real date: a day, a month, a relative day or a clock time.
 _DATE_WORDS = re.compile(
     r"\b(lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|demain|apres ?demain|janvier|fevrier|mars|avril|mai|"
@@ -127,24 +132,35 @@ def _for_dateparser(text: str) -> str:
 
 
 # Names customers give to public holidays, beside the names the `holidays` library uses.
-_HOLIDAY_ALIASES = {"nouvel an": "jour de l an", "premier de l an": "jour de l an", "jour de l an": "jour de l an",
-                    "noel": "noel", "paques": "paques", "pentecote": "pentecote", "14 juillet": "fete nationale",
-                    "1er mai": "fete du travail", "8 mai": "victoire", "11 novembre": "armistice"}
+_HOLIDAY_ALIASES = {
+    "nouvel an": "jour de l an",
+    "premier de l an": "jour de l an",
+    "jour de l an": "jour de l an",
+    "noel": "noel",
+    "paques": "paques",
+    "pentecote": "pentecote",
+    "14 juillet": "fete nationale",
+    "1er mai": "fete du travail",
+    "8 mai": "victoire",
+    "11 novembre": "armistice",
+}
 
 
-def _named_holiday(folded: str, today: date) -> Optional[date]:
+def _named_holiday(folded: str, today: date) -> date | None:
     """The next date of a public holiday named in the message ("Noël", "le jour de l'an", "la Toussaint")."""
     for year in (today.year, today.year + 1):
         for day, name in sorted(_holidays(year).items()):
             key = _fold(name)
             names = {key} | {alias for alias, target in _HOLIDAY_ALIASES.items() if target in key}
-            significant = {n.replace("lundi de ", "").replace("fete de la ", "").replace("fete du ", "") for n in names}
+            significant = {
+                n.replace("lundi de ", "").replace("fete de la ", "").replace("fete du ", "") for n in names
+            }
             if day >= today and any(re.search(rf"\b{re.escape(n)}\b", folded) for n in significant | names):
                 return day
     return None
 
 
-def asked_moment(text: str, now: datetime) -> Optional[Moment]:
+def asked_moment(text: str, now: datetime) -> Moment | None:
     """The instant a French message asks about ("dimanche", "lundi à 16h", "le 24 septembre",
     "ce midi", "demain matin", "à Noël"), or None. Dates are read by dateparser (maintained,
     French) and holiday names by `holidays`; this function only prepares the text and resolves
@@ -160,19 +176,27 @@ def asked_moment(text: str, now: datetime) -> Optional[Moment]:
     matches = [(words, value) for words, value in found if _DATE_WORDS.search(words)]
     part = next((hour for pattern, hour in _DAY_PARTS if pattern.search(folded)), None)
     clock_match = re.search(r"\b(\d{1,2}):(\d{2})\b", prepared)
-    clock = time(int(clock_match.group(1)), int(clock_match.group(2))) if clock_match and int(
-        clock_match.group(1)) < 24 and int(clock_match.group(2)) < 60 else part
+    clock = (
+        time(int(clock_match.group(1)), int(clock_match.group(2)))
+        if clock_match and int(clock_match.group(1)) < 24 and int(clock_match.group(2)) < 60
+        else part
+    )
     day = _named_holiday(folded, local.date())
     weekday = re.search(r"\b(lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b", folded)
-    dated = re.search(r"\b(janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre)\b"
-                      r"|\b\d{1,2}/\d{1,2}\b", folded)
+    dated = re.search(
+        r"\b(janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre)\b"
+        r"|\b\d{1,2}/\d{1,2}\b",
+        folded,
+    )
     if day is None and weekday and not dated:
         # A weekday alone is the next one, today included ("jeudi" asked on a Thursday).
         ahead = (DAY_NAMES.index(weekday.group(1)) + 1 - local.isoweekday()) % 7
         day = local.date() + timedelta(days=ahead)
     if day is None and matches:
-        words, value = next(((w, v) for w, v in matches if re.search(r"[a-z]|\d/", _CLOCK_AND_SMALL_WORDS.sub("", w))),
-                            matches[0])
+        words, value = next(
+            ((w, v) for w, v in matches if re.search(r"[a-z]|\d/", _CLOCK_AND_SMALL_WORDS.sub("", w))),
+            matches[0],
+        )
         # a clock time alone ("à 17h30 ?") is today
         day = value.date() if re.search(r"[a-z]|\d/", _CLOCK_AND_SMALL_WORDS.sub("", words)) else local.date()
     if day is None:

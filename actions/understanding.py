@@ -2,13 +2,15 @@
 for a compound message), the channel and services of each, and the signs that a procedure
 question really concerns a mobile line. Pure functions of the parse data and the slots, so
 that the action stays a short sequence of decisions."""
+
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any
 
 from actions.answers import TOPIC_ANSWERS
 from actions.fiche import CHANNELS, PROCEDURES
@@ -46,7 +48,9 @@ OTHER_OPERATORS = re.compile(
     r"lebara|ooredoo|vodafone|airtel|movistar|o2|proximus|swisscom|telecom (?:italia|fiji)|smartfren)\b"
 )
 # Signs that the customer addresses us (for contacts and hours: "vos horaires", "votre mail").
-US_WORDS = re.compile(r"\b(vous|vos|votre|tu|ton|ta|tes|te|t|opt|mobilis|service client\w*|10\d\d|you|your)\b")
+US_WORDS = re.compile(
+    r"\b(vous|vos|votre|tu|ton|ta|tes|te|t|opt|mobilis|service client\w*|10\d\d|you|your)\b"
+)
 # A message that continues the last topic rather than opening one: "et le samedi ?", "même
 # vers le 1016 ?", "et avec l'appli ?".
 FOLLOW_UP_MARKER = re.compile(
@@ -74,14 +78,16 @@ def fold(text: str) -> str:
 @dataclass
 class Topic:
     intent: str
-    channel: Optional[str] = None
-    services: List[str] = field(default_factory=list)
+    channel: str | None = None
+    services: list[str] = field(default_factory=list)
 
-    def as_slot(self) -> Dict[str, Any]:
+    def as_slot(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def entity_values(entities: Iterable[Dict[str, Any]], name: str, start: int = 0, end: int = 10**9) -> List[str]:
+def entity_values(
+    entities: Iterable[dict[str, Any]], name: str, start: int = 0, end: int = 10**9
+) -> list[str]:
     values = []
     for entity in entities:
         inside = entity.get("start", start) >= start and entity.get("end", end) <= end
@@ -93,8 +99,9 @@ def entity_values(entities: Iterable[Dict[str, Any]], name: str, start: int = 0,
 NEGATION = re.compile(r"\b(pas|plus|sans|jamais|ni)\b")
 
 
-def make_topic(intent: str, entities: Sequence[Dict[str, Any]], start: int = 0, end: int = 10**9,
-               text: str = "") -> Topic:
+def make_topic(
+    intent: str, entities: Sequence[dict[str, Any]], start: int = 0, end: int = 10**9, text: str = ""
+) -> Topic:
     channels = [c for c in entity_values(entities, "canal", start, end) if c in CHANNELS]
     # Two channels: "je ne peux pas me déplacer, par internet ?" asks for the last one;
     # "par téléphone ou en agence ?" for both, so the overview.
@@ -107,18 +114,24 @@ def make_topic(intent: str, entities: Sequence[Dict[str, Any]], start: int = 0, 
 
 # Topics whose answer depends on the service named: a follow-up naming another service keeps
 # the topic ("et l'agence entreprise ?" after the hours of the 1000).
-SERVICE_TOPICS = {"horaires", "contact_telephone", "contact_email", "info_service", "cout_appel_service_client"}
+SERVICE_TOPICS = {
+    "horaires",
+    "contact_telephone",
+    "contact_email",
+    "info_service",
+    "cout_appel_service_client",
+}
 
 
-def asks_hours_at(text: str, now: Optional[datetime]) -> bool:
+def asks_hours_at(text: str, now: datetime | None) -> bool:
     """A day or time named with a word of reaching someone or of opening: a question of hours."""
     return now is not None and bool(ASKS_HOURS.search(fold(text))) and asked_moment(text, now) is not None
 
 
-def clause_topics(parse: Dict[str, Any], now: Optional[datetime] = None) -> List[Topic]:
+def clause_topics(parse: dict[str, Any], now: datetime | None = None) -> list[Topic]:
     """The topics of a compound message, in order, when its clauses ask two things or more."""
     entities = parse.get("entities") or []
-    topics: List[Topic] = []
+    topics: list[Topic] = []
     for clause in parse.get("clauses") or []:
         intent = clause.get("intent")
         if asks_hours_at(clause.get("text", ""), now) and intent != "horaires":
@@ -136,7 +149,7 @@ def clause_topics(parse: Dict[str, Any], now: Optional[datetime] = None) -> List
     return topics if len(topics) > 1 else []
 
 
-def rescued_topic(parse: Dict[str, Any]) -> Optional[Topic]:
+def rescued_topic(parse: dict[str, Any]) -> Topic | None:
     """For a message DIET could not place (or took for small talk): the question it holds.
 
     The last clause that asks something of ours if its classifier is fairly sure ("...long
@@ -144,7 +157,11 @@ def rescued_topic(parse: Dict[str, Any]) -> Optional[Topic]:
     one clause, DIET's first choice when the second classifier agrees with it."""
     entities = parse.get("entities") or []
     clauses = [c for c in parse.get("clauses") or [] if c.get("intent") in FACT_TOPICS]
-    questions = [c for c in clauses if c.get("confidence", 0) >= QUESTION_CONFIDENCE and QUESTION.search(fold(c["text"]))]
+    questions = [
+        c
+        for c in clauses
+        if c.get("confidence", 0) >= QUESTION_CONFIDENCE and QUESTION.search(fold(c["text"]))
+    ]
     sure = [c for c in clauses if c.get("confidence", 0) >= RESCUE_CONFIDENCE]
     best = questions[-1] if questions else max(sure, key=lambda c: c["confidence"]) if sure else None
     if best is not None:
@@ -163,10 +180,16 @@ def rescued_topic(parse: Dict[str, Any]) -> Optional[Topic]:
 
 
 # A channel named with no topic before it: the contacts of that channel.
-CHANNEL_CONTACTS = {"courrier": "contact_email", "telephone": "contact_telephone", "agence": "contact_adresse"}
+CHANNEL_CONTACTS = {
+    "courrier": "contact_email",
+    "telephone": "contact_telephone",
+    "agence": "contact_adresse",
+}
 
 
-def follow_up_topic(channel: Optional[str], last_topic: Optional[str], last_services: Sequence[str]) -> Optional[Topic]:
+def follow_up_topic(
+    channel: str | None, last_topic: str | None, last_services: Sequence[str]
+) -> Topic | None:
     """A channel named alone ("et par mail ?") for the last topic, whatever it was."""
     if last_topic in PROCEDURES:
         return Topic(last_topic, channel)
@@ -175,8 +198,15 @@ def follow_up_topic(channel: Optional[str], last_topic: Optional[str], last_serv
     if last_topic is None:
         return Topic(CHANNEL_CONTACTS[channel])
     agency = last_topic == "contact_adresse" or "1016" in last_services
-    if last_topic in ("contact_adresse", "contact_email", "contact_telephone", "contact_general", "horaires",
-                      "info_service", "contact_etranger"):
+    if last_topic in (
+        "contact_adresse",
+        "contact_email",
+        "contact_telephone",
+        "contact_general",
+        "horaires",
+        "info_service",
+        "contact_etranger",
+    ):
         if channel == "agence" and last_topic != "contact_adresse":
             return Topic(last_topic, None, ["1016"])  # "et celui de l'agence ?"
         return Topic(CHANNEL_CONTACTS[channel], None, ["1016"] if agency else list(last_services))
@@ -189,17 +219,22 @@ def is_follow_up(text: str) -> bool:
     return len(folded.split()) <= FOLLOW_UP_WORDS and bool(FOLLOW_UP_MARKER.search(folded))
 
 
-def other_service(text: str, services: Sequence[str], last_services: Sequence[str]) -> List[str]:
-    """"et l'autre numéro ?" after one of the two main services: the other one."""
+def other_service(text: str, services: Sequence[str], last_services: Sequence[str]) -> list[str]:
+    """ "et l'autre numéro ?" after one of the two main services: the other one."""
     if services or not OTHER.search(fold(text)):
         return list(services)
     last = [s for s in last_services if s in MAIN_SERVICES]
     return [s for s in MAIN_SERVICES if s not in last] if len(last) == 1 else list(services)
 
 
-def needs_scope_check(topics: Sequence[Topic], text: str, unknown_nouns: Sequence[str],
-                      second_opinion: Optional[Dict[str, Any]] = None, diet_confidence: float = 0.0,
-                      has_moment: bool = False) -> bool:
+def needs_scope_check(
+    topics: Sequence[Topic],
+    text: str,
+    unknown_nouns: Sequence[str],
+    second_opinion: dict[str, Any] | None = None,
+    diet_confidence: float = 0.0,
+    has_moment: bool = False,
+) -> bool:
     """Whether to ask "is it about a Mobilis line?" before answering with a fact.
 
     Yes for a question that names something we never talk about ("passeport", "crèche",
@@ -217,11 +252,17 @@ def needs_scope_check(topics: Sequence[Topic], text: str, unknown_nouns: Sequenc
         return False
     second = second_opinion or {}
     off_topic = second.get("name") == OUT_OF_SCOPE and second.get("confidence", 0) >= OFF_TOPIC_CONFIDENCE
-    if len(topics) == 1 and off_topic and (diet_confidence < DIET_SURE or second["confidence"] >= OFF_TOPIC_SURE):
+    if (
+        len(topics) == 1
+        and off_topic
+        and (diet_confidence < DIET_SURE or second["confidence"] >= OFF_TOPIC_SURE)
+    ):
         return True
     # Both classifiers unsure, and not of the same topic, about a message that names nothing of
     # ours and does not address us: ask rather than guess.
-    unsure = diet_confidence < UNSURE and (second.get("name") != topics[0].intent or second.get("confidence", 0) < UNSURE)
+    unsure = diet_confidence < UNSURE and (
+        second.get("name") != topics[0].intent or second.get("confidence", 0) < UNSURE
+    )
     if len(topics) == 1 and unsure and not US_WORDS.search(folded):
         return True
     if not unknown_nouns:
@@ -230,8 +271,10 @@ def needs_scope_check(topics: Sequence[Topic], text: str, unknown_nouns: Sequenc
 
 
 # Words of a question about opening hours or reaching someone (with a day or time named).
-ASKS_HOURS = re.compile(r"\b(ouvert|ouverts|ouvre|ouvrez|ferme|fermez|fermes|appeler|appelle|joindre|joignable|"
-                        r"repond|repondez|dispo|disponible|horaires?|heures?|coup de fil|quelqu un|numero|open|closed)\b")
+ASKS_HOURS = re.compile(
+    r"\b(ouvert|ouverts|ouvre|ouvrez|ferme|fermez|fermes|appeler|appelle|joindre|joignable|"
+    r"repond|repondez|dispo|disponible|horaires?|heures?|coup de fil|quelqu un|numero|open|closed)\b"
+)
 
 
 # A price asked about a procedure or a service ("les frais si on résilie avant la fin ?",
@@ -243,9 +286,13 @@ PRICE = re.compile(
 PRICED_TOPICS = set(PROCEDURES) | {"contact_telephone", "info_service", "suivi_conso"}
 
 
-def with_price_question(topics: List[Topic], text: str) -> List[Topic]:
+def with_price_question(topics: list[Topic], text: str) -> list[Topic]:
     """The topics, followed by "what the fiche does not say" when a price is asked about them."""
-    if topics and PRICE.search(fold(text)) and any(t.intent in PRICED_TOPICS for t in topics) and not any(
-            t.intent in ("guide_tarifaire", "cout_appel_service_client") for t in topics):
+    if (
+        topics
+        and PRICE.search(fold(text))
+        and any(t.intent in PRICED_TOPICS for t in topics)
+        and not any(t.intent in ("guide_tarifaire", "cout_appel_service_client") for t in topics)
+    ):
         return [*topics, Topic("guide_tarifaire")]
     return topics

@@ -2,17 +2,17 @@
 
 Prints the figures and writes them to bench/results.md. Run on a quiet machine: figures
 are measured, not asserted (the tests assert quality, never speed)."""
+
 from __future__ import annotations
 
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,15 +24,30 @@ from tests.servers import running_servers  # noqa: E402
 RESULTS = ROOT / "bench" / "results.md"
 LATENCY_MESSAGES = 200
 QUESTIONS = [
-    "code PUK ?", "je veux résilier", "et par mail ?", "vous êtes ouverts ?", "j'ai perdu mon tel",
-    "quel est votre mail ?", "comment suivre ma conso ?", "je veux parler à un conseiller",
-    "bonjour", "merci", "changer de forfait", "appeler depuis la France",
+    "code PUK ?",
+    "je veux résilier",
+    "et par mail ?",
+    "vous êtes ouverts ?",
+    "j'ai perdu mon tel",
+    "quel est votre mail ?",
+    "comment suivre ma conso ?",
+    "je veux parler à un conseiller",
+    "bonjour",
+    "merci",
+    "changer de forfait",
+    "appeler depuis la France",
 ]
 
 
 def machine() -> str:
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GB RAM, Python {platform.python_version()}, {platform.system()}"
 
@@ -42,14 +57,27 @@ def train_time() -> float:
     with tempfile.TemporaryDirectory() as out:
         env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
         start = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).parent / "rasa"), "train", "--out", out, "--force",
-                        "--num-threads", "2"], cwd=ROOT, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "rasa"),
+                "train",
+                "--out",
+                out,
+                "--force",
+                "--num-threads",
+                "2",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         return time.perf_counter() - start
 
 
 def percentile(values, pct):
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def rest_latency():
@@ -82,7 +110,7 @@ def main() -> None:
     lines = [
         "# Chat Cagou benchmark",
         "",
-        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}.",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.",
         "",
         "| figure | value |",
         "| --- | --- |",
@@ -107,10 +135,20 @@ def main() -> None:
         lines += ["<!-- blind-set:start -->" + old.split("<!-- blind-set:start -->", 1)[1]]
     RESULTS.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
-    (ROOT / "bench" / "results.json").write_text(json.dumps({
-        "accuracy": overall.accuracy, "macro_f1": overall.macro_f1, "robust_macro_f1": robust.macro_f1,
-        "train_seconds": seconds, "model_mb": size_mb, "latency_p50_ms": p50, "latency_p95_ms": p95,
-    }, indent=2))
+    (ROOT / "bench" / "results.json").write_text(
+        json.dumps(
+            {
+                "accuracy": overall.accuracy,
+                "macro_f1": overall.macro_f1,
+                "robust_macro_f1": robust.macro_f1,
+                "train_seconds": seconds,
+                "model_mb": size_mb,
+                "latency_p50_ms": p50,
+                "latency_p95_ms": p95,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Pro questions) must get no fiche fact at all.
 Without --url, it starts its own action server and Rasa (the trained model) on free ports.
 --write puts the figures into bench/results.md (section "Blind set") and bench/blind_results.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,9 @@ import time
 import unicodedata
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import requests
 import yaml
@@ -53,7 +54,7 @@ def contains(reply: str, expected: str) -> bool:
     return re.search(pattern, normalise(reply)) is not None
 
 
-def check(reply: str, expect: Optional[dict]) -> List[str]:
+def check(reply: str, expect: dict | None) -> list[str]:
     """The expectations `reply` misses (empty when it passes)."""
     expect = expect or {}
     problems = [f"missing {e!r}" for e in expect.get("all", []) if not contains(reply, e)]
@@ -63,14 +64,23 @@ def check(reply: str, expect: Optional[dict]) -> List[str]:
     return problems
 
 
-def fiche_facts() -> List[str]:
+def fiche_facts() -> list[str]:
     """What a reply to an off-topic message must never carry: every contact fact of the fiche,
     its addresses and hours, and the words of its procedures."""
     fiche = load_fiche()
-    facts = all_facts(fiche) + [fiche.email_service_clientele, "Gallieni", "BP 40001", "www.opt.nc", "optetvous"]
+    facts = all_facts(fiche) + [
+        fiche.email_service_clientele,
+        "Gallieni",
+        "BP 40001",
+        "www.opt.nc",
+        "optetvous",
+    ]
     for phone in fiche.phones.values():
         if phone.opens:
-            facts += [f"{phone.opens.hour}h{phone.opens.minute:02d}", f"{phone.closes.hour}h{phone.closes.minute:02d}"]
+            facts += [
+                f"{phone.opens.hour}h{phone.opens.minute:02d}",
+                f"{phone.closes.hour}h{phone.closes.minute:02d}",
+            ]
     facts += [f"{fiche.restoration_days} jours", "suspendre la ligne", "suspension de la ligne", "carte SIM"]
     return sorted(set(facts))
 
@@ -82,7 +92,9 @@ def load_set():
 
 
 def say(url: str, sender: str, message: str) -> str:
-    response = requests.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": message}, timeout=60)
+    response = requests.post(
+        f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": message}, timeout=60
+    )
     response.raise_for_status()
     return "\n".join(m.get("text", "") for m in response.json())
 
@@ -95,8 +107,12 @@ def play(url: str, conversation: dict) -> dict:
         problems = check(reply, turn.get("expect"))
         if problems:
             failures.append({"turn": i + 1, "user": turn["user"], "reply": reply, "problems": problems})
-    return {"id": conversation["id"], "category": conversation["category"], "passed": not failures,
-            "failures": failures}
+    return {
+        "id": conversation["id"],
+        "category": conversation["category"],
+        "passed": not failures,
+        "failures": failures,
+    }
 
 
 def play_negative(url: str, message: str, facts: Sequence[str]) -> dict:
@@ -111,16 +127,18 @@ def evaluate(url: str, workers: int = 2) -> dict:
     with ThreadPoolExecutor(workers) as pool:
         played = list(pool.map(lambda c: play(url, c), conversations))
         negative_results = list(pool.map(lambda m: play_negative(url, m, facts), negatives))
-    by_category: Dict[str, List[bool]] = defaultdict(list)
+    by_category: dict[str, list[bool]] = defaultdict(list)
     for result in played:
         by_category[result["category"]].append(result["passed"])
-    multi = [r["passed"] for r, c in zip(played, conversations) if len(c["turns"]) > 1]
+    multi = [r["passed"] for r, c in zip(played, conversations, strict=False) if len(c["turns"]) > 1]
     return {
         "conversations": len(played),
         "multi_turn_conversations": len(multi),
         "passed": sum(r["passed"] for r in played),
         "pass_rate": sum(r["passed"] for r in played) / len(played),
-        "categories": {k: {"n": len(v), "pass_rate": sum(v) / len(v)} for k, v in sorted(by_category.items())},
+        "categories": {
+            k: {"n": len(v), "pass_rate": sum(v) / len(v)} for k, v in sorted(by_category.items())
+        },
         "negatives": len(negative_results),
         "negatives_with_facts": sum(bool(r["facts"]) for r in negative_results),
         "failures": [r for r in played if not r["passed"]],
@@ -178,7 +196,9 @@ def print_failures(results: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running assistant (default: start one)")
-    parser.add_argument("--write", action="store_true", help="write bench/results.md and bench/blind_results.json")
+    parser.add_argument(
+        "--write", action="store_true", help="write bench/results.md and bench/blind_results.json"
+    )
     parser.add_argument("--quiet", action="store_true", help="do not list the failures")
     args = parser.parse_args()
     if args.url:

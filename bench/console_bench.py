@@ -11,6 +11,7 @@ against the real console (median of --repeat requests).
     .venv/bin/python bench/console_bench.py --postgres          # the same on PostgreSQL
     .venv/bin/python bench/console_bench.py --source sqlite:///tracker.db --events 200000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,6 @@ import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,7 +45,7 @@ CHANNELS = ["rest", "socketio", "facebook"]
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def source_events(source: str, workdir: Path) -> List[Tuple]:
+def source_events(source: str, workdir: Path) -> list[tuple]:
     if not source:
         from tests.servers import running_servers
 
@@ -57,17 +57,20 @@ def source_events(source: str, workdir: Path) -> List[Tuple]:
     engine = sa.create_engine(source)
     e = db.events.c
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(e.sender_id, e.type_name, e.timestamp, e.intent_name, e.action_name, e.data)
-                            .order_by(e.id)).all()
+        rows = conn.execute(
+            sa.select(e.sender_id, e.type_name, e.timestamp, e.intent_name, e.action_name, e.data).order_by(
+                e.id
+            )
+        ).all()
     engine.dispose()
     if not rows:
         raise SystemExit(f"{source}: no events")
     return [tuple(r) for r in rows]
 
 
-def fill(engine, rows: List[Tuple], target: int) -> int:
+def fill(engine, rows: list[tuple], target: int) -> int:
     """Copies of the source conversations until `target` events."""
-    conversations: Dict[str, List[Tuple]] = {}
+    conversations: dict[str, list[tuple]] = {}
     for row in rows:
         conversations.setdefault(row[0], []).append(row)
     db.events.create(engine, checkfirst=True)
@@ -88,8 +91,16 @@ def fill(engine, rows: List[Tuple], target: int) -> int:
                         parsed = json.loads(data)
                         parsed["input_channel"] = channel
                         data = json.dumps(parsed)
-                    batch.append(dict(sender_id=new_sender, type_name=type_name, timestamp=(ts or first) + shift,
-                                      intent_name=intent, action_name=action, data=data))
+                    batch.append(
+                        dict(
+                            sender_id=new_sender,
+                            type_name=type_name,
+                            timestamp=(ts or first) + shift,
+                            intent_name=intent,
+                            action_name=action,
+                            data=data,
+                        )
+                    )
                     total += 1
                 if len(batch) >= 5000:
                     conn.execute(db.events.insert(), batch)
@@ -112,7 +123,9 @@ def timed(client: StaffClient, path: str, repeat: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--source", default="", help="SQLAlchemy URL of a tracker store the assistant wrote")
     parser.add_argument("--postgres", action="store_true", help="bench on a new PostgreSQL database")
@@ -131,6 +144,7 @@ def main() -> int:
             def drop(db_name: str = db_name) -> None:
                 with server.connect() as conn:
                     conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+
             stack.callback(drop)
             db_url = sa.engine.make_url(PG_SERVER).set(database=db_name).render_as_string(hide_password=False)
         else:
@@ -139,8 +153,10 @@ def main() -> int:
         stack.callback(engine.dispose)
         started = time.perf_counter()
         total = fill(engine, rows, args.events)
-        print(f"{total} events copied from {len(rows)} real ones in {time.perf_counter() - started:.1f} s",
-              file=sys.stderr)
+        print(
+            f"{total} events copied from {len(rows)} real ones in {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
         db.create_tables(engine)
         started = time.perf_counter()
         indexer.sync(engine)
@@ -153,9 +169,11 @@ def main() -> int:
         client = StaffClient(console.url)
         assert client.login("bench", password).status_code == 303
         with engine.connect() as conn:
-            sender = conn.execute(sa.select(db.conversations.c.sender_id).order_by(
-                db.conversations.c.n_user.desc()).limit(1)).scalar()
+            sender = conn.execute(
+                sa.select(db.conversations.c.sender_id).order_by(db.conversations.c.n_user.desc()).limit(1)
+            ).scalar()
         from urllib.parse import quote
+
         pages = [
             ("list, page 1", "/conversations"),
             ("list, page 100", "/conversations?page=100"),
@@ -164,8 +182,11 @@ def main() -> int:
             ("intent code_puk", "/conversations?intent=code_puk"),
             ("channel facebook", "/conversations?channel=facebook"),
             ("text search", "/conversations?q=" + quote("forfait")),
-            ("last 7 days, socketio, < 0.9", "/conversations?channel=socketio&below=0.9&date_from="
-             + time.strftime("%Y-%m-%d", time.localtime(time.time() - 7 * 86400))),
+            (
+                "last 7 days, socketio, < 0.9",
+                "/conversations?channel=socketio&below=0.9&date_from="
+                + time.strftime("%Y-%m-%d", time.localtime(time.time() - 7 * 86400)),
+            ),
             ("one conversation", "/conversations/" + quote(sender, safe="")),
             ("insights, 30 days", "/insights?days=30"),
             ("insights, all", "/insights?days=0"),
@@ -173,8 +194,10 @@ def main() -> int:
         ]
         dialect = "PostgreSQL" if args.postgres else "SQLite"
         print(f"\n### Console with {total:,} events ({n_conv:,} conversations), {dialect}\n")
-        print(f"First indexing of the events (once, at the first page after a start on a new database): "
-              f"{first_index:.1f} s\n")
+        print(
+            f"First indexing of the events (once, at the first page after a start on a new database): "
+            f"{first_index:.1f} s\n"
+        )
         print("| page | median time (ms) |\n| --- | ---: |")
         for label, path in pages:
             print(f"| {label} | {timed(client, path, args.repeat):.0f} |")

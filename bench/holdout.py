@@ -1,10 +1,10 @@
 """Score the trained model on the held-out French NLU set (tests/nlu_holdout.yml)."""
+
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 from sklearn.metrics import accuracy_score, f1_score
 
@@ -17,19 +17,19 @@ MODEL = ROOT / "models" / "chat-cagou.tar.gz"
 class HoldoutExample:
     text: str
     intent: str
-    robustness: Optional[str]
+    robustness: str | None
 
 
 @dataclass
 class Score:
     accuracy: float
     macro_f1: float
-    per_intent_f1: Dict[str, float]
-    errors: List[Tuple[str, str, str]]  # (text, expected, predicted)
+    per_intent_f1: dict[str, float]
+    errors: list[tuple[str, str, str]]  # (text, expected, predicted)
     count: int
 
 
-def load_holdout(path: Path = HOLDOUT) -> List[HoldoutExample]:
+def load_holdout(path: Path = HOLDOUT) -> list[HoldoutExample]:
     from rasa.shared.nlu.training_data.loading import load_data
 
     data = load_data(str(path))
@@ -37,7 +37,9 @@ def load_holdout(path: Path = HOLDOUT) -> List[HoldoutExample]:
     for message in data.intent_examples:
         metadata = message.get("metadata") or {}
         example_meta = metadata.get("example") or {}
-        examples.append(HoldoutExample(message.get("text"), message.get("intent"), example_meta.get("robustness")))
+        examples.append(
+            HoldoutExample(message.get("text"), message.get("intent"), example_meta.get("robustness"))
+        )
     return examples
 
 
@@ -55,21 +57,22 @@ def load_agent(model: Path = MODEL):
 FALLBACK = "nlu_fallback"
 
 
-def predict(agent, texts: List[str]) -> List[str]:
+def predict(agent, texts: list[str]) -> list[str]:
     """The intent as served: `nlu_fallback` when the FallbackClassifier fired."""
     return [served for served, _ in predict_served_and_top(agent, texts)]
 
 
-def best_real_intent(parsed: Dict) -> Dict:
+def best_real_intent(parsed: dict) -> dict:
     """The best intent of a parse other than `nlu_fallback` (name and confidence): what the
     classifier chose, whatever the fallback threshold."""
     return next((i for i in parsed.get("intent_ranking", []) if i["name"] != FALLBACK), parsed["intent"])
 
 
-def predict_served_and_top(agent, texts: List[str]) -> List[Tuple[str, str]]:
+def predict_served_and_top(agent, texts: list[str]) -> list[tuple[str, str]]:
     """(intent as served, best real intent): the second ignores the fallback threshold, to
     compare with classifiers whose confidences are scaled differently."""
-    async def run() -> List[Tuple[str, str]]:
+
+    async def run() -> list[tuple[str, str]]:
         out = []
         for text in texts:
             parsed = await agent.parse_message(text)
@@ -79,15 +82,15 @@ def predict_served_and_top(agent, texts: List[str]) -> List[Tuple[str, str]]:
     return asyncio.run(run())
 
 
-def score(examples: List[HoldoutExample], predicted: List[str]) -> Score:
+def score(examples: list[HoldoutExample], predicted: list[str]) -> Score:
     expected = [e.intent for e in examples]
     labels = sorted(set(expected))
     per_intent = f1_score(expected, predicted, labels=labels, average=None, zero_division=0)
-    errors = [(e.text, e.intent, p) for e, p in zip(examples, predicted) if e.intent != p]
+    errors = [(e.text, e.intent, p) for e, p in zip(examples, predicted, strict=False) if e.intent != p]
     return Score(
         accuracy=accuracy_score(expected, predicted),
         macro_f1=f1_score(expected, predicted, labels=labels, average="macro", zero_division=0),
-        per_intent_f1=dict(zip(labels, map(float, per_intent))),
+        per_intent_f1=dict(zip(labels, map(float, per_intent), strict=False)),
         errors=errors,
         count=len(examples),
     )

@@ -17,6 +17,7 @@ after the retries, or missing from the tracker store afterwards) and the share o
 carrying the right facts (each question's expected facts come from the fiche,
 actions.fiche.load_fiche()). Results: bench/load_results.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,15 +27,14 @@ import os
 import platform
 import secrets
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
 
 import aiohttp
 
@@ -48,13 +48,16 @@ RETRIES = 4
 REQUEST_TIMEOUT = 120
 
 
-def script() -> List[Tuple[str, List[str]]]:
+def script() -> list[tuple[str, list[str]]]:
     """Ten questions (two of them follow-ups that need the context) and their facts."""
     fiche = load_fiche()
     service = fiche.phones["1000"]
     label = {k: p.label for k, p in fiche.procedures.items()}
     return [
-        ("j'ai perdu mon téléphone, je fais comment ?", [label["perte_vol"], service.number, fiche.email_service_clientele]),
+        (
+            "j'ai perdu mon téléphone, je fais comment ?",
+            [label["perte_vol"], service.number, fiche.email_service_clientele],
+        ),
         ("et en agence ?", [f"{label['perte_vol']} — {fiche.channels['agence']}", fiche.agency_address]),
         ("code PUK ?", [label["code_puk"], fiche.contact_form]),
         ("vous êtes ouverts quand ?", [f"{hour_text(service.opens)} à {hour_text(service.closes)}"]),
@@ -62,8 +65,14 @@ def script() -> List[Tuple[str, List[str]]]:
         ("comment vous appeler depuis la France ?", [fiche.abroad_number]),
         ("où sont les tarifs ?", [fiche.tariff_guide]),
         ("je veux résilier ma ligne", [label["resiliation"]]),
-        ("et par mail ?", [f"{label['resiliation']} — {fiche.channels['courrier']}", fiche.email_service_clientele]),
-        ("je veux parler à un conseiller", [service.number, fiche.email_service_clientele, fiche.agency_address]),
+        (
+            "et par mail ?",
+            [f"{label['resiliation']} — {fiche.channels['courrier']}", fiche.email_service_clientele],
+        ),
+        (
+            "je veux parler à un conseiller",
+            [service.number, fiche.email_service_clientele, fiche.agency_address],
+        ),
     ]
 
 
@@ -71,14 +80,16 @@ def script() -> List[Tuple[str, List[str]]]:
 class Outcome:
     sender: str
     question: str
-    latency: Optional[float] = None  # seconds, None when never answered
+    latency: float | None = None  # seconds, None when never answered
     answer: str = ""
     right: bool = False
     attempts: int = 0
-    errors: List[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
-async def ask(session: aiohttp.ClientSession, url: str, sender: str, question: str, facts: List[str]) -> Outcome:
+async def ask(
+    session: aiohttp.ClientSession, url: str, sender: str, question: str, facts: list[str]
+) -> Outcome:
     outcome = Outcome(sender, question)
     started = time.perf_counter()
     for attempt in range(1 + RETRIES):
@@ -95,17 +106,19 @@ async def ask(session: aiohttp.ClientSession, url: str, sender: str, question: s
                     outcome.errors.append("empty answer")
                 else:
                     outcome.errors.append(f"HTTP {response.status}")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (TimeoutError, aiohttp.ClientError) as error:
             outcome.errors.append(type(error).__name__)
         await asyncio.sleep(0.5 * (attempt + 1))
     return outcome
 
 
-async def conversation(session, url: str, sender: str, turns: List[Tuple[str, List[str]]]) -> List[Outcome]:
+async def conversation(session, url: str, sender: str, turns: list[tuple[str, list[str]]]) -> list[Outcome]:
     return [await ask(session, url, sender, question, facts) for question, facts in turns]
 
 
-async def run_load(url: str, conversations: int, messages: int, prefix: str) -> Tuple[List[Outcome], float, List[str]]:
+async def run_load(
+    url: str, conversations: int, messages: int, prefix: str
+) -> tuple[list[Outcome], float, list[str]]:
     base = script()
     turns = [base[i % len(base)] for i in range(messages)]
     senders = [f"{prefix}-{i:03d}" for i in range(conversations)]
@@ -113,14 +126,16 @@ async def run_load(url: str, conversations: int, messages: int, prefix: str) -> 
     connector = aiohttp.TCPConnector(limit=conversations + 5)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         # warm-up (not measured): every instance loads what it loads lazily
-        await asyncio.gather(*(ask(session, url, f"{prefix}-warmup-{i}", q, f) for i, (q, f) in enumerate(base[:4])))
+        await asyncio.gather(
+            *(ask(session, url, f"{prefix}-warmup-{i}", q, f) for i, (q, f) in enumerate(base[:4]))
+        )
         started = time.perf_counter()
         results = await asyncio.gather(*(conversation(session, url, s, turns) for s in senders))
         elapsed = time.perf_counter() - started
     return [o for r in results for o in r], elapsed, senders
 
 
-def percentile(values: List[float], p: float) -> float:
+def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -129,8 +144,14 @@ def percentile(values: List[float], p: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
-def summarise(name: str, outcomes: List[Outcome], elapsed: float, stored: Callable[[str], List[str]],
-              senders: List[str], messages: int) -> Dict:
+def summarise(
+    name: str,
+    outcomes: list[Outcome],
+    elapsed: float,
+    stored: Callable[[str], list[str]],
+    senders: list[str],
+    messages: int,
+) -> dict:
     answered = [o for o in outcomes if o.latency is not None]
     latencies = [o.latency * 1000 for o in answered]
     base = script()
@@ -178,7 +199,7 @@ def free_ports(count: int) -> int:
     return find(count)
 
 
-def bench_prod(conversations: int, messages: int, workdir: Path) -> Dict:
+def bench_prod(conversations: int, messages: int, workdir: Path) -> dict:
     import psycopg2
     import redis
 
@@ -194,29 +215,51 @@ def bench_prod(conversations: int, messages: int, workdir: Path) -> Dict:
         cur.execute(f'CREATE DATABASE "{db_name}"')
     rasa_base, action_base, lb = free_ports(2), free_ports(1), free_ports(2)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("FB_", "DB_", "REDIS_", "NGINX_", "ACTION_", "RASA_"))},
-        "RASA_AUTH_TOKEN": secrets.token_hex(32), "DB_HOST": pg["host"], "DB_PORT": str(pg["port"]),
-        "DB_USER": pg["user"], "DB_PASSWORD": "", "DB_NAME": db_name, "DB_LOGIN_DB": "",
-        "REDIS_DB": str(redis_db), "REDIS_KEY_PREFIX": prefix,
-        "RASA_PORT_BASE": str(rasa_base), "ACTION_PORT_BASE": str(action_base),
-        "NGINX_PORT": str(lb), "ACTION_LB_PORT": str(lb + 1),
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("FB_", "DB_", "REDIS_", "NGINX_", "ACTION_", "RASA_"))
+        },
+        "RASA_AUTH_TOKEN": secrets.token_hex(32),
+        "DB_HOST": pg["host"],
+        "DB_PORT": str(pg["port"]),
+        "DB_USER": pg["user"],
+        "DB_PASSWORD": "",
+        "DB_NAME": db_name,
+        "DB_LOGIN_DB": "",
+        "REDIS_DB": str(redis_db),
+        "REDIS_KEY_PREFIX": prefix,
+        "RASA_PORT_BASE": str(rasa_base),
+        "ACTION_PORT_BASE": str(action_base),
+        "NGINX_PORT": str(lb),
+        "ACTION_LB_PORT": str(lb + 1),
     }
     topology = Topology(workdir / "prod", env)
     try:
         started = time.perf_counter()
         topology.start()
         print(f"prod topology up in {time.perf_counter() - started:.0f}s", flush=True)
-        outcomes, elapsed, senders = asyncio.run(run_load(
-            topology.public_url + "/webhooks/rest/webhook", conversations, messages, "load-prod"))
+        outcomes, elapsed, senders = asyncio.run(
+            run_load(topology.public_url + "/webhooks/rest/webhook", conversations, messages, "load-prod")
+        )
 
-        def stored(sender: str) -> List[str]:
+        def stored(sender: str) -> list[str]:
             with psycopg2.connect(dbname=db_name, **pg) as db, db.cursor() as cur:
-                cur.execute("SELECT data FROM events WHERE sender_id = %s AND type_name = 'user' ORDER BY id", (sender,))
+                cur.execute(
+                    "SELECT data FROM events WHERE sender_id = %s AND type_name = 'user' ORDER BY id",
+                    (sender,),
+                )
                 return [json.loads(d).get("text") for (d,) in cur.fetchall()]
 
         time.sleep(1)
-        return summarise(f"production topology (2 Rasa + nginx, PostgreSQL, Redis)", outcomes, elapsed, stored,
-                         senders, messages)
+        return summarise(
+            "production topology (2 Rasa + nginx, PostgreSQL, Redis)",
+            outcomes,
+            elapsed,
+            stored,
+            senders,
+            messages,
+        )
     finally:
         topology.stop()
         with admin.cursor() as cur:
@@ -227,7 +270,7 @@ def bench_prod(conversations: int, messages: int, workdir: Path) -> Dict:
             red.delete(key)
 
 
-def bench_single(conversations: int, messages: int, workdir: Path) -> Dict:
+def bench_single(conversations: int, messages: int, workdir: Path) -> dict:
     from tests.servers import Servers
 
     path = workdir / "single"
@@ -237,22 +280,27 @@ def bench_single(conversations: int, messages: int, workdir: Path) -> Dict:
         started = time.perf_counter()
         servers.start()
         print(f"single process up in {time.perf_counter() - started:.0f}s", flush=True)
-        outcomes, elapsed, senders = asyncio.run(run_load(
-            servers.rasa_url + "/webhooks/rest/webhook", conversations, messages, "load-single"))
+        outcomes, elapsed, senders = asyncio.run(
+            run_load(servers.rasa_url + "/webhooks/rest/webhook", conversations, messages, "load-single")
+        )
 
-        def stored(sender: str) -> List[str]:
+        def stored(sender: str) -> list[str]:
             with sqlite3.connect(servers.tracker_db) as db:
-                rows = db.execute("SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id",
-                                  (sender,)).fetchall()
+                rows = db.execute(
+                    "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id",
+                    (sender,),
+                ).fetchall()
             return [json.loads(d).get("text") for (d,) in rows]
 
         time.sleep(1)
-        return summarise("single process (`make run`: 1 Rasa, SQLite)", outcomes, elapsed, stored, senders, messages)
+        return summarise(
+            "single process (`make run`: 1 Rasa, SQLite)", outcomes, elapsed, stored, senders, messages
+        )
     finally:
         servers.stop()
 
 
-def write_results(results: List[Dict], conversations: int, messages: int) -> None:
+def write_results(results: list[dict], conversations: int, messages: int) -> None:
     lines = [
         "# Load benchmark (bench/load.py)",
         "",
@@ -269,7 +317,8 @@ def write_results(results: List[Dict], conversations: int, messages: int) -> Non
         lines.append(
             f"| {r['setup']} | {r['messages']} | {r['elapsed_s']} s | {r['throughput']} msg/s | {r['p50_ms']} ms | "
             f"{r['p95_ms']} ms | {r['p99_ms']} ms | {r['max_ms']} ms | {r['http_errors']} | {r['retried_messages']} | "
-            f"{lost} | {r['duplicated_in_store']} | {r['right_facts']}/{r['messages']} ({r['right_facts_pct']} %) |")
+            f"{lost} | {r['duplicated_in_store']} | {r['right_facts']}/{r['messages']} ({r['right_facts_pct']} %) |"
+        )
     lines += [
         "",
         "- *lost*: messages never answered after the retries, plus messages missing from the tracker store "
@@ -284,7 +333,9 @@ def write_results(results: List[Dict], conversations: int, messages: int) -> Non
     ]
     for r in results:
         if r["wrong_examples"] or r["error_examples"]:
-            lines.append(f"- {r['setup']}: errors {r['error_examples']}, wrong answers e.g. {r['wrong_examples']}")
+            lines.append(
+                f"- {r['setup']}: errors {r['error_examples']}, wrong answers e.g. {r['wrong_examples']}"
+            )
     RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -26,6 +26,7 @@ is kept) and the PNG plots of bench/plots/.
     .venv/bin/python bench/nlu_compare.py --no-cv      # held-out only
     .venv/bin/python bench/nlu_compare.py --pipelines project,sklearn
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,10 +39,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -81,7 +82,7 @@ class Pipeline:
     name: str
     label: str
     kind: str  # "rasa" or "sklearn"
-    config: Optional[Path] = None
+    config: Path | None = None
 
     def fingerprint_text(self) -> str:
         if self.kind == "rasa":  # the parsed config: comments do not change a measurement
@@ -115,14 +116,15 @@ PIPELINES = [
 class Split:
     name: str  # "fold1".."fold5" or "holdout"
     train_path: Path  # a YAML file or a directory of Rasa NLU data
-    texts: List[str]
-    intents: List[str]
-    robustness: List[Optional[str]] = field(default_factory=list)
+    texts: list[str]
+    intents: list[str]
+    robustness: list[str | None] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
 # Child processes
 # --------------------------------------------------------------------------------------------
+
 
 def _quiet_rasa() -> None:
     import logging
@@ -178,8 +180,17 @@ def worker_predict_rasa(model: str, texts_file: str, result: str) -> None:
         return served, top, confidence, latency
 
     served, top, confidence, latency = asyncio.run(run())
-    Path(result).write_text(json.dumps({"served": served, "top": top, "confidence": confidence,
-                                        "latency_ms": latency, "load_seconds": load_seconds}))
+    Path(result).write_text(
+        json.dumps(
+            {
+                "served": served,
+                "top": top,
+                "confidence": confidence,
+                "latency_ms": latency,
+                "load_seconds": load_seconds,
+            }
+        )
+    )
 
 
 def worker_train_sklearn(examples_file: str, out_dir: str, result: str) -> None:
@@ -213,9 +224,17 @@ def worker_predict_sklearn(model: str, texts_file: str, result: str) -> None:
         t0 = time.perf_counter()
         tops.extend(predict_with_confidence(clf, [text]))
         latency.append((time.perf_counter() - t0) * 1000)
-    Path(result).write_text(json.dumps({
-        "served": apply_fallback(tops, DEFAULT_THRESHOLD), "top": [t[0] for t in tops],
-        "confidence": [t[1] for t in tops], "latency_ms": latency, "load_seconds": load_seconds}))
+    Path(result).write_text(
+        json.dumps(
+            {
+                "served": apply_fallback(tops, DEFAULT_THRESHOLD),
+                "top": [t[0] for t in tops],
+                "confidence": [t[1] for t in tops],
+                "latency_ms": latency,
+                "load_seconds": load_seconds,
+            }
+        )
+    )
 
 
 WORKERS = {
@@ -240,13 +259,18 @@ def own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_child(args: Sequence[str], log: Path, workdir: Path) -> Tuple[float, float]:
+def run_child(args: Sequence[str], log: Path, workdir: Path) -> tuple[float, float]:
     """Runs `nlu_compare.py worker ...` in a child process; returns its peak memory (MiB) and
     the CPU time it used (s)."""
     env = {**os.environ, **CHILD_ENV, "RASA_CACHE_DIRECTORY": str(workdir / "rasa-cache")}
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "worker", *args],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "worker", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage (ru_maxrss in KiB)
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -259,7 +283,8 @@ def run_child(args: Sequence[str], log: Path, workdir: Path) -> Tuple[float, flo
 # Splits, cache, runs
 # --------------------------------------------------------------------------------------------
 
-def make_splits(workdir: Path, with_cv: bool) -> List[Split]:
+
+def make_splits(workdir: Path, with_cv: bool) -> list[Split]:
     from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLWriter
     from rasa.shared.nlu.training_data.loading import load_data
     from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -268,8 +293,15 @@ def make_splits(workdir: Path, with_cv: bool) -> List[Split]:
     from bench.holdout import load_holdout
 
     holdout = load_holdout()
-    splits = [Split("holdout", NLU_DATA, [e.text for e in holdout], [e.intent for e in holdout],
-                    [e.robustness for e in holdout])]
+    splits = [
+        Split(
+            "holdout",
+            NLU_DATA,
+            [e.text for e in holdout],
+            [e.intent for e in holdout],
+            [e.robustness for e in holdout],
+        )
+    ]
     if not with_cv:
         return splits
     data = load_data(str(NLU_DATA))
@@ -285,15 +317,23 @@ def make_splits(workdir: Path, with_cv: bool) -> List[Split]:
         )
         path = workdir / f"fold{k}.yml"
         path.write_text(RasaYAMLWriter().dumps(fold_data), encoding="utf-8")
-        splits.append(Split(f"fold{k}", path, [examples[i].get("text") for i in test_idx],
-                            [labels[i] for i in test_idx], [None] * len(test_idx)))
+        splits.append(
+            Split(
+                f"fold{k}",
+                path,
+                [examples[i].get("text") for i in test_idx],
+                [labels[i] for i in test_idx],
+                [None] * len(test_idx),
+            )
+        )
     return splits
 
 
 def _data_text(path: Path) -> str:
     files = sorted(path.rglob("*.yml")) if path.is_dir() else [path]
-    return "\n".join(f"{f.relative_to(path) if path.is_dir() else f.name}\n{f.read_text(encoding='utf-8')}"
-                     for f in files)
+    return "\n".join(
+        f"{f.relative_to(path) if path.is_dir() else f.name}\n{f.read_text(encoding='utf-8')}" for f in files
+    )
 
 
 def cache_key(pipeline: Pipeline, split: Split) -> str:
@@ -303,8 +343,15 @@ def cache_key(pipeline: Pipeline, split: Split) -> str:
     digest = hashlib.sha256()
     # The pipeline's name is not part of the key: the same config on the same data is the same
     # measurement, whatever it is called (a config tried under another name is reused).
-    for part in (CACHE_VERSION, pipeline.kind, pipeline.fingerprint_text(), _data_text(split.train_path),
-                 json.dumps(split.texts, ensure_ascii=False), rasa.__version__, sklearn.__version__):
+    for part in (
+        CACHE_VERSION,
+        pipeline.kind,
+        pipeline.fingerprint_text(),
+        _data_text(split.train_path),
+        json.dumps(split.texts, ensure_ascii=False),
+        rasa.__version__,
+        sklearn.__version__,
+    ):
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()[:20]
@@ -316,7 +363,7 @@ def ensure_cache_dir() -> None:
         (CACHE / ".gitignore").write_text("# generated by bench/nlu_compare.py: never committed\n*\n")
 
 
-def run_split(pipeline: Pipeline, split: Split, workdir: Path, use_cache: bool) -> Dict:
+def run_split(pipeline: Pipeline, split: Split, workdir: Path, use_cache: bool) -> dict:
     key = cache_key(pipeline, split)
     cached = CACHE / f"{pipeline.name}-{split.name}-{key}.json"
     hits = [cached] if cached.exists() else sorted(CACHE.glob(f"*-{split.name}-{key}.json"))
@@ -330,18 +377,29 @@ def run_split(pipeline: Pipeline, split: Split, workdir: Path, use_cache: bool) 
     train_out, predict_out = job / "train.json", job / "predict.json"
     started, busy_before, own_before = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
     if pipeline.kind == "rasa":
-        train_peak, train_cpu = run_child(["train-rasa", str(pipeline.config), str(split.train_path), str(job), str(train_out)],
-                               job / "train.log", job)
+        train_peak, train_cpu = run_child(
+            ["train-rasa", str(pipeline.config), str(split.train_path), str(job), str(train_out)],
+            job / "train.log",
+            job,
+        )
         model = json.loads(train_out.read_text())["model"]
-        predict_peak, predict_cpu = run_child(["predict-rasa", model, str(texts_file), str(predict_out)], job / "predict.log", job)
+        predict_peak, predict_cpu = run_child(
+            ["predict-rasa", model, str(texts_file), str(predict_out)], job / "predict.log", job
+        )
     else:
         from bench.sklearn_baseline import training_examples
 
         examples_file = job / "examples.json"
-        examples_file.write_text(json.dumps(training_examples(split.train_path), ensure_ascii=False), encoding="utf-8")
-        train_peak, train_cpu = run_child(["train-sklearn", str(examples_file), str(job), str(train_out)], job / "train.log", job)
+        examples_file.write_text(
+            json.dumps(training_examples(split.train_path), ensure_ascii=False), encoding="utf-8"
+        )
+        train_peak, train_cpu = run_child(
+            ["train-sklearn", str(examples_file), str(job), str(train_out)], job / "train.log", job
+        )
         model = json.loads(train_out.read_text())["model"]
-        predict_peak, predict_cpu = run_child(["predict-sklearn", model, str(texts_file), str(predict_out)], job / "predict.log", job)
+        predict_peak, predict_cpu = run_child(
+            ["predict-sklearn", model, str(texts_file), str(predict_out)], job / "predict.log", job
+        )
     wall = time.perf_counter() - started
     # CPU that other processes (other people's jobs) used meanwhile, in cores: the machine's busy
     # time minus this benchmark's own (parent and children).
@@ -353,7 +411,7 @@ def run_split(pipeline: Pipeline, split: Split, workdir: Path, use_cache: bool) 
         "predict_peak_mb": predict_peak,
         "wall_seconds": wall,
         "other_cores": max(0.0, others / wall),
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     result.pop("model", None)
     ensure_cache_dir()
@@ -368,29 +426,38 @@ def run_split(pipeline: Pipeline, split: Split, workdir: Path, use_cache: bool) 
 # Scores
 # --------------------------------------------------------------------------------------------
 
-def scores(expected: List[str], predicted: List[str]) -> Dict:
+
+def scores(expected: list[str], predicted: list[str]) -> dict:
     from bench.holdout import HoldoutExample, score
 
     result = score([HoldoutExample("", e, None) for e in expected], predicted)
-    return {"accuracy": result.accuracy, "macro_f1": result.macro_f1, "per_intent_f1": result.per_intent_f1,
-            "count": result.count,
-            "fallback_rate": sum(p == FALLBACK for p in predicted) / max(1, len(predicted))}
+    return {
+        "accuracy": result.accuracy,
+        "macro_f1": result.macro_f1,
+        "per_intent_f1": result.per_intent_f1,
+        "count": result.count,
+        "fallback_rate": sum(p == FALLBACK for p in predicted) / max(1, len(predicted)),
+    }
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
-def summarise(pipeline: Pipeline, splits: List[Split], runs: Dict[str, Dict]) -> Dict:
+def summarise(pipeline: Pipeline, splits: list[Split], runs: dict[str, dict]) -> dict:
     holdout = next(s for s in splits if s.name == "holdout")
     run = runs["holdout"]
     robust = [i for i, r in enumerate(holdout.robustness) if r]
     pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
     summary = {
-        "pipeline": pipeline.name, "label": pipeline.label, "threshold": pipeline.fallback_threshold(),
+        "pipeline": pipeline.name,
+        "label": pipeline.label,
+        "threshold": pipeline.fallback_threshold(),
         "holdout": {mode: scores(holdout.intents, run[mode]) for mode in ("served", "top")},
-        "robust": {mode: scores(pick(holdout.intents, robust), pick(run[mode], robust)) for mode in ("served", "top")},
+        "robust": {
+            mode: scores(pick(holdout.intents, robust), pick(run[mode], robust)) for mode in ("served", "top")
+        },
         "robust_by_kind": {},
         "train_seconds": run["train_seconds"],
         "train_peak_mb": run["train_peak_mb"],
@@ -411,7 +478,9 @@ def summarise(pipeline: Pipeline, splits: List[Split], runs: Dict[str, Dict]) ->
         }
     folds = [s for s in splits if s.name.startswith("fold")]
     if folds:
-        per_fold = {mode: [scores(s.intents, runs[s.name][mode]) for s in folds] for mode in ("served", "top")}
+        per_fold = {
+            mode: [scores(s.intents, runs[s.name][mode]) for s in folds] for mode in ("served", "top")
+        }
         pooled_expected = [i for s in folds for i in s.intents]
         summary["cv"] = {
             mode: {
@@ -435,15 +504,24 @@ def summarise(pipeline: Pipeline, splits: List[Split], runs: Dict[str, Dict]) ->
 # Report and plots
 # --------------------------------------------------------------------------------------------
 
+
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GB RAM, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GB RAM, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
 
 
-def plot_all(summaries: List[Dict], holdout: Split) -> Dict[str, Path]:
+def plot_all(summaries: list[dict], holdout: Split) -> dict[str, Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -456,15 +534,24 @@ def plot_all(summaries: List[Dict], holdout: Split) -> Dict[str, Path]:
     by_name = {s["pipeline"]: s for s in summaries}
     intents = sorted(set(holdout.intents))
 
-    def confusion(expected: List[str], predicted: List[str], title: str, path: Path) -> Path:
+    def confusion(expected: list[str], predicted: list[str], title: str, path: Path) -> Path:
         columns = intents + ([FALLBACK] if FALLBACK in predicted else [])
         matrix = confusion_matrix(expected, predicted, labels=columns)[: len(intents)]
         fig, ax = plt.subplots(figsize=(13, 11))
         ax.imshow(np.ma.masked_where(matrix == 0, matrix), cmap="Blues", aspect="auto")
         for (i, j), value in np.ndenumerate(matrix):
             if value:
-                ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
-                        color="white" if i == j and value > matrix.max() / 2 else ("black" if i == j else "crimson"))
+                ax.text(
+                    j,
+                    i,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white"
+                    if i == j and value > matrix.max() / 2
+                    else ("black" if i == j else "crimson"),
+                )
         ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=8)
         ax.set_yticks(range(len(intents)), intents, fontsize=8)
         ax.set_xlabel("predicted intent (as served; nlu_fallback = not understood)")
@@ -480,18 +567,22 @@ def plot_all(summaries: List[Dict], holdout: Split) -> Dict[str, Path]:
     if project:
         s = project["holdout"]["served"]
         paths["confusion"] = confusion(
-            holdout.intents, project["predicted_holdout"],
+            holdout.intents,
+            project["predicted_holdout"],
             f"Chat Cagou pipeline on the held-out set ({len(holdout.texts)} utterances): "
             f"accuracy {s['accuracy']:.3f}, macro-F1 {s['macro_f1']:.3f}",
-            PLOTS / "confusion_project_holdout.png")
+            PLOTS / "confusion_project_holdout.png",
+        )
         if "cv" in project:
             pooled = project["cv"]["served"]["pooled"]
             paths["confusion_cv"] = confusion(
-                project["cv_expected"], project["cv_predicted"],
+                project["cv_expected"],
+                project["cv_predicted"],
                 f"Chat Cagou pipeline, {FOLDS}-fold cross-validation on data/nlu, pooled "
                 f"({len(project['cv_expected'])} utterances): accuracy {pooled['accuracy']:.3f}, "
                 f"macro-F1 {pooled['macro_f1']:.3f}",
-                PLOTS / "confusion_project_cv.png")
+                PLOTS / "confusion_project_cv.png",
+            )
 
     with_cv = all("cv" in s for s in summaries)
     panels = [("held-out set", lambda s: s["holdout"]["served"])]
@@ -501,13 +592,18 @@ def plot_all(summaries: List[Dict], holdout: Split) -> Dict[str, Path]:
     height = 0.8 / len(summaries)
     colours = {"project": "#1f77b4", "rasa_default": "#ff7f0e", "sklearn": "#2ca02c"}
     y = np.arange(len(intents))
-    for ax, (title, figures) in zip(axes[0], panels):
+    for ax, (title, figures) in zip(axes[0], panels, strict=False):
         lowest = 1.0
         for k, s in enumerate(summaries):
             values = [figures(s)["per_intent_f1"].get(i, 0.0) for i in intents]
             lowest = min(lowest, *values)
-            ax.barh(y + (k - (len(summaries) - 1) / 2) * height, values, height,
-                    label=f"{s['label']} (macro-F1 {figures(s)['macro_f1']:.3f})", color=colours.get(s["pipeline"]))
+            ax.barh(
+                y + (k - (len(summaries) - 1) / 2) * height,
+                values,
+                height,
+                label=f"{s['label']} (macro-F1 {figures(s)['macro_f1']:.3f})",
+                color=colours.get(s["pipeline"]),
+            )
         ax.set_yticks(y, intents, fontsize=8)
         ax.set_xlim(min(0.5, lowest - 0.05), 1.0)
         ax.set_xlabel("F1 as served (nlu_fallback counts as a miss)")
@@ -522,11 +618,18 @@ def plot_all(summaries: List[Dict], holdout: Split) -> Dict[str, Path]:
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
     data = [s["latency_ms"] for s in summaries]
-    bins = np.logspace(np.log10(max(1e-2, min(min(d) for d in data))), np.log10(max(max(d) for d in data)), 60)
+    bins = np.logspace(
+        np.log10(max(1e-2, min(min(d) for d in data))), np.log10(max(max(d) for d in data)), 60
+    )
     for s in summaries:
-        ax.hist(s["latency_ms"], bins=bins, alpha=0.6, color=colours.get(s["pipeline"]),
-                label=f"{s['label']}: p50 {percentile(s['latency_ms'], 50):.1f} ms, "
-                      f"p95 {percentile(s['latency_ms'], 95):.1f} ms")
+        ax.hist(
+            s["latency_ms"],
+            bins=bins,
+            alpha=0.6,
+            color=colours.get(s["pipeline"]),
+            label=f"{s['label']}: p50 {percentile(s['latency_ms'], 50):.1f} ms, "
+            f"p95 {percentile(s['latency_ms'], 95):.1f} ms",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("inference time per message, ms (log scale; one message at a time, model loaded)")
     ax.set_ylabel("messages")
@@ -539,18 +642,19 @@ def plot_all(summaries: List[Dict], holdout: Split) -> Dict[str, Path]:
     return paths
 
 
-def shared_line(run_info: Dict) -> str:
+def shared_line(run_info: dict) -> str:
     others = run_info["other_cores"]
     if not others:
         return "CPU used by other processes during the measurements: not recorded."
     mean, peak = statistics.mean(others), max(others)
-    verdict = ("the machine was shared: times are upper bounds" if peak > 0.25
-               else "the machine was quiet")
-    return (f"CPU used by other processes while each pipeline was measured: {mean:.2f} cores on average, "
-            f"{peak:.2f} at most, of {os.cpu_count()} ({verdict}).")
+    verdict = "the machine was shared: times are upper bounds" if peak > 0.25 else "the machine was quiet"
+    return (
+        f"CPU used by other processes while each pipeline was measured: {mean:.2f} cores on average, "
+        f"{peak:.2f} at most, of {os.cpu_count()} ({verdict})."
+    )
 
 
-def render(summaries: List[Dict], holdout: Split, plots: Dict[str, Path], run_info: Dict) -> str:
+def render(summaries: list[dict], holdout: Split, plots: dict[str, Path], run_info: dict) -> str:
     def f3(x):
         return f"{x:.3f}"
 
@@ -583,26 +687,53 @@ def render(summaries: List[Dict], holdout: Split, plots: Dict[str, Path], run_in
     rows = []
     if all("cv" in s for s in summaries):
         rows += [
-            ("CV accuracy, as served (mean ± sd)", lambda s: f"{s['cv']['served']['accuracy_mean']:.3f} ± {s['cv']['served']['accuracy_std']:.3f}"),
-            ("CV macro-F1, as served (mean ± sd)", lambda s: f"{s['cv']['served']['macro_f1_mean']:.3f} ± {s['cv']['served']['macro_f1_std']:.3f}"),
-            ("CV macro-F1, top-1 (mean ± sd)", lambda s: f"{s['cv']['top']['macro_f1_mean']:.3f} ± {s['cv']['top']['macro_f1_std']:.3f}"),
+            (
+                "CV accuracy, as served (mean ± sd)",
+                lambda s: (
+                    f"{s['cv']['served']['accuracy_mean']:.3f} ± {s['cv']['served']['accuracy_std']:.3f}"
+                ),
+            ),
+            (
+                "CV macro-F1, as served (mean ± sd)",
+                lambda s: (
+                    f"{s['cv']['served']['macro_f1_mean']:.3f} ± {s['cv']['served']['macro_f1_std']:.3f}"
+                ),
+            ),
+            (
+                "CV macro-F1, top-1 (mean ± sd)",
+                lambda s: f"{s['cv']['top']['macro_f1_mean']:.3f} ± {s['cv']['top']['macro_f1_std']:.3f}",
+            ),
             ("CV fallback rate", lambda s: f"{s['cv']['served']['fallback_rate']:.1%}"),
         ]
     rows += [
         ("**held-out accuracy, as served**", lambda s: f"**{f3(s['holdout']['served']['accuracy'])}**"),
         ("**held-out macro-F1, as served**", lambda s: f"**{f3(s['holdout']['served']['macro_f1'])}**"),
-        ("held-out accuracy / macro-F1, top-1", lambda s: f"{f3(s['holdout']['top']['accuracy'])} / {f3(s['holdout']['top']['macro_f1'])}"),
+        (
+            "held-out accuracy / macro-F1, top-1",
+            lambda s: f"{f3(s['holdout']['top']['accuracy'])} / {f3(s['holdout']['top']['macro_f1'])}",
+        ),
         ("held-out fallback rate", lambda s: f"{s['holdout']['served']['fallback_rate']:.1%}"),
-        ("**robustness subset macro-F1, as served**", lambda s: f"**{f3(s['robust']['served']['macro_f1'])}**"),
+        (
+            "**robustness subset macro-F1, as served**",
+            lambda s: f"**{f3(s['robust']['served']['macro_f1'])}**",
+        ),
         ("robustness subset accuracy, as served", lambda s: f3(s["robust"]["served"]["accuracy"])),
-        ("robustness subset accuracy / macro-F1, top-1", lambda s: f"{f3(s['robust']['top']['accuracy'])} / {f3(s['robust']['top']['macro_f1'])}"),
+        (
+            "robustness subset accuracy / macro-F1, top-1",
+            lambda s: f"{f3(s['robust']['top']['accuracy'])} / {f3(s['robust']['top']['macro_f1'])}",
+        ),
         ("robustness subset fallback rate", lambda s: f"{s['robust']['served']['fallback_rate']:.1%}"),
         ("training time, all of data/nlu", lambda s: f"{s['train_seconds']:.1f} s"),
     ]
     if all("cv" in s for s in summaries):
         rows.append(("training time per CV fold (mean)", lambda s: f"{s['cv']['train_seconds_mean']:.1f} s"))
     rows += [
-        ("inference per message, mean / p50 / p95", lambda s: f"{statistics.mean(s['latency_ms']):.1f} / {percentile(s['latency_ms'], 50):.1f} / {percentile(s['latency_ms'], 95):.1f} ms"),
+        (
+            "inference per message, mean / p50 / p95",
+            lambda s: (
+                f"{statistics.mean(s['latency_ms']):.1f} / {percentile(s['latency_ms'], 50):.1f} / {percentile(s['latency_ms'], 95):.1f} ms"
+            ),
+        ),
         ("model loading", lambda s: f"{s['load_seconds']:.1f} s"),
         ("peak memory, training (process RSS)", lambda s: f"{s['train_peak_mb']:.0f} MiB"),
         ("peak memory, inference (process RSS)", lambda s: f"{s['predict_peak_mb']:.0f} MiB"),
@@ -611,55 +742,92 @@ def render(summaries: List[Dict], holdout: Split, plots: Dict[str, Path], run_in
         lines.append(f"| {title} | " + " | ".join(cell(s) for s in summaries) + " |")
 
     kinds = sorted(summaries[0]["robust_by_kind"])
-    lines += ["", "### Robustness subset by kind (accuracy as served / top-1)", "",
-              "| kind (count) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [
+        "",
+        "### Robustness subset by kind (accuracy as served / top-1)",
+        "",
+        "| kind (count) | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
     for kind in kinds:
         count = summaries[0]["robust_by_kind"][kind]["count"]
-        lines.append(f"| {kind} ({count}) | " + " | ".join(
-            f"{s['robust_by_kind'][kind]['served_accuracy']:.3f} / {s['robust_by_kind'][kind]['top_accuracy']:.3f}"
-            for s in summaries) + " |")
+        lines.append(
+            f"| {kind} ({count}) | "
+            + " | ".join(
+                f"{s['robust_by_kind'][kind]['served_accuracy']:.3f} / {s['robust_by_kind'][kind]['top_accuracy']:.3f}"
+                for s in summaries
+            )
+            + " |"
+        )
 
     intents = sorted(set(holdout.intents))
     with_cv = all("cv" in s for s in summaries)
-    lines += ["", "### Per-intent F1 (held-out as served" + (", and pooled over the CV folds" if with_cv else "") + ")",
-              "", "Bold: the best of the three on the held-out set (ties not marked).", "",
-              "| intent | " + " | ".join(f"{n} held-out" for n in names)
-              + (" | " + " | ".join(f"{n} CV" for n in names) if with_cv else "") + " |",
-              "|---|" + "---|" * (len(names) * (2 if with_cv else 1))]
+    lines += [
+        "",
+        "### Per-intent F1 (held-out as served" + (", and pooled over the CV folds" if with_cv else "") + ")",
+        "",
+        "Bold: the best of the three on the held-out set (ties not marked).",
+        "",
+        "| intent | "
+        + " | ".join(f"{n} held-out" for n in names)
+        + (" | " + " | ".join(f"{n} CV" for n in names) if with_cv else "")
+        + " |",
+        "|---|" + "---|" * (len(names) * (2 if with_cv else 1)),
+    ]
     for intent in intents:
         values = [s["holdout"]["served"]["per_intent_f1"].get(intent, 0.0) for s in summaries]
         best = max(values)
         unique_best = values.count(best) == 1
         cells = [f"**{v:.3f}**" if unique_best and v == best else f"{v:.3f}" for v in values]
         if with_cv:
-            cells += [f"{s['cv']['served']['pooled']['per_intent_f1'].get(intent, 0.0):.3f}" for s in summaries]
+            cells += [
+                f"{s['cv']['served']['pooled']['per_intent_f1'].get(intent, 0.0):.3f}" for s in summaries
+            ]
         lines.append(f"| {intent} | " + " | ".join(cells) + " |")
 
     lines += ["", "### Plots", ""]
-    captions = {"confusion": "Confusion matrix of the project's pipeline, held-out set",
-                "confusion_cv": "Confusion matrix of the project's pipeline, cross-validation (pooled folds)",
-                "f1": "Per-intent F1 of the three pipelines, held-out set and cross-validation",
-                "latency": "Inference time per message"}
+    captions = {
+        "confusion": "Confusion matrix of the project's pipeline, held-out set",
+        "confusion_cv": "Confusion matrix of the project's pipeline, cross-validation (pooled folds)",
+        "f1": "Per-intent F1 of the three pipelines, held-out set and cross-validation",
+        "latency": "Inference time per message",
+    }
     for key, path in plots.items():
         lines.append(f"![{captions[key]}]({path.relative_to(BENCH).as_posix()})")
         lines.append("")
 
     project = next((s for s in summaries if s["pipeline"] == "project"), None)
     if project:
-        errors = [(t, e, p) for t, e, p in zip(holdout.texts, holdout.intents, project["predicted_holdout"]) if e != p]
+        errors = [
+            (t, e, p)
+            for t, e, p in zip(holdout.texts, holdout.intents, project["predicted_holdout"], strict=False)
+            if e != p
+        ]
         lines += [f"### Held-out errors of the project's pipeline ({len(errors)}, as served)", ""]
         lines += [f"- {text.strip()!r}: expected `{exp}`, got `{got}`" for text, exp, got in errors]
         lines.append("")
         if "cv_expected" in project:
             from collections import Counter
 
-            pairs = Counter((e, p) for e, p in zip(project["cv_expected"], project["cv_predicted"]) if e != p)
-            lines += [f"### Most frequent confusions of the project's pipeline in cross-validation "
-                      f"({sum(pairs.values())} errors in {len(project['cv_expected'])} utterances)", "",
-                      "| expected | predicted | count |", "|---|---|---|"]
+            pairs = Counter(
+                (e, p)
+                for e, p in zip(project["cv_expected"], project["cv_predicted"], strict=False)
+                if e != p
+            )
+            lines += [
+                f"### Most frequent confusions of the project's pipeline in cross-validation "
+                f"({sum(pairs.values())} errors in {len(project['cv_expected'])} utterances)",
+                "",
+                "| expected | predicted | count |",
+                "|---|---|---|",
+            ]
             lines += [f"| {e} | {p} | {n} |" for (e, p), n in pairs.most_common(12)]
             lines.append("")
-    lines += ["Machine-readable figures of the last run: bench/cache/nlu_results.json (not committed).", "", END_MARK]
+    lines += [
+        "Machine-readable figures of the last run: bench/cache/nlu_results.json (not committed).",
+        "",
+        END_MARK,
+    ]
     return "\n".join(lines)
 
 
@@ -686,13 +854,19 @@ def write_report(section: str) -> None:
 
 # --------------------------------------------------------------------------------------------
 
-def main(argv: Optional[List[str]] = None) -> int:
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-cv", action="store_true", help="held-out set only (no cross-validation)")
     parser.add_argument("--no-cache", action="store_true", help="measure everything again")
-    parser.add_argument("--pipelines", default=",".join(p.name for p in PIPELINES),
-                        help="comma-separated subset of: " + ", ".join(p.name for p in PIPELINES))
-    parser.add_argument("--no-report", action="store_true", help="print only; leave the report and plots alone")
+    parser.add_argument(
+        "--pipelines",
+        default=",".join(p.name for p in PIPELINES),
+        help="comma-separated subset of: " + ", ".join(p.name for p in PIPELINES),
+    )
+    parser.add_argument(
+        "--no-report", action="store_true", help="print only; leave the report and plots alone"
+    )
     args = parser.parse_args(argv)
 
     os.environ.update({k: v for k, v in CHILD_ENV.items() if k not in ("RASA_MAX_CACHE_SIZE",)})
@@ -704,7 +878,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from bench.sklearn_baseline import training_examples
 
         train_count = len(training_examples(NLU_DATA)[0])
-        runs: Dict[str, Dict[str, Dict]] = {p.name: {} for p in wanted}
+        runs: dict[str, dict[str, dict]] = {p.name: {} for p in wanted}
         cached = []
         # Cheapest first, held-out before the folds: an interrupted run still has the main figures.
         order = sorted(wanted, key=lambda p: p.kind != "sklearn")
@@ -716,18 +890,23 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if result.get("from_cache"):
                     cached.append(f"{pipeline.name}/{split.name}")
                 quick = scores(split.intents, result["served"])
-                print(f"[{time.perf_counter() - start:6.0f} s] {pipeline.name:12s} {split.name:8s} "
-                      f"{'cache' if result.get('from_cache') else f'{time.perf_counter() - t0:5.0f} s'} "
-                      f"acc {quick['accuracy']:.3f} macro-F1 {quick['macro_f1']:.3f} "
-                      f"train {result['train_seconds']:.1f} s peak {result['train_peak_mb']:.0f} MiB",
-                      flush=True)
+                print(
+                    f"[{time.perf_counter() - start:6.0f} s] {pipeline.name:12s} {split.name:8s} "
+                    f"{'cache' if result.get('from_cache') else f'{time.perf_counter() - t0:5.0f} s'} "
+                    f"acc {quick['accuracy']:.3f} macro-F1 {quick['macro_f1']:.3f} "
+                    f"train {result['train_seconds']:.1f} s peak {result['train_peak_mb']:.0f} MiB",
+                    flush=True,
+                )
         summaries = [summarise(p, splits, runs[p.name]) for p in wanted]
         holdout = splits[0]
     seconds = time.perf_counter() - start
     measured = [r for p in runs.values() for r in p.values()]
     run_info = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-        "seconds": seconds, "cached": ", ".join(cached), "train_count": train_count,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "seconds": seconds,
+        "cached": ", ".join(cached),
+        "train_count": train_count,
         "other_cores": [r["other_cores"] for r in measured if "other_cores" in r],
         "first_measured": min(r["measured_at"] for r in measured)[:16].replace("T", " "),
         "last_measured": max(r["measured_at"] for r in measured)[:16].replace("T", " "),
@@ -736,20 +915,44 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     for s in summaries:
         h, r = s["holdout"]["served"], s["robust"]["served"]
-        print(f"{s['label']:45s} held-out acc {h['accuracy']:.3f} macro-F1 {h['macro_f1']:.3f} | "
-              f"robust macro-F1 {r['macro_f1']:.3f} | top-1 held-out {s['holdout']['top']['macro_f1']:.3f} "
-              f"robust {s['robust']['top']['macro_f1']:.3f}")
+        print(
+            f"{s['label']:45s} held-out acc {h['accuracy']:.3f} macro-F1 {h['macro_f1']:.3f} | "
+            f"robust macro-F1 {r['macro_f1']:.3f} | top-1 held-out {s['holdout']['top']['macro_f1']:.3f} "
+            f"robust {s['robust']['top']['macro_f1']:.3f}"
+        )
     if args.no_report:
         return 0
     plots = plot_all(summaries, holdout)
     write_report(render(summaries, holdout, plots, run_info))
     ensure_cache_dir()
-    (CACHE / "nlu_results.json").write_text(json.dumps({
-        "run": run_info,
-        "pipelines": [{k: v for k, v in s.items() if k not in ("latency_ms", "predicted_holdout", "top_holdout", "cv_expected", "cv_predicted")}
-                      for s in summaries],
-    }, indent=2, ensure_ascii=False), encoding="utf-8")
-    print(f"report: {REPORT.relative_to(ROOT)}; plots: {', '.join(str(p.relative_to(ROOT)) for p in plots.values())}")
+    (CACHE / "nlu_results.json").write_text(
+        json.dumps(
+            {
+                "run": run_info,
+                "pipelines": [
+                    {
+                        k: v
+                        for k, v in s.items()
+                        if k
+                        not in (
+                            "latency_ms",
+                            "predicted_holdout",
+                            "top_holdout",
+                            "cv_expected",
+                            "cv_predicted",
+                        )
+                    }
+                    for s in summaries
+                ],
+            },
+            indent=2,
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    print(
+        f"report: {REPORT.relative_to(ROOT)}; plots: {', '.join(str(p.relative_to(ROOT)) for p in plots.values())}"
+    )
     return 0
 
 

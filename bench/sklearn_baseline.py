@@ -7,9 +7,10 @@ not tuned on the held-out set: a baseline tuned on the test set would mean nothi
 
 Fallback: like Rasa's FallbackClassifier, a message whose highest probability is below the
 threshold is answered `nlu_fallback` (see `predict`)."""
+
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -21,15 +22,34 @@ DEFAULT_THRESHOLD = 0.4
 
 
 def build_pipeline(random_state: int = 42) -> Pipeline:
-    return Pipeline([
-        ("features", FeatureUnion([
-            ("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), lowercase=True,
-                                      sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")),
-            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=True,
-                                      sublinear_tf=True)),
-        ])),
-        ("classifier", LogisticRegression(C=10.0, max_iter=5000, random_state=random_state)),
-    ])
+    return Pipeline(
+        [
+            (
+                "features",
+                FeatureUnion(
+                    [
+                        (
+                            "words",
+                            TfidfVectorizer(
+                                analyzer="word",
+                                ngram_range=(1, 2),
+                                lowercase=True,
+                                sublinear_tf=True,
+                                token_pattern=r"(?u)\b\w+\b",
+                            ),
+                        ),
+                        (
+                            "chars",
+                            TfidfVectorizer(
+                                analyzer="char_wb", ngram_range=(2, 5), lowercase=True, sublinear_tf=True
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+            ("classifier", LogisticRegression(C=10.0, max_iter=5000, random_state=random_state)),
+        ]
+    )
 
 
 def train(texts: Sequence[str], intents: Sequence[str], random_state: int = 42) -> Pipeline:
@@ -38,23 +58,23 @@ def train(texts: Sequence[str], intents: Sequence[str], random_state: int = 42) 
     return model
 
 
-def predict_with_confidence(model: Pipeline, texts: Sequence[str]) -> List[Tuple[str, float]]:
+def predict_with_confidence(model: Pipeline, texts: Sequence[str]) -> list[tuple[str, float]]:
     """(top intent, its probability) for each text: the intent before any fallback."""
     probabilities = model.predict_proba(list(texts))
     classes = model.classes_
     return [(str(classes[row.argmax()]), float(row.max())) for row in probabilities]
 
 
-def apply_fallback(top: List[Tuple[str, float]], threshold: float = DEFAULT_THRESHOLD) -> List[str]:
+def apply_fallback(top: list[tuple[str, float]], threshold: float = DEFAULT_THRESHOLD) -> list[str]:
     return [intent if confidence >= threshold else FALLBACK_INTENT for intent, confidence in top]
 
 
-def predict(model: Pipeline, texts: Sequence[str], threshold: float = DEFAULT_THRESHOLD) -> List[str]:
+def predict(model: Pipeline, texts: Sequence[str], threshold: float = DEFAULT_THRESHOLD) -> list[str]:
     """The intent as served: `nlu_fallback` when the top probability is below the threshold."""
     return apply_fallback(predict_with_confidence(model, texts), threshold)
 
 
-def training_examples(nlu_path) -> Tuple[List[str], List[str]]:
+def training_examples(nlu_path) -> tuple[list[str], list[str]]:
     """Texts and intents of the Rasa training data (entity annotations removed by Rasa's loader)."""
     from rasa.shared.nlu.training_data.loading import load_data
 

@@ -32,6 +32,7 @@ assistant answers something, so an empty turn always means a failure. Normal ans
 back by themselves with the action server. The contacts message is sent by the channel,
 not by Rasa, so it is not in the tracker (the failed turn stays visible as such there).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,9 +45,10 @@ import time
 import unicodedata
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Text, Tuple
+from typing import Any
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
@@ -72,9 +74,7 @@ EMPTY_TEXT = (
     "Votre message est vide. Écrivez-moi votre question sur votre ligne Mobilis Pro "
     "(perte ou vol, code PUK, résiliation, horaires, contacts...)."
 )
-UNREADABLE_TEXT = (
-    "Je n'ai pas pu lire votre message. Pouvez-vous l'écrire à nouveau, en texte simple ?"
-)
+UNREADABLE_TEXT = "Je n'ai pas pu lire votre message. Pouvez-vous l'écrire à nouveau, en texte simple ?"
 TOO_LONG_TEXT = (
     "Votre message est un peu long pour moi ({max_chars} caractères au plus). "
     "Pouvez-vous le résumer en une ou deux phrases ? Je vous répondrai volontiers."
@@ -86,7 +86,7 @@ RATE_LIMITED_TEXT = (
 
 
 @lru_cache(maxsize=1)
-def unavailable_text() -> Text:
+def unavailable_text() -> str:
     """The reply when Rasa could not answer: the essential contacts, from the fiche."""
     from actions.fiche import load_fiche  # the single source of every fact
 
@@ -108,7 +108,7 @@ _KEEP_CONTROLS = {"\n", "\t"}
 _ZWJ = "\u200d"
 
 
-def clean_text(text: Text) -> Text:
+def clean_text(text: str) -> str:
     """`text` without what breaks storage or display, NFC-normalised and stripped.
 
     Removed: control characters (Cc) but newline and tab, format characters (Cf: bidi
@@ -150,7 +150,7 @@ def _clean_json(value: Any, depth: int = 0) -> Any:
     raise ValueError(f"metadata holds a {type(value).__name__}")
 
 
-def metadata_problem(metadata: Any) -> Optional[Text]:
+def metadata_problem(metadata: Any) -> str | None:
     """None if `metadata` may be stored with the message (None or a small JSON object)."""
     if metadata is None:
         return None
@@ -165,7 +165,7 @@ def metadata_problem(metadata: Any) -> Optional[Text]:
     return None
 
 
-def clean_metadata(metadata: Any) -> Optional[Dict[Text, Any]]:
+def clean_metadata(metadata: Any) -> dict[str, Any] | None:
     """The metadata to store: cleaned like texts, or None when it is not small plain JSON."""
     if metadata is None or metadata_problem(metadata):
         return None
@@ -179,8 +179,8 @@ def valid_sender(sender_id: Any) -> bool:
 # --- rate limit ---------------------------------------------------------------------------
 
 
-def parse_rate(value: Optional[Text]) -> Tuple[int, float]:
-    """"N/SECONDS" -> (N, SECONDS). N = 0 turns the limit off."""
+def parse_rate(value: str | None) -> tuple[int, float]:
+    """ "N/SECONDS" -> (N, SECONDS). N = 0 turns the limit off."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*", value or DEFAULT_RATE_LIMIT)
     if not match or float(match.group(2)) <= 0:
         raise ValueError(f"{ENV_RATE_LIMIT} must look like '30/60' (messages/seconds), not {value!r}")
@@ -193,9 +193,9 @@ class MemoryRateLimiter:
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
         self.window = window
-        self._hits: "OrderedDict[Text, Deque[float]]" = OrderedDict()
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
 
-    async def hit(self, key: Text) -> float:
+    async def hit(self, key: str) -> float:
         """0 if the message is accepted (and counted), else the seconds to wait."""
         now = time.monotonic()
         hits = self._hits.pop(key, None) or deque()
@@ -232,7 +232,7 @@ class RedisRateLimiter:
     """The same window in Redis, shared by every Rasa instance. If Redis cannot be reached,
     the process's own window is used meanwhile (logged): the guard never blocks a turn."""
 
-    def __init__(self, limit: int, window: float, prefix: Text, **redis_kwargs: Any) -> None:
+    def __init__(self, limit: int, window: float, prefix: str, **redis_kwargs: Any) -> None:
         import redis.asyncio
 
         self.limit = limit
@@ -243,19 +243,23 @@ class RedisRateLimiter:
         self.fallback = MemoryRateLimiter(limit, window)
         self._warned_at = 0.0
 
-    async def hit(self, key: Text) -> float:
+    async def hit(self, key: str) -> float:
         try:
-            wait = await self.script(keys=[self.prefix + key], args=[self.window, self.limit, uuid.uuid4().hex])
+            wait = await self.script(
+                keys=[self.prefix + key], args=[self.window, self.limit, uuid.uuid4().hex]
+            )
             return max(float(wait), 0.0)
         except Exception as error:  # noqa: BLE001 - any Redis failure: degrade, never fail the turn
             if time.monotonic() - self._warned_at > 60:
                 self._warned_at = time.monotonic()
-                logger.warning("guard: Redis rate limit unavailable (%s), counting in-process", type(error).__name__)
+                logger.warning(
+                    "guard: Redis rate limit unavailable (%s), counting in-process", type(error).__name__
+                )
             return await self.fallback.hit(key)
 
 
 class NoRateLimit:
-    async def hit(self, key: Text) -> float:
+    async def hit(self, key: str) -> float:
         return 0.0
 
 
@@ -264,9 +268,9 @@ class NoRateLimit:
 
 @dataclass
 class Verdict:
-    text: Optional[Text]  # the cleaned text to pass to Rasa, or None
-    reply: Optional[Text]  # the polite reply instead, or None
-    reason: Text = "ok"
+    text: str | None  # the cleaned text to pass to Rasa, or None
+    reply: str | None  # the polite reply instead, or None
+    reason: str = "ok"
 
 
 class _ReplyCounter:
@@ -276,7 +280,7 @@ class _ReplyCounter:
         self.count = 0
         original = channel.send_response
 
-        async def send_response(recipient_id: Text, message: Dict[Text, Any]) -> None:
+        async def send_response(recipient_id: str, message: dict[str, Any]) -> None:
             self.count += 1
             await original(recipient_id, message)
 
@@ -289,7 +293,7 @@ class Guard:
         self.limiter = limiter or NoRateLimit()
 
     @classmethod
-    def from_env(cls) -> "Guard":
+    def from_env(cls) -> Guard:
         max_chars = int(os.environ.get(ENV_MAX_CHARS) or DEFAULT_MAX_CHARS)
         limit, window = parse_rate(os.environ.get(ENV_RATE_LIMIT))
         store = (os.environ.get(ENV_RATE_STORE) or "memory").lower()
@@ -298,7 +302,9 @@ class Guard:
         elif store == "redis":
             prefix = (os.environ.get("REDIS_KEY_PREFIX") or "chatcagou") + ":ratelimit:"
             limiter = RedisRateLimiter(
-                limit, window, prefix,
+                limit,
+                window,
+                prefix,
                 host=os.environ.get("REDIS_HOST") or "127.0.0.1",
                 port=int(os.environ.get("REDIS_PORT") or 6379),
                 db=int(os.environ.get("REDIS_DB") or 0),
@@ -308,8 +314,13 @@ class Guard:
             limiter = MemoryRateLimiter(limit, window)
         else:
             raise ValueError(f"{ENV_RATE_STORE} must be 'memory' or 'redis', not {store!r}")
-        logger.info("guard: at most %d characters, %d messages per %gs per sender (%s)",
-                    max_chars, limit, window, store if limit > 0 else "no limit")
+        logger.info(
+            "guard: at most %d characters, %d messages per %gs per sender (%s)",
+            max_chars,
+            limit,
+            window,
+            store if limit > 0 else "no limit",
+        )
         return cls(max_chars, limiter)
 
     async def check(self, sender_id: Any, text: Any) -> Verdict:
@@ -325,7 +336,9 @@ class Guard:
             return Verdict(None, RATE_LIMITED_TEXT.format(wait=max(1, math.ceil(wait))), "rate_limited")
         return Verdict(cleaned, None)
 
-    async def handle(self, message: UserMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+    async def handle(
+        self, message: UserMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> None:
         """Check `message`; pass it to Rasa or answer it here; answer a silent turn."""
         output = message.output_channel
         if not valid_sender(message.sender_id):
@@ -345,14 +358,14 @@ class Guard:
             await on_new_message(message)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - the customer gets the contacts instead of an error
+        except Exception:
             logger.exception("guard: the turn failed")
         if counter.count == 0:
             logger.warning("guard: no answer from Rasa (action server down?): contacts sent instead")
             await output.send_text_message(message.sender_id, unavailable_text())
 
 
-_guard: Optional[Guard] = None
+_guard: Guard | None = None
 
 
 def default_guard() -> Guard:
@@ -363,8 +376,9 @@ def default_guard() -> Guard:
     return _guard
 
 
-def guarded(on_new_message: Callable[[UserMessage], Awaitable[Any]],
-            guard: Optional[Guard] = None) -> Callable[[UserMessage], Awaitable[None]]:
+def guarded(
+    on_new_message: Callable[[UserMessage], Awaitable[Any]], guard: Guard | None = None
+) -> Callable[[UserMessage], Awaitable[None]]:
     """`on_new_message` behind the guard: what every channel passes its messages to."""
 
     async def handler(message: UserMessage) -> None:

@@ -18,6 +18,7 @@ What Rasa 3.6's channel gets wrong, and what this one does instead:
 Secrets come from the environment (FB_VERIFY, FB_SECRET, FB_PAGE_ACCESS_TOKEN), never from
 the repository: see docs/channels.md.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Set, Text, Tuple
+from typing import Any
 
 import aiohttp
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -76,7 +78,7 @@ class MessengerConfigError(RasaException):
 # --- signatures -------------------------------------------------------------------------
 
 
-def signature_problem(secret: Text, body: bytes, headers: Mapping[Text, Text]) -> Optional[Text]:
+def signature_problem(secret: str, body: bytes, headers: Mapping[str, str]) -> str | None:
     """None if the body is signed with the app secret, else why not.
 
     When `X-Hub-Signature-256` is present it alone decides: a valid sha1 signature beside a
@@ -90,14 +92,18 @@ def signature_problem(secret: Text, body: bytes, headers: Mapping[Text, Text]) -
         if prefix.lower() != algorithm:
             return f"{header}: algorithm {prefix!r}, expected {algorithm}"
         expected = hmac.new(secret.encode("utf-8"), body, algorithm).hexdigest()
-        if not hmac.compare_digest(expected.encode("ascii"), given.strip().lower().encode("utf-8", "replace")):
+        if not hmac.compare_digest(
+            expected.encode("ascii"), given.strip().lower().encode("utf-8", "replace")
+        ):
             return f"{header}: signature does not match"
         return None
     return "no X-Hub-Signature-256 or X-Hub-Signature header"
 
 
-def token_matches(expected: Text, given: Optional[Text]) -> bool:
-    return given is not None and hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "replace"))
+def token_matches(expected: str, given: str | None) -> bool:
+    return given is not None and hmac.compare_digest(
+        expected.encode("utf-8"), given.encode("utf-8", "replace")
+    )
 
 
 # --- message ids seen (retries) ---------------------------------------------------------
@@ -112,7 +118,7 @@ class SeenMessages:
     `path=":memory:"` keeps the set in-process only.
     """
 
-    def __init__(self, path: Text = DEFAULT_DEDUPE_DB, ttl: float = 7 * 24 * 3600) -> None:
+    def __init__(self, path: str = DEFAULT_DEDUPE_DB, ttl: float = 7 * 24 * 3600) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -122,12 +128,15 @@ class SeenMessages:
         self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         self._db.execute("CREATE TABLE IF NOT EXISTS seen_mid (mid TEXT PRIMARY KEY, seen_at REAL NOT NULL)")
 
-    def first_time(self, key: Text) -> bool:
+    def first_time(self, key: str) -> bool:
         now = time.time()
         with self._lock:
-            inserted = self._db.execute(
-                "INSERT OR IGNORE INTO seen_mid (mid, seen_at) VALUES (?, ?)", (key, now)
-            ).rowcount == 1
+            inserted = (
+                self._db.execute(
+                    "INSERT OR IGNORE INTO seen_mid (mid, seen_at) VALUES (?, ?)", (key, now)
+                ).rowcount
+                == 1
+            )
             self._inserts += 1
             if self._inserts % 500 == 0:
                 self._db.execute("DELETE FROM seen_mid WHERE seen_at < ?", (now - self.ttl,))
@@ -137,7 +146,7 @@ class SeenMessages:
 # --- incoming events --------------------------------------------------------------------
 
 
-def event_key(event: Dict[Text, Any]) -> Optional[Text]:
+def event_key(event: dict[str, Any]) -> str | None:
     """The id Messenger keeps across retries of one event."""
     message = event.get("message") or {}
     postback = event.get("postback") or {}
@@ -152,7 +161,7 @@ def event_key(event: Dict[Text, Any]) -> Optional[Text]:
     return None
 
 
-def event_text(event: Dict[Text, Any]) -> Optional[Text]:
+def event_text(event: dict[str, Any]) -> str | None:
     """What the user said, typed, tapped (quick reply, postback) or sent (attachment URL)."""
     message = event.get("message")
     if message is not None:
@@ -174,7 +183,7 @@ def event_text(event: Dict[Text, Any]) -> Optional[Text]:
     return None  # delivery, read, reaction... events
 
 
-def user_events(payload: Dict[Text, Any]) -> List[Tuple[Text, Text, Text]]:
+def user_events(payload: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(dedupe key, sender id, text) of every user event of a webhook call, in order."""
     found = []
     for entry in payload.get("entry") or []:
@@ -190,14 +199,14 @@ def user_events(payload: Dict[Text, Any]) -> List[Tuple[Text, Text, Text]]:
 # --- outgoing messages: Messenger's limits ----------------------------------------------
 
 
-def text_length(text: Text) -> int:
+def text_length(text: str) -> int:
     """Length as Messenger counts it (UTF-16 code units: an emoji counts 2)."""
     return len(text.encode("utf-16-le")) // 2
 
 
-def _wrap(line: Text, limit: int) -> List[Text]:
+def _wrap(line: str, limit: int) -> list[str]:
     """A line cut at spaces into pieces of at most `limit` (a word too long is cut)."""
-    pieces: List[Text] = []
+    pieces: list[str] = []
     rest = line
     while text_length(rest) > limit:
         cut = limit
@@ -206,7 +215,7 @@ def _wrap(line: Text, limit: int) -> List[Text]:
         space = rest.rfind(" ", 0, cut + 1)
         if space > 0:
             pieces.append(rest[:space].rstrip())
-            rest = rest[space + 1:].lstrip()
+            rest = rest[space + 1 :].lstrip()
         else:
             pieces.append(rest[:cut])
             rest = rest[cut:]
@@ -214,9 +223,9 @@ def _wrap(line: Text, limit: int) -> List[Text]:
     return pieces
 
 
-def _pack(lines: List[Text], limit: int) -> List[Text]:
-    chunks: List[Text] = []
-    current: Optional[Text] = None
+def _pack(lines: list[str], limit: int) -> list[str]:
+    chunks: list[str] = []
+    current: str | None = None
     for line in lines:
         candidate = line if current is None else current + "\n" + line
         if text_length(candidate) <= limit:
@@ -230,14 +239,14 @@ def _pack(lines: List[Text], limit: int) -> List[Text]:
     return [c.strip() for c in chunks if c.strip()]
 
 
-def split_text(text: Text, limit: int = MAX_TEXT, last_limit: Optional[int] = None) -> List[Text]:
+def split_text(text: str, limit: int = MAX_TEXT, last_limit: int | None = None) -> list[str]:
     """Messages of at most `limit` characters, cut between lines, the last of at most
     `last_limit` (a button template's text is limited to 640).
 
     Lines are kept whole when they fit: a "• " bullet is never cut from its answer.
     """
     last_limit = min(last_limit or limit, limit)
-    lines: List[Text] = []
+    lines: list[str] = []
     for line in text.strip().split("\n"):
         lines.extend(_wrap(line.rstrip(), limit))
     chunks = _pack(lines, limit)
@@ -246,7 +255,7 @@ def split_text(text: Text, limit: int = MAX_TEXT, last_limit: Optional[int] = No
     # The last message is too long for its limit: it keeps as many whole lines from the
     # end as fit, the lines before it become a message of their own.
     lines = chunks.pop().split("\n")
-    tail: List[Text] = []
+    tail: list[str] = []
     while lines:
         candidate = "\n".join([lines[-1], *tail]).strip()
         if text_length(candidate) <= last_limit:
@@ -261,12 +270,12 @@ def split_text(text: Text, limit: int = MAX_TEXT, last_limit: Optional[int] = No
     return chunks + _pack(lines, limit) + ["\n".join(tail).strip()]
 
 
-def short_title(title: Text, limit: int = MAX_TITLE) -> Text:
+def short_title(title: str, limit: int = MAX_TITLE) -> str:
     title = " ".join(str(title).split())
     return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
 
 
-def template_button(button: Dict[Text, Any]) -> Dict[Text, Any]:
+def template_button(button: dict[str, Any]) -> dict[str, Any]:
     if button.get("url"):
         return {"type": "web_url", "url": button["url"], "title": short_title(button.get("title", ""))}
     return {
@@ -276,7 +285,7 @@ def template_button(button: Dict[Text, Any]) -> Dict[Text, Any]:
     }
 
 
-def quick_reply(button: Dict[Text, Any]) -> Dict[Text, Any]:
+def quick_reply(button: dict[str, Any]) -> dict[str, Any]:
     return {
         "content_type": "text",
         "title": short_title(button.get("title", "")),
@@ -284,7 +293,7 @@ def quick_reply(button: Dict[Text, Any]) -> Dict[Text, Any]:
     }
 
 
-def messages_for(text: Text, buttons: Optional[List[Dict[Text, Any]]] = None) -> List[Dict[Text, Any]]:
+def messages_for(text: str, buttons: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The Send API `message` objects for one bot reply, within Messenger's limits.
 
     Up to 3 buttons: a button template (buttons stay on screen), its text being the last
@@ -308,12 +317,13 @@ def messages_for(text: Text, buttons: Optional[List[Dict[Text, Any]]] = None) ->
         }
         return [{"text": part} for part in parts[:-1]] + [template]
     if len(buttons) > MAX_QUICK_REPLIES:
-        logger.warning("Messenger: %d buttons, only the first %d sent as quick replies",
-                       len(buttons), MAX_QUICK_REPLIES)
+        logger.warning(
+            "Messenger: %d buttons, only the first %d sent as quick replies", len(buttons), MAX_QUICK_REPLIES
+        )
     parts = split_text(text) or ["Que souhaitez-vous faire ?"]
     # Quick replies carry postback payloads only: a URL button cannot be one.
     replies = [quick_reply(b) for b in buttons if not b.get("url")][:MAX_QUICK_REPLIES]
-    messages: List[Dict[Text, Any]] = [{"text": part} for part in parts]
+    messages: list[dict[str, Any]] = [{"text": part} for part in parts]
     messages[-1]["quick_replies"] = replies
     return messages
 
@@ -328,25 +338,30 @@ class GraphClient:
     conversation. The URL carries the access token, so it is never logged.
     """
 
-    def __init__(self, page_access_token: Text, app_secret: Text, base_url: Text = DEFAULT_GRAPH_URL,
-                 timeout: float = 10) -> None:
+    def __init__(
+        self, page_access_token: str, app_secret: str, base_url: str = DEFAULT_GRAPH_URL, timeout: float = 10
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.params = {
             "access_token": page_access_token,
             # Proves the call comes from the app's server ("Require App Secret" setting).
-            "appsecret_proof": hmac.new(app_secret.encode(), page_access_token.encode(), hashlib.sha256).hexdigest(),
+            "appsecret_proof": hmac.new(
+                app_secret.encode(), page_access_token.encode(), hashlib.sha256
+            ).hexdigest(),
         }
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 
-    async def send(self, body: Dict[Text, Any]) -> bool:
+    async def send(self, body: dict[str, Any]) -> bool:
         try:
-            async with aiohttp.ClientSession(timeout=self.timeout) as session:
-                async with session.post(f"{self.base_url}/me/messages", params=self.params, json=body) as reply:
-                    if reply.status < 300:
-                        return True
-                    detail = (await reply.text())[:500]
-                    logger.error("Messenger Send API answered %s: %s", reply.status, detail)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            async with (
+                aiohttp.ClientSession(timeout=self.timeout) as session,
+                session.post(f"{self.base_url}/me/messages", params=self.params, json=body) as reply,
+            ):
+                if reply.status < 300:
+                    return True
+                detail = (await reply.text())[:500]
+                logger.error("Messenger Send API answered %s: %s", reply.status, detail)
+        except (TimeoutError, aiohttp.ClientError) as error:
             logger.error("Messenger Send API unreachable (%s)", type(error).__name__)
         return False
 
@@ -355,55 +370,69 @@ class MessengerOutput(OutputChannel):
     """Replies through the Send API, shaped by `messages_for`."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "facebook"
 
     def __init__(self, client: GraphClient) -> None:
         super().__init__()
         self.client = client
 
-    async def _send_message(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
-        await self.client.send({"recipient": {"id": recipient_id}, "messaging_type": "RESPONSE", "message": message})
+    async def _send_message(self, recipient_id: str, message: dict[str, Any]) -> None:
+        await self.client.send(
+            {"recipient": {"id": recipient_id}, "messaging_type": "RESPONSE", "message": message}
+        )
 
-    async def send_action(self, recipient_id: Text, sender_action: Text) -> None:
+    async def send_action(self, recipient_id: str, sender_action: str) -> None:
         await self.client.send({"recipient": {"id": recipient_id}, "sender_action": sender_action})
 
-    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         for message in messages_for(text):
             await self._send_message(recipient_id, message)
 
-    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]],
-                                     **kwargs: Any) -> None:
+    async def send_text_with_buttons(
+        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
         for message in messages_for(text, buttons):
             await self._send_message(recipient_id, message)
 
-    async def send_quick_replies(self, recipient_id: Text, text: Text, quick_replies: List[Dict[Text, Any]],
-                                 **kwargs: Any) -> None:
+    async def send_quick_replies(
+        self, recipient_id: str, text: str, quick_replies: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
         parts = split_text(text) or ["Que souhaitez-vous faire ?"]
-        messages: List[Dict[Text, Any]] = [{"text": part} for part in parts]
+        messages: list[dict[str, Any]] = [{"text": part} for part in parts]
         messages[-1]["quick_replies"] = [quick_reply(q) for q in quick_replies][:MAX_QUICK_REPLIES]
         for message in messages:
             await self._send_message(recipient_id, message)
 
-    async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
         await self._send_message(recipient_id, {"attachment": {"type": "image", "payload": {"url": image}}})
 
-    async def send_elements(self, recipient_id: Text, elements: Iterable[Dict[Text, Any]], **kwargs: Any) -> None:
+    async def send_elements(
+        self, recipient_id: str, elements: Iterable[dict[str, Any]], **kwargs: Any
+    ) -> None:
         elements = list(elements)
         for element in elements:
-            element["buttons"] = [template_button(b) for b in element.get("buttons", [])][:MAX_TEMPLATE_BUTTONS]
-        await self._send_message(recipient_id, {
-            "attachment": {"type": "template", "payload": {"template_type": "generic", "elements": elements}}
-        })
+            element["buttons"] = [template_button(b) for b in element.get("buttons", [])][
+                :MAX_TEMPLATE_BUTTONS
+            ]
+        await self._send_message(
+            recipient_id,
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {"template_type": "generic", "elements": elements},
+                }
+            },
+        )
 
-    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
+    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
         await self._send_message(recipient_id, json_message)
 
 
 # --- the input channel ------------------------------------------------------------------
 
 
-def _setting(credentials: Dict[Text, Any], key: Text, env: Text, default: Text = "") -> Text:
+def _setting(credentials: dict[str, Any], key: str, env: str, default: str = "") -> str:
     """A value from credentials.yml (where `${VAR}` was substituted) or the environment."""
     value = credentials.get(key)
     return str(value) if value not in (None, "") else os.environ.get(env, default)
@@ -413,11 +442,11 @@ class MessengerInput(InputChannel):
     """The Messenger webhook at /webhooks/facebook/webhook."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "facebook"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
         credentials = credentials or {}
         values = {
             ENV_VERIFY: _setting(credentials, "verify", ENV_VERIFY),
@@ -428,31 +457,42 @@ class MessengerInput(InputChannel):
         required = os.environ.get(ENV_REQUIRED, "").lower() in ("1", "true", "yes")
         if missing and (required or len(missing) < len(values)):
             raise MessengerConfigError(
-                "Messenger channel: missing environment variable(s) " + ", ".join(missing)
+                "Messenger channel: missing environment variable(s) "
+                + ", ".join(missing)
                 + ". Set FB_VERIFY (the verify token chosen for the webhook), FB_SECRET (the app secret) "
                 "and FB_PAGE_ACCESS_TOKEN (the page access token): see docs/channels.md."
             )
         if missing:
             # None of the three set: a development machine. The webhook answers 503 and the
             # log says why; FB_MESSENGER_REQUIRED=true makes this an error (production).
-            logger.warning("Messenger channel disabled: FB_VERIFY, FB_SECRET and FB_PAGE_ACCESS_TOKEN are not set")
+            logger.warning(
+                "Messenger channel disabled: FB_VERIFY, FB_SECRET and FB_PAGE_ACCESS_TOKEN are not set"
+            )
             return cls(None, None, None)
         return cls(
-            values[ENV_VERIFY], values[ENV_SECRET], values[ENV_TOKEN],
+            values[ENV_VERIFY],
+            values[ENV_SECRET],
+            values[ENV_TOKEN],
             graph_api_url=_setting(credentials, "graph_api_url", ENV_GRAPH_URL, DEFAULT_GRAPH_URL),
             dedupe_db=_setting(credentials, "dedupe_db", ENV_DEDUPE_DB, DEFAULT_DEDUPE_DB),
         )
 
-    def __init__(self, fb_verify: Optional[Text], fb_secret: Optional[Text], fb_access_token: Optional[Text],
-                 graph_api_url: Text = DEFAULT_GRAPH_URL, dedupe_db: Text = DEFAULT_DEDUPE_DB) -> None:
+    def __init__(
+        self,
+        fb_verify: str | None,
+        fb_secret: str | None,
+        fb_access_token: str | None,
+        graph_api_url: str = DEFAULT_GRAPH_URL,
+        dedupe_db: str = DEFAULT_DEDUPE_DB,
+    ) -> None:
         self.fb_verify = fb_verify
         self.fb_secret = fb_secret
         self.fb_access_token = fb_access_token
         self.enabled = bool(fb_verify and fb_secret and fb_access_token)
         self.graph_api_url = graph_api_url
         self.dedupe_db = dedupe_db
-        self._seen: Optional[SeenMessages] = None
-        self._tasks: Set[asyncio.Task] = set()  # strong references: asyncio keeps weak ones only
+        self._seen: SeenMessages | None = None
+        self._tasks: set[asyncio.Task] = set()  # strong references: asyncio keeps weak ones only
 
     @property
     def seen(self) -> SeenMessages:
@@ -463,11 +503,13 @@ class MessengerInput(InputChannel):
     def graph_client(self) -> GraphClient:
         return GraphClient(self.fb_access_token or "", self.fb_secret or "", self.graph_api_url)
 
-    def get_output_channel(self) -> Optional[OutputChannel]:
+    def get_output_channel(self) -> OutputChannel | None:
         return MessengerOutput(self.graph_client()) if self.enabled else None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        on_new_message = guarded(on_new_message)  # length, rate limit, answer when Rasa cannot (channels/guard.py)
+        on_new_message = guarded(
+            on_new_message
+        )  # length, rate limit, answer when Rasa cannot (channels/guard.py)
         fb_webhook = Blueprint("messenger_webhook", __name__)
 
         @fb_webhook.route("/", methods=["GET"])
@@ -475,6 +517,7 @@ class MessengerInput(InputChannel):
             return response.json({"status": "ok" if self.enabled else "disabled"})
 
         if not self.enabled:
+
             @fb_webhook.route("/webhook", methods=["GET", "POST"])
             async def disabled(request: Request) -> HTTPResponse:
                 return response.text("Messenger channel not configured", status=503)
@@ -520,8 +563,12 @@ class MessengerInput(InputChannel):
 
         return fb_webhook
 
-    async def _handle(self, events: List[Tuple[Text, Text]], on_new_message: Callable[[UserMessage], Awaitable[Any]],
-                      metadata: Optional[Dict[Text, Any]]) -> None:
+    async def _handle(
+        self,
+        events: list[tuple[str, str]],
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        metadata: dict[str, Any] | None,
+    ) -> None:
         for sender_id, text in events:
             out_channel = MessengerOutput(self.graph_client())
             await out_channel.send_action(sender_id, "mark_seen")

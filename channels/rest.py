@@ -12,10 +12,12 @@ and same answer (the list of bot messages) as Rasa's RestInput. Differences:
   French reply (HTTP 200, like any answer) and are not stored; a turn that produced no
   answer (action server down) gets the contacts message.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable, Optional, Text, Union
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import rasa.utils.endpoints
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
@@ -29,11 +31,11 @@ from channels.guard import SENDER_ID, guarded, metadata_problem
 USAGE = 'POST {"sender": "<id>", "message": "<texte>"}'
 
 
-def bad_request(error: Text, detail: Text) -> HTTPResponse:
+def bad_request(error: str, detail: str) -> HTTPResponse:
     return response.json({"error": error, "detail": detail, "usage": USAGE}, status=400)
 
 
-def parse_body(body: bytes) -> Union[dict, HTTPResponse]:
+def parse_body(body: bytes) -> dict | HTTPResponse:
     """The request's JSON object, or the 400 answer saying what is wrong with it."""
     try:
         payload = json.loads(body or b"")
@@ -57,7 +59,7 @@ def parse_body(body: bytes) -> Union[dict, HTTPResponse]:
 
 class RestInput(RasaRestInput):
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "rest"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -69,12 +71,12 @@ class RestInput(RasaRestInput):
             return response.json({"status": "ok"})
 
         @webhook.route("/webhook", methods=["POST"])
-        async def receive(request: Request) -> Union[ResponseStream, HTTPResponse]:
+        async def receive(request: Request) -> ResponseStream | HTTPResponse:
             payload = parse_body(request.body)
             if isinstance(payload, HTTPResponse):
                 return payload
             sender, text = payload["sender"], payload["message"]
-            metadata: Optional[dict] = payload.get("metadata")
+            metadata: dict | None = payload.get("metadata")
             if rasa.utils.endpoints.bool_arg(request, "stream", default=False):
                 return response.stream(
                     self.stream_response(handle, text, sender, self.name(), metadata),

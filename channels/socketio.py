@@ -20,6 +20,7 @@ It also refuses client-chosen session ids that are not short plain tokens (a new
 issued instead), since they become tracker sender ids, and drops a `user_uttered` whose
 session_id is not one this socket asked for (Rasa would file it under any sender id).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -28,7 +29,8 @@ import logging
 import os
 import re
 import uuid
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
@@ -45,17 +47,17 @@ SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_MESSAGE = 2000  # characters of a user message: the widget's input allows 1000
 
 
-def parse_origins(value: Any) -> List[Text]:
+def parse_origins(value: Any) -> list[str]:
     """A list, or a comma/space separated string, of origins (scheme://host[:port])."""
     items = value if isinstance(value, (list, tuple)) else re.split(r"[,\s]+", str(value or ""))
     return [str(item).strip().rstrip("/") for item in items if str(item).strip()]
 
 
 class SocketIOInput(RasaSocketIOInput):
-    allowed_origins: List[Text] = DEFAULT_ORIGINS
+    allowed_origins: list[str] = DEFAULT_ORIGINS
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
         channel = super().from_credentials(credentials)
         configured = os.environ.get(ENV_ORIGINS) or (credentials or {}).get("cors_allowed_origins")
         channel.allowed_origins = parse_origins(configured) if configured else list(DEFAULT_ORIGINS)
@@ -63,7 +65,9 @@ class SocketIOInput(RasaSocketIOInput):
         return channel
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        on_new_message = guarded(on_new_message)  # length, rate limit, answer when Rasa cannot (channels/guard.py)
+        on_new_message = guarded(
+            on_new_message
+        )  # length, rate limit, answer when Rasa cannot (channels/guard.py)
         socketio_webhook = super().blueprint(on_new_message)
         sio = self.sio
         # "*" keeps engine.io's meaning: every origin.
@@ -73,7 +77,7 @@ class SocketIOInput(RasaSocketIOInput):
 
         # Replaces Rasa's handler (one handler per event and namespace).
         @sio.on("session_request", namespace=self.namespace)
-        async def session_request(sid: Text, data: Optional[Dict]) -> None:
+        async def session_request(sid: str, data: dict | None) -> None:
             data = data if isinstance(data, dict) else {}
             session_id = data.get("session_id")
             if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
@@ -86,7 +90,7 @@ class SocketIOInput(RasaSocketIOInput):
             logger.debug(f"User {sid} joined session {session_id}.")
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
-        async def handle_message(sid: Text, data: Any) -> None:
+        async def handle_message(sid: str, data: Any) -> None:
             if not isinstance(data, dict):
                 return
             if self.session_persistence:
@@ -104,13 +108,15 @@ class SocketIOInput(RasaSocketIOInput):
                 except ValueError:
                     metadata = {}
             text = data.get("message", "")
-            await on_new_message(UserMessage(
-                # not a string: None, which the guard answers with "could not read your message"
-                text[:MAX_MESSAGE] if isinstance(text, str) else None,
-                SocketIOOutput(sio, self.bot_message_evt),
-                sender_id,
-                input_channel=self.name(),
-                metadata=metadata if isinstance(metadata, dict) else {},
-            ))
+            await on_new_message(
+                UserMessage(
+                    # not a string: None, which the guard answers with "could not read your message"
+                    text[:MAX_MESSAGE] if isinstance(text, str) else None,
+                    SocketIOOutput(sio, self.bot_message_evt),
+                    sender_id,
+                    input_channel=self.name(),
+                    metadata=metadata if isinstance(metadata, dict) else {},
+                )
+            )
 
         return socketio_webhook

@@ -16,19 +16,21 @@ regression model trained here on the same NLU data (a few seconds; bench/nlu_res
 
 It does not change DIET's intent: FallbackClassifier and the policies see the same result.
 """
+
 from __future__ import annotations
 
 import pickle
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Set, Text, Tuple
+from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
+from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -62,14 +64,58 @@ _BOUNDARY = re.compile(
 )
 MIN_CLAUSE_LETTERS = 3
 # Words of time, which say when, not what: never "unknown".
-TIME_WORDS = (
-    "lundi mardi mercredi jeudi vendredi samedi dimanche janvier fevrier mars avril mai juin juillet aout "
-    "septembre octobre novembre decembre matin midi soir soiree nuit week end weekend semaine jour journee "
-    "heure minute demain hier aujourd hui ferie feries fete fetes noel toussaint paques moment instant mat aprem"
-).split()
+TIME_WORDS = [
+    "lundi",
+    "mardi",
+    "mercredi",
+    "jeudi",
+    "vendredi",
+    "samedi",
+    "dimanche",
+    "janvier",
+    "fevrier",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "aout",
+    "septembre",
+    "octobre",
+    "novembre",
+    "decembre",
+    "matin",
+    "midi",
+    "soir",
+    "soiree",
+    "nuit",
+    "week",
+    "end",
+    "weekend",
+    "semaine",
+    "jour",
+    "journee",
+    "heure",
+    "minute",
+    "demain",
+    "hier",
+    "aujourd",
+    "hui",
+    "ferie",
+    "feries",
+    "fete",
+    "fetes",
+    "noel",
+    "toussaint",
+    "paques",
+    "moment",
+    "instant",
+    "mat",
+    "aprem",
+]
 
 
-def split_clauses(text: Text) -> List[Tuple[int, int]]:
+def split_clauses(text: str) -> list[tuple[int, int]]:
     """(start, end) of each clause of `text` with some letters in it."""
     spans, start = [], 0
     for match in _BOUNDARY.finditer(text):
@@ -87,11 +133,11 @@ def split_clauses(text: Text) -> List[Tuple[int, int]]:
     return result
 
 
-def _words(text: Text) -> List[Text]:
+def _words(text: str) -> list[str]:
     return fold(text).split()
 
 
-def _distance(a: Text, b: Text, limit: int) -> int:
+def _distance(a: str, b: str, limit: int) -> int:
     """Edit distance of a and b where swapping two neighbours counts as one typo (optimal
     string alignment), stopping early above `limit`."""
     rows = [list(range(len(b) + 1))]
@@ -111,32 +157,32 @@ def _distance(a: Text, b: Text, limit: int) -> int:
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
 class ClauseClassifier(GraphComponent):
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         return {"C": 10.0}
 
     def __init__(
         self,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         model: Any = None,
-        vocabulary: Optional[Set[Text]] = None,
+        vocabulary: set[str] | None = None,
     ) -> None:
         self.config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
         self._resource = resource
         self.model = model
-        self.vocabulary: Set[Text] = vocabulary or set()
+        self.vocabulary: set[str] = vocabulary or set()
         self._sorted_vocabulary = sorted(self.vocabulary)
 
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "ClauseClassifier":
+    ) -> ClauseClassifier:
         return cls(config, model_storage, resource)
 
     # --- training -----------------------------------------------------------------------
@@ -151,7 +197,9 @@ class ClauseClassifier(GraphComponent):
         labels = [e.get(INTENT) for e in examples]
         model = make_pipeline(
             make_union(
-                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, max_features=40000),
+                TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, max_features=40000
+                ),
                 TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True),
             ),
             LogisticRegression(C=self.config["C"], max_iter=3000),
@@ -160,13 +208,15 @@ class ClauseClassifier(GraphComponent):
         self.model = model
         self.vocabulary = self._in_scope_vocabulary(examples, training_data)
         self._sorted_vocabulary = sorted(self.vocabulary)
-        with self._model_storage.write_to(self._resource) as directory:
-            with open(Path(directory) / "clauses.pkl", "wb") as file:
-                pickle.dump({"model": model, "vocabulary": self.vocabulary}, file)
+        with (
+            self._model_storage.write_to(self._resource) as directory,
+            open(Path(directory) / "clauses.pkl", "wb") as file,
+        ):
+            pickle.dump({"model": model, "vocabulary": self.vocabulary}, file)
         return self._resource
 
     @staticmethod
-    def _in_scope_vocabulary(examples: Iterable[Message], training_data: TrainingData) -> Set[Text]:
+    def _in_scope_vocabulary(examples: Iterable[Message], training_data: TrainingData) -> set[str]:
         """Words and lemmas of the in-scope examples, of the entity synonyms and of the fiche.
 
         A word met in at most one in-scope example but in more out-of-scope ones ("bus",
@@ -190,28 +240,30 @@ class ClauseClassifier(GraphComponent):
     @classmethod
     def load(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
         **kwargs: Any,
-    ) -> "ClauseClassifier":
+    ) -> ClauseClassifier:
         try:
-            with model_storage.read_from(resource) as directory:
-                with open(Path(directory) / "clauses.pkl", "rb") as file:
-                    saved = pickle.load(file)
+            with (
+                model_storage.read_from(resource) as directory,
+                open(Path(directory) / "clauses.pkl", "rb") as file,
+            ):
+                saved = pickle.load(file)
         except (ValueError, FileNotFoundError):
             return cls(config, model_storage, resource)
         return cls(config, model_storage, resource, saved["model"], saved["vocabulary"])
 
     # --- prediction ---------------------------------------------------------------------
 
-    def classify(self, texts: List[Text]) -> List[Tuple[Text, float]]:
+    def classify(self, texts: list[str]) -> list[tuple[str, float]]:
         probabilities = self.model.predict_proba([fold(t) for t in texts])
         classes = self.model.classes_
         return [(str(classes[row.argmax()]), float(row.max())) for row in probabilities]
 
-    def _is_known(self, word: Text) -> bool:
+    def _is_known(self, word: str) -> bool:
         """In the vocabulary, or a typo away from a word of it ("telephnoe", "abonement"): one
         for words of 5 to 9 letters, two from 10; shorter words must be spelt as we know them."""
         if word in self.vocabulary or word in TIME_WORDS or len(word) < 3 or any(c.isdigit() for c in word):
@@ -220,11 +272,13 @@ class ClauseClassifier(GraphComponent):
             return False
         allowed = 1 if len(word) < 10 else 2
         return any(
-            known[0] == word[0] and abs(len(known) - len(word)) <= allowed and _distance(known, word, allowed) <= allowed
+            known[0] == word[0]
+            and abs(len(known) - len(word)) <= allowed
+            and _distance(known, word, allowed) <= allowed
             for known in self._sorted_vocabulary
         )
 
-    def unknown_nouns(self, doc: Any) -> List[Text]:
+    def unknown_nouns(self, doc: Any) -> list[str]:
         nouns = []
         for token in doc or ():
             # Proper names of places say where the customer is (abroad is handled apart).
@@ -237,23 +291,32 @@ class ClauseClassifier(GraphComponent):
                 nouns.append(token.text)
         return nouns
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = message.get(TEXT) or ""
-            clauses: List[Dict[str, Any]] = []
+            clauses: list[dict[str, Any]] = []
             spans = split_clauses(text)
             if self.model is not None and len(spans) > 1:
                 predictions = self.classify([text[s:e] for s, e in spans])
-                for (start, end), (intent, confidence) in zip(spans, predictions):
-                    clauses.append({
-                        "text": text[start:end], "start": start, "end": end,
-                        "intent": intent, "confidence": round(confidence, 4),
-                    })
+                for (start, end), (intent, confidence) in zip(spans, predictions, strict=False):
+                    clauses.append(
+                        {
+                            "text": text[start:end],
+                            "start": start,
+                            "end": end,
+                            "intent": intent,
+                            "confidence": round(confidence, 4),
+                        }
+                    )
             message.set(CLAUSES_KEY, clauses, add_to_output=True)
             if self.model is not None and text:
                 # The whole message by the second classifier: when DIET hesitates (nlu_fallback),
                 # the two agreeing is a better reason to answer than either alone.
                 intent, confidence = self.classify([text])[0]
-                message.set(SECOND_OPINION_KEY, {"name": intent, "confidence": round(confidence, 4)}, add_to_output=True)
+                message.set(
+                    SECOND_OPINION_KEY,
+                    {"name": intent, "confidence": round(confidence, 4)},
+                    add_to_output=True,
+                )
             message.set(UNKNOWN_NOUNS_KEY, self.unknown_nouns(message.get(SPACY_DOC)), add_to_output=True)
         return messages

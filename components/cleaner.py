@@ -3,11 +3,12 @@
 Runs first in the pipeline. It changes only what the NLU sees: the tracker keeps the text as
 the customer sent it (Rasa stores `UserMessage.text`, not the parsed text).
 """
+
 from __future__ import annotations
 
 import html
 import re
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -25,7 +26,7 @@ _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t]+")
 
 
-def clean_for_nlu(text: Text) -> Text:
+def clean_for_nlu(text: str) -> str:
     """`text` without HTML elements and URLs, entities decoded, spaces collapsed."""
     text = _CODE_ELEMENT.sub(" ", text)
     text = _TAG.sub(" ", text)
@@ -39,11 +40,11 @@ class MessageCleaner(GraphComponent):
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "MessageCleaner":
+    ) -> MessageCleaner:
         return cls()
 
     def _clean(self, message: Message) -> None:
@@ -60,7 +61,7 @@ class MessageCleaner(GraphComponent):
                 self._clean(example)
         return training_data
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             self._clean(message)
         return messages

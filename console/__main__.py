@@ -1,4 +1,5 @@
 """Command line: `python -m console serve | staff-user | purge | sync`."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,13 +27,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(dev=True if args.dev else None)
     if settings.dev:
-        print("console: mode développement (CONSOLE_DEV) : clé de session éphémère, cookie sans 'Secure'",
-              file=sys.stderr)
+        print(
+            "console: mode développement (CONSOLE_DEV) : clé de session éphémère, cookie sans 'Secure'",
+            file=sys.stderr,
+        )
     app = create_app(settings)
     # one process: the login throttle and the indexer's lock live in memory
     # ws="none": no websocket here, and rasa pins a websockets older than uvicorn's own support
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=not args.quiet, ws="none",
-                proxy_headers=True, forwarded_allow_ips=os.environ.get("CONSOLE_FORWARDED_ALLOW_IPS", "127.0.0.1"))
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        access_log=not args.quiet,
+        ws="none",
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("CONSOLE_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+    )
     return 0
 
 
@@ -50,7 +61,10 @@ def cmd_staff_user(args: argparse.Namespace) -> int:
     password = os.environ.get("STAFF_PASSWORD")
     if not password:
         if not sys.stdin.isatty():
-            print("STAFF_PASSWORD n'est pas défini et il n'y a pas de terminal pour le demander", file=sys.stderr)
+            print(
+                "STAFF_PASSWORD n'est pas défini et il n'y a pas de terminal pour le demander",
+                file=sys.stderr,
+            )
             return 2
         password = getpass.getpass(f"Mot de passe pour {args.name} : ")
         if getpass.getpass("Encore une fois : ") != password:
@@ -80,8 +94,10 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from console.indexer import NOUMEA
 
     when = datetime.fromtimestamp(cutoff, NOUMEA).strftime("%d/%m/%Y %H:%M")
-    print(f"{preview['conversations']} conversation(s) ({preview['events']} événements) sans activité "
-          f"depuis {args.days} jours (avant le {when}, heure de Nouméa) seront supprimées.")
+    print(
+        f"{preview['conversations']} conversation(s) ({preview['events']} événements) sans activité "
+        f"depuis {args.days} jours (avant le {when}, heure de Nouméa) seront supprimées."
+    )
     if args.dry_run or preview["conversations"] == 0:
         return 0
     if not args.yes:
@@ -111,7 +127,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m console", description="Console de revue des conversations")
+    parser = argparse.ArgumentParser(
+        prog="python -m console", description="Console de revue des conversations"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the web console")
     serve.add_argument("--host", default=os.environ.get("CONSOLE_HOST", "127.0.0.1"))
@@ -119,7 +137,9 @@ def main(argv=None) -> int:
     serve.add_argument("--dev", action="store_true", help="development: no CONSOLE_SECRET_KEY needed")
     serve.add_argument("--quiet", action="store_true", help="no access log")
     serve.set_defaults(run=cmd_serve)
-    staff = sub.add_parser("staff-user", help="create or update a staff account (password: STAFF_PASSWORD or prompt)")
+    staff = sub.add_parser(
+        "staff-user", help="create or update a staff account (password: STAFF_PASSWORD or prompt)"
+    )
     staff.add_argument("name")
     staff.add_argument("--role", default="viewer", help="viewer or admin")
     staff.add_argument("--delete", action="store_true", help="delete the account")
@@ -130,7 +150,9 @@ def main(argv=None) -> int:
     purge.add_argument("--dry-run", action="store_true", help="only count")
     purge.set_defaults(run=cmd_purge)
     sync = sub.add_parser("sync", help="index new events now")
-    sync.add_argument("--rebuild", action="store_true", help="drop the index and build it again from the events")
+    sync.add_argument(
+        "--rebuild", action="store_true", help="drop the index and build it again from the events"
+    )
     sync.set_defaults(run=cmd_sync)
     args = parser.parse_args(argv)
     try:

@@ -1,13 +1,15 @@
 """The web app: Starlette, Jinja2 templates rendered on the server, no JavaScript."""
+
 from __future__ import annotations
 
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, Iterable, Optional
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import jinja2
@@ -37,12 +39,15 @@ SESSION_COOKIE = "chat_cagou_console"
 # Answer without a session: nothing there carries customer data.
 PUBLIC_PATHS = ("/login", "/healthz")
 PUBLIC_PREFIXES = ("/static/",)
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-       "frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 MAX_NOTE = 2000
 
 
 # --- middleware ----------------------------------------------------------------------------
+
 
 class SecurityHeaders:
     """Headers on every response; pages with customer data are never cached."""
@@ -58,9 +63,13 @@ class SecurityHeaders:
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                            (b"referrer-policy", b"same-origin"), (b"content-security-policy", CSP.encode()),
-                            (b"cross-origin-opener-policy", b"same-origin")]
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"content-security-policy", CSP.encode()),
+                    (b"cross-origin-opener-policy", b"same-origin"),
+                ]
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
@@ -77,22 +86,30 @@ class RequireLogin:
         self.app, self.settings, self.engine = app, settings, engine
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or scope["path"].startswith(PUBLIC_PREFIXES):
+        if (
+            scope["type"] != "http"
+            or scope["path"] in PUBLIC_PATHS
+            or scope["path"].startswith(PUBLIC_PREFIXES)
+        ):
             return await self.app(scope, receive, send)
         session = scope["session"]
         user = await run_in_threadpool(self._user, session)
         if user is None:
             session.pop("uid", None)
             if scope["method"] in ("GET", "HEAD"):
-                target = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else "")
-                response: Response = RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+                target = scope["path"] + (
+                    "?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""
+                )
+                response: Response = RedirectResponse(
+                    "/login?" + urlencode({"next": target}), status_code=303
+                )
             else:
                 response = PlainTextResponse("Connexion requise.", status_code=403)
             return await response(scope, receive, send)
         scope.setdefault("state", {})["user"] = user
         await self.app(scope, receive, send)
 
-    def _user(self, session: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    def _user(self, session: dict[str, Any]) -> dict[str, Any] | None:
         uid, fingerprint, since = session.get("uid"), session.get("fp"), session.get("t", 0)
         if not uid or not fingerprint or time.time() - since > self.settings.session_max_age:
             return None
@@ -105,17 +122,18 @@ class RequireLogin:
 
 # --- helpers -------------------------------------------------------------------------------
 
-def nc_time(ts: Optional[float], seconds: bool = False) -> str:
+
+def nc_time(ts: float | None, seconds: bool = False) -> str:
     if ts is None:
         return ""
     return datetime.fromtimestamp(ts, NOUMEA).strftime("%d/%m/%Y %H:%M:%S" if seconds else "%d/%m/%Y %H:%M")
 
 
-def percent(value: Optional[float]) -> str:
+def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f} %".replace(".", ",")
 
 
-def confidence(value: Optional[float]) -> str:
+def confidence(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
@@ -123,7 +141,7 @@ def conversation_url(sender_id: str) -> str:
     return "/conversations/" + quote(sender_id, safe="")
 
 
-def safe_next(target: Optional[str]) -> str:
+def safe_next(target: str | None) -> str:
     """Only a path of this site: never an open redirect."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
@@ -131,20 +149,26 @@ def safe_next(target: Optional[str]) -> str:
 
 
 def make_templates() -> Jinja2Templates:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
-    env.filters.update(nc_time=nc_time, percent=percent, confidence=confidence, conversation_url=conversation_url,
-                       mask=mask)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    env.filters.update(
+        nc_time=nc_time, percent=percent, confidence=confidence, conversation_url=conversation_url, mask=mask
+    )
     env.globals.update(flag_names=queries.FLAGS)
     return Jinja2Templates(env=env)
 
 
-def render(request: Request, name: str, context: Optional[Dict[str, Any]] = None, status: int = 200) -> Response:
+def render(request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200) -> Response:
     session = request.session
     if "csrf" not in session:
         session["csrf"] = auth.new_csrf_token()
-    ctx = {"user": getattr(request.state, "user", None), "csrf_token": session["csrf"],
-           "flashes": session.pop("flash", []), "path": request.url.path}
+    ctx = {
+        "user": getattr(request.state, "user", None),
+        "csrf_token": session["csrf"],
+        "flashes": session.pop("flash", []),
+        "path": request.url.path,
+    }
     ctx.update(context or {})
     return request.app.state.templates.TemplateResponse(request, name, ctx, status_code=status)
 
@@ -173,7 +197,9 @@ def page(roles: Iterable[str] = auth.ROLES) -> Callable[[Handler], Handler]:
             if user["role"] not in roles:
                 return forbidden(request, "Cette page est réservée aux administrateurs.")
             return await handler(request)
+
         return endpoint
+
     return decorate
 
 
@@ -186,8 +212,15 @@ def form(roles: Iterable[str] = auth.ROLES, login: bool = True) -> Callable[[Han
         async def endpoint(request: Request) -> Response:
             data = await request.form(max_files=0, max_fields=50)
             if not auth.csrf_ok(request.session, data.get("csrf_token")):
-                return render(request, "error.html", {"title": "Formulaire refusé", "message":
-                              "Le jeton de sécurité du formulaire manque ou a expiré. Rechargez la page."}, status=403)
+                return render(
+                    request,
+                    "error.html",
+                    {
+                        "title": "Formulaire refusé",
+                        "message": "Le jeton de sécurité du formulaire manque ou a expiré. Rechargez la page.",
+                    },
+                    status=403,
+                )
             if login:
                 user = getattr(request.state, "user", None)
                 if user is None:
@@ -195,11 +228,13 @@ def form(roles: Iterable[str] = auth.ROLES, login: bool = True) -> Callable[[Han
                 if user["role"] not in roles:
                     return forbidden(request, "Cette action est réservée aux administrateurs.")
             return await handler(request, data)
+
         return endpoint
+
     return decorate
 
 
-def int_param(value: Optional[str], default: int, low: int, high: int) -> int:
+def int_param(value: str | None, default: int, low: int, high: int) -> int:
     try:
         return min(max(int(value or default), low), high)
     except ValueError:
@@ -207,6 +242,7 @@ def int_param(value: Optional[str], default: int, low: int, high: int) -> int:
 
 
 # --- pages ---------------------------------------------------------------------------------
+
 
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
@@ -219,8 +255,11 @@ async def home(request: Request) -> Response:
 async def login_page(request: Request) -> Response:
     if request.method == "POST":
         return await login_submit(request)
-    return render(request, "login.html", {"next": safe_next(request.query_params.get("next")), "error": None,
-                                          "name": ""})
+    return render(
+        request,
+        "login.html",
+        {"next": safe_next(request.query_params.get("next")), "error": None, "name": ""},
+    )
 
 
 @form(login=False)
@@ -231,20 +270,36 @@ async def login_submit(request: Request, data: FormData) -> Response:
     client = request.client.host if request.client else "?"
     keys = ("name:" + name.lower(), "ip:" + client)
     if state.name_throttle.blocked(keys[0]) or state.ip_throttle.blocked(keys[1]):
-        return render(request, "login.html", {"next": safe_next(data.get("next")), "name": name,
-                      "error": "Trop d'essais. Réessayez dans un quart d'heure."}, status=429)
+        return render(
+            request,
+            "login.html",
+            {
+                "next": safe_next(data.get("next")),
+                "name": name,
+                "error": "Trop d'essais. Réessayez dans un quart d'heure.",
+            },
+            status=429,
+        )
     user = await run_in_threadpool(auth.authenticate, state.engine, name, password)
     if user is None:
         state.name_throttle.failed(keys[0])
         state.ip_throttle.failed(keys[1])
         log.warning("failed login for %r from %s", name, client)
-        return render(request, "login.html", {"next": safe_next(data.get("next")), "name": name,
-                      "error": "Nom ou mot de passe incorrect."}, status=401)
+        return render(
+            request,
+            "login.html",
+            {"next": safe_next(data.get("next")), "name": name, "error": "Nom ou mot de passe incorrect."},
+            status=401,
+        )
     state.name_throttle.succeeded(keys[0])
     # a new session (and a new CSRF token) at login: nothing of the anonymous one is kept
     request.session.clear()
-    request.session.update(uid=user["id"], t=time.time(), csrf=auth.new_csrf_token(),
-                           fp=auth.session_fingerprint(user["password_hash"], state.settings.secret_key))
+    request.session.update(
+        uid=user["id"],
+        t=time.time(),
+        csrf=auth.new_csrf_token(),
+        fp=auth.session_fingerprint(user["password_hash"], state.settings.secret_key),
+    )
     log.info("login %s (%s)", user["name"], user["role"])
     return RedirectResponse(safe_next(data.get("next")), status_code=303)
 
@@ -261,17 +316,28 @@ async def conversations_page(request: Request) -> Response:
     filters = queries.Filters.from_query(request.query_params)
     page_no = int_param(request.query_params.get("page"), 1, 1, 100000)
     per_page = state.settings.per_page
-    items, total = await run_in_threadpool(queries.list_conversations, state.engine, filters, page_no, per_page)
+    items, total = await run_in_threadpool(
+        queries.list_conversations, state.engine, filters, page_no, per_page
+    )
     choices = await run_in_threadpool(queries.filter_choices, state.engine)
     pages = max(1, math.ceil(total / per_page))
     base = filters.as_query()
-    return render(request, "conversations.html", {
-        "items": items, "total": total, "page": page_no, "pages": pages, "filters": filters,
-        "choices": choices, "domain_intents": domain_intents(state.settings.domain_path),
-        "prev_url": "?" + urlencode({**base, "page": page_no - 1}) if page_no > 1 else None,
-        "next_url": "?" + urlencode({**base, "page": page_no + 1}) if page_no < pages else None,
-        "filtered": bool(base),
-    })
+    return render(
+        request,
+        "conversations.html",
+        {
+            "items": items,
+            "total": total,
+            "page": page_no,
+            "pages": pages,
+            "filters": filters,
+            "choices": choices,
+            "domain_intents": domain_intents(state.settings.domain_path),
+            "prev_url": "?" + urlencode({**base, "page": page_no - 1}) if page_no > 1 else None,
+            "next_url": "?" + urlencode({**base, "page": page_no + 1}) if page_no < pages else None,
+            "filtered": bool(base),
+        },
+    )
 
 
 async def conversation_page(request: Request) -> Response:
@@ -286,12 +352,22 @@ async def conversation_view(request: Request) -> Response:
     sender_id = request.path_params["sender_id"]
     found = await run_in_threadpool(queries.conversation, state.engine, sender_id)
     if found is None:
-        return render(request, "error.html", {"title": "Conversation introuvable",
-                                              "message": "Elle n'existe pas ou a été purgée."}, status=404)
-    return render(request, "conversation.html", {
-        "sender_id": sender_id, "c": found, "intents": domain_intents(state.settings.domain_path),
-        "suggested_tags": queries.SUGGESTED_TAGS,
-    })
+        return render(
+            request,
+            "error.html",
+            {"title": "Conversation introuvable", "message": "Elle n'existe pas ou a été purgée."},
+            status=404,
+        )
+    return render(
+        request,
+        "conversation.html",
+        {
+            "sender_id": sender_id,
+            "c": found,
+            "intents": domain_intents(state.settings.domain_path),
+            "suggested_tags": queries.SUGGESTED_TAGS,
+        },
+    )
 
 
 @form()
@@ -323,10 +399,14 @@ async def conversation_submit(request: Request, data: FormData) -> Response:
         try:
             event_id = int(data.get("event_id") or "")
         except ValueError:
-            return render(request, "error.html", {"title": "Requête invalide", "message": "Message inconnu."}, 400)
+            return render(
+                request, "error.html", {"title": "Requête invalide", "message": "Message inconnu."}, 400
+            )
         message = await run_in_threadpool(queries.customer_message, engine, sender_id, event_id)
         if message is None:
-            return render(request, "error.html", {"title": "Requête invalide", "message": "Message inconnu."}, 404)
+            return render(
+                request, "error.html", {"title": "Requête invalide", "message": "Message inconnu."}, 404
+            )
         back += f"#m{event_id}"
         if op == "unlabel":
             await run_in_threadpool(queries.remove_label, engine, sender_id, event_id)
@@ -334,18 +414,37 @@ async def conversation_submit(request: Request, data: FormData) -> Response:
         else:
             intent = str(data.get("intent") or "")
             if intent not in domain_intents(state.settings.domain_path):
-                return render(request, "error.html", {"title": "Requête invalide",
-                                                      "message": "Intention inconnue du domaine."}, 400)
+                return render(
+                    request,
+                    "error.html",
+                    {"title": "Requête invalide", "message": "Intention inconnue du domaine."},
+                    400,
+                )
             parse = message["parse_data"]
             known_texts = await run_in_threadpool(training_entity_texts, state.settings.data_path)
-            example = annotated_example(message["text"], parse.get("entities") or [],
-                                        set(domain_entities(state.settings.domain_path)), known_texts)
+            example = annotated_example(
+                message["text"],
+                parse.get("entities") or [],
+                set(domain_entities(state.settings.domain_path)),
+                known_texts,
+            )
             predicted = (parse.get("intent") or {}).get("name")
-            await run_in_threadpool(queries.set_label, engine, sender_id, event_id, intent, example,
-                                    mask(message["text"]), predicted, user["name"])
+            await run_in_threadpool(
+                queries.set_label,
+                engine,
+                sender_id,
+                event_id,
+                intent,
+                example,
+                mask(message["text"]),
+                predicted,
+                user["name"],
+            )
             flash(request, f"Message réétiqueté : {intent}.")
     else:
-        return render(request, "error.html", {"title": "Requête invalide", "message": "Action inconnue."}, 400)
+        return render(
+            request, "error.html", {"title": "Requête invalide", "message": "Action inconnue."}, 400
+        )
     return RedirectResponse(back, status_code=303)
 
 
@@ -354,12 +453,18 @@ async def insights_page(request: Request) -> Response:
     state = request.app.state
     days = int_param(request.query_params.get("days"), 30, 0, 366)
     data = await run_in_threadpool(queries.insights, state.engine, days or None)
-    return render(request, "insights.html", {
-        "d": data, "days": days, "periods": [(7, "7 jours"), (30, "30 jours"), (90, "90 jours"), (0, "tout")],
-        "chart": chart.stacked_bars(data["per_day"], data["channels"]),
-        "legend": chart.legend(data["channels"]),
-        "top_max": max([n for _, n in data["top_intents"]] + [1]),
-    })
+    return render(
+        request,
+        "insights.html",
+        {
+            "d": data,
+            "days": days,
+            "periods": [(7, "7 jours"), (30, "30 jours"), (90, "90 jours"), (0, "tout")],
+            "chart": chart.stacked_bars(data["per_day"], data["channels"]),
+            "legend": chart.legend(data["channels"]),
+            "top_max": max([n for _, n in data["top_intents"]] + [1]),
+        },
+    )
 
 
 @page()
@@ -376,8 +481,11 @@ async def export_labels(request: Request) -> Response:
     text, written, skipped = build_export(labels, existing, domain_intents(state.settings.domain_path))
     filename = f"console_export_{datetime.now(NOUMEA):%Y%m%d_%H%M}.yml"
     log.info("export by %s: %d examples, %d left out", request.state.user["name"], written, skipped)
-    return Response(text, media_type="application/x-yaml; charset=utf-8",
-                    headers={"content-disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        text,
+        media_type="application/x-yaml; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @page(roles=("admin",))
@@ -403,14 +511,22 @@ async def purge_submit(request: Request, data: FormData) -> Response:
         return render(request, "error.html", {"title": "Requête invalide", "message": "Durée invalide."}, 400)
     # the cutoff of the preview the admin confirmed, within a day of `days` ago
     if days < 0 or abs(cutoff - queries.cutoff_for_days(days)) > 86400 or data.get("confirm") != "yes":
-        return render(request, "error.html", {"title": "Requête invalide", "message": "Purge non confirmée."}, 400)
+        return render(
+            request, "error.html", {"title": "Requête invalide", "message": "Purge non confirmée."}, 400
+        )
     done = await run_in_threadpool(queries.purge, request.app.state.engine, cutoff)
-    log.warning("purge by %s: %d conversations, %d events older than %d days", request.state.user["name"],
-                done["conversations"], done["events"], days)
+    log.warning(
+        "purge by %s: %d conversations, %d events older than %d days",
+        request.state.user["name"],
+        done["conversations"],
+        done["events"],
+        days,
+    )
     return render(request, "purge.html", {"days": days, "cutoff": cutoff, "preview": None, "done": done})
 
 
 # --- the app -------------------------------------------------------------------------------
+
 
 def build_routes() -> list:
     """Every route of the console (the tests walk this list to check that each is guarded)."""
@@ -431,7 +547,7 @@ def build_routes() -> list:
     ]
 
 
-def create_app(settings: Optional[Settings] = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     engine = make_engine(settings.db_url)
     create_tables(engine)
@@ -439,8 +555,14 @@ def create_app(settings: Optional[Settings] = None) -> Starlette:
     routes = build_routes()
     middleware = [
         Middleware(SecurityHeaders),
-        Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie=SESSION_COOKIE,
-                   max_age=settings.session_max_age, same_site="lax", https_only=settings.cookie_secure),
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.secret_key,
+            session_cookie=SESSION_COOKIE,
+            max_age=settings.session_max_age,
+            same_site="lax",
+            https_only=settings.cookie_secure,
+        ),
         Middleware(RequireLogin, settings=settings, engine=engine),
     ]
     app = Starlette(routes=routes, middleware=middleware)

@@ -1,4 +1,5 @@
 """Staff accounts: scrypt password hashes (stdlib), roles, login throttling, CSRF tokens."""
+
 from __future__ import annotations
 
 import base64
@@ -7,7 +8,6 @@ import hmac
 import secrets
 import threading
 import time
-from typing import Dict, List, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -17,7 +17,7 @@ from console import db
 ROLES = ("viewer", "admin")
 MIN_PASSWORD_LENGTH = 10
 # scrypt, n=2**15: about 0.1 s and 32 MiB per check, too slow for guessing at scale
-SCRYPT_N, SCRYPT_R, SCRYPT_P, KEY_LEN = 2 ** 15, 8, 1, 32
+SCRYPT_N, SCRYPT_R, SCRYPT_P, KEY_LEN = 2**15, 8, 1, 32
 SCRYPT_MAXMEM = 64 * 1024 * 1024
 
 
@@ -31,8 +31,9 @@ def _unb64(text: str) -> bytes:
 
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    key = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
-                         maxmem=SCRYPT_MAXMEM, dklen=KEY_LEN)
+    key = hashlib.scrypt(
+        password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, maxmem=SCRYPT_MAXMEM, dklen=KEY_LEN
+    )
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
 
 
@@ -42,8 +43,15 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = _unb64(key)
-        got = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p),
-                             maxmem=SCRYPT_MAXMEM, dklen=len(expected))
+        got = hashlib.scrypt(
+            password.encode(),
+            salt=_unb64(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=SCRYPT_MAXMEM,
+            dklen=len(expected),
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, expected)
@@ -72,11 +80,17 @@ def upsert_user(engine: Engine, name: str, role: str, password: str) -> bool:
     with engine.begin() as conn:
         found = conn.execute(sa.select(db.users.c.id).where(db.users.c.name == name)).scalar()
         if found is None:
-            conn.execute(db.users.insert().values(name=name, role=role, password_hash=hashed,
-                                                  created_at=now, updated_at=now))
+            conn.execute(
+                db.users.insert().values(
+                    name=name, role=role, password_hash=hashed, created_at=now, updated_at=now
+                )
+            )
             return True
-        conn.execute(db.users.update().where(db.users.c.id == found)
-                     .values(role=role, password_hash=hashed, updated_at=now))
+        conn.execute(
+            db.users.update()
+            .where(db.users.c.id == found)
+            .values(role=role, password_hash=hashed, updated_at=now)
+        )
         return False
 
 
@@ -85,14 +99,15 @@ def delete_user(engine: Engine, name: str) -> bool:
         return conn.execute(db.users.delete().where(db.users.c.name == name)).rowcount > 0
 
 
-def list_users(engine: Engine) -> List[Dict]:
+def list_users(engine: Engine) -> list[dict]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(db.users.c.name, db.users.c.role, db.users.c.created_at)
-                            .order_by(db.users.c.name))
+        rows = conn.execute(
+            sa.select(db.users.c.name, db.users.c.role, db.users.c.created_at).order_by(db.users.c.name)
+        )
         return [dict(r._mapping) for r in rows]
 
 
-def authenticate(engine: Engine, name: str, password: str) -> Optional[Dict]:
+def authenticate(engine: Engine, name: str, password: str) -> dict | None:
     with engine.connect() as conn:
         row = conn.execute(sa.select(db.users).where(db.users.c.name == name.strip())).first()
     if row is None:
@@ -101,7 +116,7 @@ def authenticate(engine: Engine, name: str, password: str) -> Optional[Dict]:
     return dict(row._mapping) if verify_password(password, row.password_hash) else None
 
 
-def user_by_id(engine: Engine, user_id: int) -> Optional[Dict]:
+def user_by_id(engine: Engine, user_id: int) -> dict | None:
     with engine.connect() as conn:
         row = conn.execute(sa.select(db.users).where(db.users.c.id == user_id)).first()
     return dict(row._mapping) if row else None
@@ -113,10 +128,10 @@ class Throttle:
 
     def __init__(self, limit: int = 5, window: float = 900):
         self.limit, self.window = limit, window
-        self._failures: Dict[str, List[float]] = {}
+        self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> List[float]:
+    def _recent(self, key: str, now: float) -> list[float]:
         times = [t for t in self._failures.get(key, []) if now - t < self.window]
         self._failures[key] = times
         return times
@@ -141,6 +156,6 @@ def new_csrf_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def csrf_ok(session: Dict, submitted: Optional[str]) -> bool:
+def csrf_ok(session: dict, submitted: str | None) -> bool:
     expected = session.get("csrf")
     return bool(expected and submitted) and hmac.compare_digest(str(expected), str(submitted))

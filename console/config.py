@@ -4,6 +4,7 @@ Database: CONSOLE_DB_URL (an SQLAlchemy URL) if set; otherwise the tracker_store
 endpoints.yml (CONSOLE_ENDPOINTS, default the project's), with its ${VARS} expanded as Rasa
 does, so that the console always reads the store the assistant writes to.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import yaml
 from sqlalchemy.engine.url import URL, make_url
@@ -25,7 +26,7 @@ class ConfigError(RuntimeError):
     """A setting is missing or wrong; the message tells the operator what to set."""
 
 
-def _truthy(value: Optional[str]) -> bool:
+def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -46,7 +47,7 @@ def _expand(value: Any) -> Any:
     return value
 
 
-def tracker_store_url(endpoints: Path) -> Union[str, URL]:
+def tracker_store_url(endpoints: Path) -> str | URL:
     """The SQLAlchemy URL of the SQL tracker store that endpoints.yml configures."""
     if not endpoints.is_file():
         raise ConfigError(f"{endpoints} not found: set CONSOLE_DB_URL or CONSOLE_ENDPOINTS")
@@ -77,21 +78,21 @@ def tracker_store_url(endpoints: Path) -> Union[str, URL]:
     )
 
 
-def database_url() -> Union[str, URL]:
+def database_url() -> str | URL:
     explicit = os.environ.get("CONSOLE_DB_URL", "").strip()
     if explicit:
         return explicit
     return tracker_store_url(Path(os.environ.get("CONSOLE_ENDPOINTS", ROOT / "endpoints.yml")))
 
 
-def describe_url(url: Union[str, URL]) -> str:
+def describe_url(url: str | URL) -> str:
     """The URL without its password, for logs."""
     return make_url(url).render_as_string(hide_password=True)
 
 
 @dataclass
 class Settings:
-    db_url: Union[str, URL]
+    db_url: str | URL
     secret_key: str
     dev: bool
     cookie_secure: bool
@@ -101,7 +102,7 @@ class Settings:
     per_page: int = 25
 
     @classmethod
-    def from_env(cls, dev: Optional[bool] = None, need_secret: bool = True) -> "Settings":
+    def from_env(cls, dev: bool | None = None, need_secret: bool = True) -> Settings:
         dev = _truthy(os.environ.get("CONSOLE_DEV")) if dev is None else dev
         secret = os.environ.get("CONSOLE_SECRET_KEY", "")
         if not secret:

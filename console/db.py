@@ -6,10 +6,10 @@ Two kinds of console tables:
   `events` at any time by the indexer; they make the lists and the insights fast;
 - staff work (users, tags, notes, reviews, labels), which only staff create.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Union
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -130,7 +130,7 @@ DERIVED = (conversations, messages, state)
 STAFF_WORK_BY_SENDER = (tags, notes, reviews, labels)
 
 
-def make_engine(url: Union[str, URL]) -> Engine:
+def make_engine(url: str | URL) -> Engine:
     url = make_url(url)
     kwargs = {"future": True}
     if url.get_backend_name() == "sqlite":

@@ -1,12 +1,12 @@
 """What the console needs from the Rasa project: the domain's intents and entities, and the
 training examples already in data/ (so that an export never repeats one)."""
+
 from __future__ import annotations
 
 import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Set, Tuple
 
 import yaml
 
@@ -15,13 +15,13 @@ from console.masking import fold
 ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\}|\[[^\]]*\])")
 
 
-def _yaml_files(path: Path) -> List[Path]:
+def _yaml_files(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".yaml"))
     return [path] if path.is_file() else []
 
 
-def _names(items) -> List[str]:
+def _names(items) -> list[str]:
     """Domain lists hold names or one-key mappings ({name: {use_entities: ...}})."""
     out = []
     for item in items or []:
@@ -30,9 +30,9 @@ def _names(items) -> List[str]:
 
 
 @lru_cache(maxsize=8)
-def _domain(path: str, mtime: float) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
-    intents: List[str] = []
-    entities: List[str] = []
+def _domain(path: str, mtime: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    intents: list[str] = []
+    entities: list[str] = []
     for file in _yaml_files(Path(path)):
         content = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
         intents += [n for n in _names(content.get("intents")) if n not in intents]
@@ -45,11 +45,11 @@ def _mtime(path: Path) -> float:
     return max((f.stat().st_mtime for f in files), default=0.0)
 
 
-def domain_intents(path: Path) -> List[str]:
+def domain_intents(path: Path) -> list[str]:
     return list(_domain(str(path), _mtime(path))[0])
 
 
-def domain_entities(path: Path) -> List[str]:
+def domain_entities(path: Path) -> list[str]:
     return list(_domain(str(path), _mtime(path))[1])
 
 
@@ -74,9 +74,9 @@ def _example_lines(data_path: Path):
                     yield block["intent"], line[2:]
 
 
-def training_examples(data_path: Path) -> Dict[str, Set[str]]:
+def training_examples(data_path: Path) -> dict[str, set[str]]:
     """Folded plain text of every NLU example in data/ -> the intents it is labelled with."""
-    found: Dict[str, Set[str]] = {}
+    found: dict[str, set[str]] = {}
     for intent, example in _example_lines(data_path):
         found.setdefault(fold(plain_text(example)), set()).add(intent)
     return found
@@ -86,11 +86,11 @@ ROUND = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 CURLY = re.compile(r"\[([^\]]+)\]\{([^}]+)\}")
 
 
-def training_entity_texts(data_path: Path) -> Set[Tuple[str, str]]:
+def training_entity_texts(data_path: Path) -> set[tuple[str, str]]:
     """(entity, folded text) of every entity annotation in data/: 'par [mail](canal)' gives
     ('canal', 'mail'). An entity the model predicts on another text is not trusted enough to
     be written into training data unreviewed."""
-    found: Set[Tuple[str, str]] = set()
+    found: set[tuple[str, str]] = set()
     for _, example in _example_lines(data_path):
         for text, entity in ROUND.findall(example):
             found.add((entity.split(":")[0].strip(), fold(text)))

@@ -1,8 +1,10 @@
 """Relabelled customer messages as Rasa NLU training data (YAML, format 3.1)."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any
 
 from console.domain import plain_text
 from console.indexer import NOUMEA
@@ -14,8 +16,12 @@ def _clean(segment: str) -> str:
     return mask(segment).replace("[", "(").replace("]", ")")
 
 
-def annotated_example(text: str, entities: Iterable[Dict[str, Any]], known_entities: Set[str],
-                      known_texts: Optional[Set[Tuple[str, str]]] = None) -> str:
+def annotated_example(
+    text: str,
+    entities: Iterable[dict[str, Any]],
+    known_entities: set[str],
+    known_texts: set[tuple[str, str]] | None = None,
+) -> str:
     """The message as a training example: the predicted entities kept as `[text](entity)`
     annotations, phone numbers and emails masked (an entity overlapping one is dropped).
 
@@ -23,7 +29,7 @@ def annotated_example(text: str, entities: Iterable[Dict[str, Any]], known_entit
     text the training data already annotates so is kept: staff relabel intents, not entities,
     so a wrong entity prediction must not slip into the training data."""
     pii = pii_spans(text)
-    spans: List[Tuple[int, int, str]] = []
+    spans: list[tuple[int, int, str]] = []
     for entity in entities or []:
         start, end, name = entity.get("start"), entity.get("end"), entity.get("entity")
         if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
@@ -44,16 +50,18 @@ def annotated_example(text: str, entities: Iterable[Dict[str, Any]], known_entit
     return " ".join("".join(out).split())  # one line: each example is a line of the YAML
 
 
-def build_export(labels: List[Dict[str, Any]], existing: Dict[str, Set[str]], intents: List[str]) -> Tuple[str, int, int]:
+def build_export(
+    labels: list[dict[str, Any]], existing: dict[str, set[str]], intents: list[str]
+) -> tuple[str, int, int]:
     """(yaml text, examples written, examples left out).
 
     Left out: those already in data/ and intents no longer in the domain. When one text was
     labelled twice, the latest label wins: two intents for one text would fail validation.
     """
-    latest: Dict[str, Dict[str, Any]] = {}
-    for label in sorted(labels, key=lambda l: l["created_at"]):
+    latest: dict[str, dict[str, Any]] = {}
+    for label in sorted(labels, key=lambda entry: entry["created_at"]):
         latest[fold(plain_text(label["example"]))] = label
-    by_intent: Dict[str, List[str]] = {}
+    by_intent: dict[str, list[str]] = {}
     skipped = len(labels) - len(latest)
     for key, label in latest.items():
         if not key or key in existing or label["intent"] not in intents:

@@ -5,12 +5,14 @@ more: the lists and insights query small indexed tables instead of parsing the J
 event at each request. It runs at the start of each page (a no-op when nothing is new), so
 the console is never behind the assistant.
 """
+
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -43,7 +45,7 @@ def noumea_day(ts: float) -> str:
     return datetime.fromtimestamp(ts, NOUMEA).strftime("%Y-%m-%d")
 
 
-def load_data(raw: Optional[str]) -> Dict[str, Any]:
+def load_data(raw: str | None) -> dict[str, Any]:
     try:
         data = json.loads(raw or "{}")
     except ValueError:
@@ -51,7 +53,7 @@ def load_data(raw: Optional[str]) -> Dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def intent_and_confidence(parse_data: Dict[str, Any]) -> Tuple[Optional[str], Optional[float]]:
+def intent_and_confidence(parse_data: dict[str, Any]) -> tuple[str | None, float | None]:
     """The predicted intent and the classifier's confidence.
 
     For nlu_fallback, Rasa writes the fallback threshold as its confidence; the classifier's
@@ -60,8 +62,11 @@ def intent_and_confidence(parse_data: Dict[str, Any]) -> Tuple[Optional[str], Op
     intent = parse_data.get("intent") or {}
     name, confidence = intent.get("name"), intent.get("confidence")
     if name == FALLBACK_INTENT:
-        others = [r.get("confidence") for r in parse_data.get("intent_ranking") or []
-                  if r.get("name") != FALLBACK_INTENT and isinstance(r.get("confidence"), (int, float))]
+        others = [
+            r.get("confidence")
+            for r in parse_data.get("intent_ranking") or []
+            if r.get("name") != FALLBACK_INTENT and isinstance(r.get("confidence"), (int, float))
+        ]
         if others:
             confidence = max(others)
     return name, float(confidence) if isinstance(confidence, (int, float)) else None
@@ -83,13 +88,25 @@ def reset(conn: Connection) -> None:
         conn.execute(table.delete())
 
 
-def _new_conversation(sender_id: str, ts: float) -> Dict[str, Any]:
-    return dict(sender_id=sender_id, channel=UNKNOWN_CHANNEL, start_ts=ts, last_ts=ts, n_user=0, n_bot=0,
-                min_confidence=None, has_fallback=False, has_handoff=False, has_out_of_scope=False,
-                preview="", search_text="", max_event_id=0)
+def _new_conversation(sender_id: str, ts: float) -> dict[str, Any]:
+    return dict(
+        sender_id=sender_id,
+        channel=UNKNOWN_CHANNEL,
+        start_ts=ts,
+        last_ts=ts,
+        n_user=0,
+        n_bot=0,
+        min_confidence=None,
+        has_fallback=False,
+        has_handoff=False,
+        has_out_of_scope=False,
+        preview="",
+        search_text="",
+        max_event_id=0,
+    )
 
 
-def fold_event(conv: Dict[str, Any], row: Any, new_messages: List[Dict[str, Any]]) -> None:
+def fold_event(conv: dict[str, Any], row: Any, new_messages: list[dict[str, Any]]) -> None:
     """Adds one event to its conversation's summary (and to new_messages for a customer message)."""
     ts = row.timestamp or 0.0
     conv["start_ts"] = min(conv["start_ts"], ts) if conv["max_event_id"] else ts
@@ -114,8 +131,17 @@ def fold_event(conv: Dict[str, Any], row: Any, new_messages: List[Dict[str, Any]
             conv["preview"] = masked[:200]
         if len(conv["search_text"]) < SEARCH_TEXT_LIMIT:
             conv["search_text"] = (conv["search_text"] + " | " + fold(masked))[:SEARCH_TEXT_LIMIT]
-        new_messages.append(dict(event_id=row.id, sender_id=row.sender_id, ts=ts, day=noumea_day(ts),
-                                 channel=channel or conv["channel"], intent=name, confidence=confidence))
+        new_messages.append(
+            dict(
+                event_id=row.id,
+                sender_id=row.sender_id,
+                ts=ts,
+                day=noumea_day(ts),
+                channel=channel or conv["channel"],
+                intent=name,
+                confidence=confidence,
+            )
+        )
     elif row.type_name == "bot":
         conv["n_bot"] += 1
     elif row.type_name == "action":
@@ -124,12 +150,12 @@ def fold_event(conv: Dict[str, Any], row: Any, new_messages: List[Dict[str, Any]
         conv["has_handoff"] = conv["has_handoff"] or name in HANDOFF_ACTIONS
 
 
-def _chunks(items: List[Any], size: int = 500) -> Iterable[List[Any]]:
+def _chunks(items: list[Any], size: int = 500) -> Iterable[list[Any]]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
-def _sync_batch(conn: Connection) -> Tuple[int, bool]:
+def _sync_batch(conn: Connection) -> tuple[int, bool]:
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
     last = get_state(conn, "last_event_id")
@@ -147,12 +173,14 @@ def _sync_batch(conn: Connection) -> Tuple[int, bool]:
     e = db.events.c
     rows = conn.execute(
         sa.select(e.id, e.sender_id, e.type_name, e.timestamp, e.intent_name, e.action_name, e.data)
-        .where(e.id > low).order_by(e.id).limit(BATCH)
+        .where(e.id > low)
+        .order_by(e.id)
+        .limit(BATCH)
     ).all()
     if not rows:
         return 0, False
     senders = sorted({r.sender_id for r in rows})
-    existing: Dict[str, Dict[str, Any]] = {}
+    existing: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(senders):
         for found in conn.execute(sa.select(db.conversations).where(db.conversations.c.sender_id.in_(chunk))):
             existing[found.sender_id] = dict(found._mapping)
@@ -174,7 +202,8 @@ def _sync_batch(conn: Connection) -> Tuple[int, bool]:
         c = db.conversations.c
         columns = [col.name for col in db.conversations.columns if col.name != "sender_id"]
         conn.execute(
-            db.conversations.update().where(c.sender_id == sa.bindparam("b_sender_id"))
+            db.conversations.update()
+            .where(c.sender_id == sa.bindparam("b_sender_id"))
             .values({name: sa.bindparam("b_" + name) for name in columns}),
             [{"b_" + k: v for k, v in conv.items()} for conv in updates],
         )

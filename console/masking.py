@@ -1,9 +1,9 @@
 """Masking of customers' phone numbers and email addresses, and text normalisation for search."""
+
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import List, Tuple
 
 PHONE_MASK = "‹téléphone masqué›"
 EMAIL_MASK = "‹email masqué›"
@@ -15,7 +15,7 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 PHONE = re.compile(r"(?<![\w])(?:\+|00)?\d(?:[ .\-]?\d){5,}(?![\w])")
 
 
-def pii_spans(text: str) -> List[Tuple[int, int, str]]:
+def pii_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, mask) of every email and phone number, in order, not overlapping."""
     spans = [(m.start(), m.end(), EMAIL_MASK) for m in EMAIL.finditer(text)]
     for m in PHONE.finditer(text):

@@ -1,11 +1,12 @@
 """Reads and writes behind the pages. Everything takes an Engine and runs synchronously
 (the app calls it in a thread pool)."""
+
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -38,17 +39,17 @@ def _like(text: str) -> str:
 class Filters:
     channel: str = ""
     intent: str = ""
-    below: Optional[float] = None  # lowest confidence under this
+    below: float | None = None  # lowest confidence under this
     flag: str = ""
-    date_from: Optional[date] = None
-    date_to: Optional[date] = None
+    date_from: date | None = None
+    date_to: date | None = None
     tag: str = ""
     q: str = ""
     reviewed: str = ""  # "", "yes", "no"
-    errors: List[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_query(cls, params) -> "Filters":
+    def from_query(cls, params) -> Filters:
         f = cls()
         f.channel = (params.get("channel") or "").strip()[:64]
         f.intent = (params.get("intent") or "").strip()[:255]
@@ -76,20 +77,28 @@ class Filters:
                     f.errors.append(f"Date invalide : {value}")
         return f
 
-    def as_query(self) -> Dict[str, str]:
-        out = {"channel": self.channel, "intent": self.intent, "flag": self.flag, "tag": self.tag, "q": self.q,
-               "reviewed": self.reviewed, "below": "" if self.below is None else f"{self.below:g}",
-               "date_from": self.date_from.isoformat() if self.date_from else "",
-               "date_to": self.date_to.isoformat() if self.date_to else ""}
+    def as_query(self) -> dict[str, str]:
+        out = {
+            "channel": self.channel,
+            "intent": self.intent,
+            "flag": self.flag,
+            "tag": self.tag,
+            "q": self.q,
+            "reviewed": self.reviewed,
+            "below": "" if self.below is None else f"{self.below:g}",
+            "date_from": self.date_from.isoformat() if self.date_from else "",
+            "date_to": self.date_to.isoformat() if self.date_to else "",
+        }
         return {k: v for k, v in out.items() if v}
 
-    def where(self) -> List[Any]:
-        clauses: List[Any] = [sa.or_(c.n_user > 0, c.n_bot > 0)]  # not the empty trackers
+    def where(self) -> list[Any]:
+        clauses: list[Any] = [sa.or_(c.n_user > 0, c.n_bot > 0)]  # not the empty trackers
         if self.channel:
             clauses.append(c.channel == self.channel)
         if self.intent:
-            clauses.append(c.sender_id.in_(sa.select(db.messages.c.sender_id)
-                                           .where(db.messages.c.intent == self.intent)))
+            clauses.append(
+                c.sender_id.in_(sa.select(db.messages.c.sender_id).where(db.messages.c.intent == self.intent))
+            )
         if self.below is not None:
             clauses.append(c.min_confidence < self.below)
         if self.flag == "fallback":
@@ -116,99 +125,144 @@ class Filters:
         return clauses
 
 
-def list_conversations(engine: Engine, f: Filters, page: int, per_page: int) -> Tuple[List[Dict], int]:
+def list_conversations(engine: Engine, f: Filters, page: int, per_page: int) -> tuple[list[dict], int]:
     indexer.sync(engine)
     with engine.connect() as conn:
         where = f.where()
         total = conn.execute(sa.select(sa.func.count()).select_from(db.conversations).where(*where)).scalar()
         rows = conn.execute(
-            sa.select(c.sender_id, c.channel, c.start_ts, c.last_ts, c.n_user, c.n_bot, c.min_confidence,
-                      c.has_fallback, c.has_handoff, c.has_out_of_scope, c.preview)
-            .where(*where).order_by(c.start_ts.desc(), c.sender_id)
-            .limit(per_page).offset((page - 1) * per_page)
+            sa.select(
+                c.sender_id,
+                c.channel,
+                c.start_ts,
+                c.last_ts,
+                c.n_user,
+                c.n_bot,
+                c.min_confidence,
+                c.has_fallback,
+                c.has_handoff,
+                c.has_out_of_scope,
+                c.preview,
+            )
+            .where(*where)
+            .order_by(c.start_ts.desc(), c.sender_id)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
         ).all()
         items = [dict(r._mapping) for r in rows]
         senders = [i["sender_id"] for i in items]
-        tag_map: Dict[str, List[str]] = {}
+        tag_map: dict[str, list[str]] = {}
         reviewed = set()
         if senders:
-            for t in conn.execute(sa.select(db.tags.c.sender_id, db.tags.c.tag)
-                                  .where(db.tags.c.sender_id.in_(senders)).order_by(db.tags.c.tag)):
+            for t in conn.execute(
+                sa.select(db.tags.c.sender_id, db.tags.c.tag)
+                .where(db.tags.c.sender_id.in_(senders))
+                .order_by(db.tags.c.tag)
+            ):
                 tag_map.setdefault(t.sender_id, []).append(t.tag)
-            reviewed = set(conn.execute(sa.select(db.reviews.c.sender_id)
-                                        .where(db.reviews.c.sender_id.in_(senders))).scalars())
+            reviewed = set(
+                conn.execute(
+                    sa.select(db.reviews.c.sender_id).where(db.reviews.c.sender_id.in_(senders))
+                ).scalars()
+            )
         for item in items:
             item["tags"] = tag_map.get(item["sender_id"], [])
             item["reviewed"] = item["sender_id"] in reviewed
         return items, total
 
 
-def filter_choices(engine: Engine) -> Dict[str, List[str]]:
+def filter_choices(engine: Engine) -> dict[str, list[str]]:
     with engine.connect() as conn:
         channels = list(conn.execute(sa.select(c.channel).distinct().order_by(c.channel)).scalars())
-        intents = list(conn.execute(sa.select(db.messages.c.intent).distinct()
-                                    .where(db.messages.c.intent.is_not(None))
-                                    .order_by(db.messages.c.intent)).scalars())
+        intents = list(
+            conn.execute(
+                sa.select(db.messages.c.intent)
+                .distinct()
+                .where(db.messages.c.intent.is_not(None))
+                .order_by(db.messages.c.intent)
+            ).scalars()
+        )
         tags = list(conn.execute(sa.select(db.tags.c.tag).distinct().order_by(db.tags.c.tag)).scalars())
     return {"channels": channels, "intents": intents, "tags": sorted(set(tags) | set(SUGGESTED_TAGS))}
 
 
 # --- one conversation --------------------------------------------------------------------
 
-def _ranking(intent: Optional[str], parse: Dict[str, Any]) -> Dict[str, Any]:
+
+def _ranking(intent: str | None, parse: dict[str, Any]) -> dict[str, Any]:
     """The classifier's best intent (for nlu_fallback, the one it hesitated on) and the next two."""
-    ranking = [(r.get("name"), r.get("confidence")) for r in (parse.get("intent_ranking") or [])
-               if r.get("name") not in (FALLBACK_INTENT, None)]
+    ranking = [
+        (r.get("name"), r.get("confidence"))
+        for r in (parse.get("intent_ranking") or [])
+        if r.get("name") not in (FALLBACK_INTENT, None)
+    ]
     if intent == FALLBACK_INTENT:
         return {"best": ranking[0][0] if ranking else None, "others": ranking[1:3]}
     return {"best": intent, "others": [r for r in ranking if r[0] != intent][:2]}
 
 
-def conversation(engine: Engine, sender_id: str) -> Optional[Dict[str, Any]]:
+def conversation(engine: Engine, sender_id: str) -> dict[str, Any] | None:
     indexer.sync(engine)
     e = db.events.c
     with engine.connect() as conn:
         summary = conn.execute(sa.select(db.conversations).where(c.sender_id == sender_id)).first()
         if summary is None:
             return None
-        rows = conn.execute(sa.select(e.id, e.type_name, e.timestamp, e.action_name, e.data)
-                            .where(e.sender_id == sender_id).order_by(e.id).limit(MAX_TRANSCRIPT_EVENTS)).all()
-        labels = {r.event_id: dict(r._mapping) for r in
-                  conn.execute(sa.select(db.labels).where(db.labels.c.sender_id == sender_id))}
-        tag_rows = conn.execute(sa.select(db.tags).where(db.tags.c.sender_id == sender_id)
-                                .order_by(db.tags.c.tag)).all()
-        note_rows = conn.execute(sa.select(db.notes).where(db.notes.c.sender_id == sender_id)
-                                 .order_by(db.notes.c.created_at)).all()
+        rows = conn.execute(
+            sa.select(e.id, e.type_name, e.timestamp, e.action_name, e.data)
+            .where(e.sender_id == sender_id)
+            .order_by(e.id)
+            .limit(MAX_TRANSCRIPT_EVENTS)
+        ).all()
+        labels = {
+            r.event_id: dict(r._mapping)
+            for r in conn.execute(sa.select(db.labels).where(db.labels.c.sender_id == sender_id))
+        }
+        tag_rows = conn.execute(
+            sa.select(db.tags).where(db.tags.c.sender_id == sender_id).order_by(db.tags.c.tag)
+        ).all()
+        note_rows = conn.execute(
+            sa.select(db.notes).where(db.notes.c.sender_id == sender_id).order_by(db.notes.c.created_at)
+        ).all()
         review = conn.execute(sa.select(db.reviews).where(db.reviews.c.sender_id == sender_id)).first()
     timeline = []
     for row in rows:
         data = load_data(row.data)
-        item: Dict[str, Any] = {"id": row.id, "type": row.type_name, "ts": row.timestamp}
+        item: dict[str, Any] = {"id": row.id, "type": row.type_name, "ts": row.timestamp}
         if row.type_name == "user":
             parse = data.get("parse_data") or {}
             intent, confidence = intent_and_confidence(parse)
             text = data.get("text") or ""
             pii = pii_spans(text)
 
-            def entity_value(x: Dict[str, Any]) -> str:
+            def entity_value(x: dict[str, Any], pii: list[Any] = pii) -> str:
                 # a piece of a phone number taken for an entity ('78' of '78 12 34') is masked too
                 start, end = x.get("start"), x.get("end")
-                if isinstance(start, int) and isinstance(end, int) and any(s < end and start < e for s, e, _ in pii):
+                if (
+                    isinstance(start, int)
+                    and isinstance(end, int)
+                    and any(s < end and start < e for s, e, _ in pii)
+                ):
                     return "‹masqué›"
                 return mask(str(x.get("value")))
 
             item.update(
                 text=mask(text),
-                intent=intent, confidence=confidence,
-                entities=[{"entity": x.get("entity"), "value": entity_value(x), "extractor": x.get("extractor")}
-                          for x in parse.get("entities") or []],
+                intent=intent,
+                confidence=confidence,
+                entities=[
+                    {"entity": x.get("entity"), "value": entity_value(x), "extractor": x.get("extractor")}
+                    for x in parse.get("entities") or []
+                ],
                 **_ranking(intent, parse),
                 channel=data.get("input_channel"),
                 label=labels.get(row.id),
             )
         elif row.type_name == "bot":
-            item.update(text=data.get("text") or "",
-                        buttons=[b.get("title") for b in ((data.get("data") or {}).get("buttons") or [])])
+            item.update(
+                text=data.get("text") or "",
+                buttons=[b.get("title") for b in ((data.get("data") or {}).get("buttons") or [])],
+            )
         elif row.type_name == "action":
             name = row.action_name or data.get("name")
             if name == "action_listen":
@@ -219,17 +273,25 @@ def conversation(engine: Engine, sender_id: str) -> Optional[Dict[str, Any]]:
         elif row.type_name != "session_started":
             continue
         timeline.append(item)
-    return {"summary": dict(summary._mapping), "timeline": timeline, "truncated": len(rows) == MAX_TRANSCRIPT_EVENTS,
-            "tags": [dict(t._mapping) for t in tag_rows], "notes": [dict(n._mapping) for n in note_rows],
-            "review": dict(review._mapping) if review else None}
+    return {
+        "summary": dict(summary._mapping),
+        "timeline": timeline,
+        "truncated": len(rows) == MAX_TRANSCRIPT_EVENTS,
+        "tags": [dict(t._mapping) for t in tag_rows],
+        "notes": [dict(n._mapping) for n in note_rows],
+        "review": dict(review._mapping) if review else None,
+    }
 
 
 def add_tag(engine: Engine, sender_id: str, tag: str, author: str) -> None:
     with engine.begin() as conn:
-        exists = conn.execute(sa.select(db.tags.c.tag).where(db.tags.c.sender_id == sender_id,
-                                                              db.tags.c.tag == tag)).first()
+        exists = conn.execute(
+            sa.select(db.tags.c.tag).where(db.tags.c.sender_id == sender_id, db.tags.c.tag == tag)
+        ).first()
         if not exists:
-            conn.execute(db.tags.insert().values(sender_id=sender_id, tag=tag, author=author, created_at=time.time()))
+            conn.execute(
+                db.tags.insert().values(sender_id=sender_id, tag=tag, author=author, created_at=time.time())
+            )
 
 
 def remove_tag(engine: Engine, sender_id: str, tag: str) -> None:
@@ -239,42 +301,66 @@ def remove_tag(engine: Engine, sender_id: str, tag: str) -> None:
 
 def add_note(engine: Engine, sender_id: str, text: str, author: str) -> None:
     with engine.begin() as conn:
-        conn.execute(db.notes.insert().values(sender_id=sender_id, text=text, author=author, created_at=time.time()))
+        conn.execute(
+            db.notes.insert().values(sender_id=sender_id, text=text, author=author, created_at=time.time())
+        )
 
 
 def set_reviewed(engine: Engine, sender_id: str, reviewed: bool, author: str) -> None:
     with engine.begin() as conn:
         conn.execute(db.reviews.delete().where(db.reviews.c.sender_id == sender_id))
         if reviewed:
-            conn.execute(db.reviews.insert().values(sender_id=sender_id, author=author, reviewed_at=time.time()))
+            conn.execute(
+                db.reviews.insert().values(sender_id=sender_id, author=author, reviewed_at=time.time())
+            )
 
 
-def customer_message(engine: Engine, sender_id: str, event_id: int) -> Optional[Dict[str, Any]]:
+def customer_message(engine: Engine, sender_id: str, event_id: int) -> dict[str, Any] | None:
     e = db.events.c
     with engine.connect() as conn:
-        row = conn.execute(sa.select(e.data).where(e.id == event_id, e.sender_id == sender_id,
-                                                   e.type_name == "user")).first()
+        row = conn.execute(
+            sa.select(e.data).where(e.id == event_id, e.sender_id == sender_id, e.type_name == "user")
+        ).first()
     if row is None:
         return None
     data = load_data(row.data)
     return {"text": data.get("text") or "", "parse_data": data.get("parse_data") or {}}
 
 
-def set_label(engine: Engine, sender_id: str, event_id: int, intent: str, example: str, text: str,
-              predicted: Optional[str], author: str) -> None:
+def set_label(
+    engine: Engine,
+    sender_id: str,
+    event_id: int,
+    intent: str,
+    example: str,
+    text: str,
+    predicted: str | None,
+    author: str,
+) -> None:
     with engine.begin() as conn:
         conn.execute(db.labels.delete().where(db.labels.c.event_id == event_id))
-        conn.execute(db.labels.insert().values(event_id=event_id, sender_id=sender_id, text=text, example=example,
-                                               predicted_intent=predicted, intent=intent, author=author,
-                                               created_at=time.time()))
+        conn.execute(
+            db.labels.insert().values(
+                event_id=event_id,
+                sender_id=sender_id,
+                text=text,
+                example=example,
+                predicted_intent=predicted,
+                intent=intent,
+                author=author,
+                created_at=time.time(),
+            )
+        )
 
 
 def remove_label(engine: Engine, sender_id: str, event_id: int) -> None:
     with engine.begin() as conn:
-        conn.execute(db.labels.delete().where(db.labels.c.event_id == event_id, db.labels.c.sender_id == sender_id))
+        conn.execute(
+            db.labels.delete().where(db.labels.c.event_id == event_id, db.labels.c.sender_id == sender_id)
+        )
 
 
-def all_labels(engine: Engine) -> List[Dict[str, Any]]:
+def all_labels(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(db.labels).order_by(db.labels.c.created_at.desc()))
         return [dict(r._mapping) for r in rows]
@@ -282,7 +368,8 @@ def all_labels(engine: Engine) -> List[Dict[str, Any]]:
 
 # --- insights ----------------------------------------------------------------------------
 
-def insights(engine: Engine, days: Optional[int]) -> Dict[str, Any]:
+
+def insights(engine: Engine, days: int | None) -> dict[str, Any]:
     indexer.sync(engine)
     m = db.messages.c
     today = datetime.now(NOUMEA).date()
@@ -294,51 +381,73 @@ def insights(engine: Engine, days: Optional[int]) -> Dict[str, Any]:
             first_day = date.fromisoformat(oldest) if oldest else today
             first_day = max(first_day, today - timedelta(days=365))  # a chart of a year at most
         since = noumea_midnight(first_day)
-        per_day = conn.execute(sa.select(m.day, m.channel, sa.func.count()).where(m.ts >= since)
-                               .group_by(m.day, m.channel)).all()
-        top = conn.execute(sa.select(m.intent, sa.func.count().label("n")).where(m.ts >= since)
-                           .group_by(m.intent).order_by(sa.desc("n"), m.intent).limit(12)).all()
+        per_day = conn.execute(
+            sa.select(m.day, m.channel, sa.func.count()).where(m.ts >= since).group_by(m.day, m.channel)
+        ).all()
+        top = conn.execute(
+            sa.select(m.intent, sa.func.count().label("n"))
+            .where(m.ts >= since)
+            .group_by(m.intent)
+            .order_by(sa.desc("n"), m.intent)
+            .limit(12)
+        ).all()
         n_messages = sum(n for _, _, n in per_day)
-        n_fallback_msgs = conn.execute(sa.select(sa.func.count()).where(m.ts >= since, m.intent == FALLBACK_INTENT)
-                                       .select_from(db.messages)).scalar()
-        conv = conn.execute(sa.select(
-            sa.func.count(),
-            sa.func.sum(sa.case((c.has_fallback == sa.true(), 1), else_=0)),
-            sa.func.sum(sa.case((c.has_handoff == sa.true(), 1), else_=0)),
-            sa.func.sum(sa.case((c.has_out_of_scope == sa.true(), 1), else_=0)),
-        ).where(c.start_ts >= since, c.n_user > 0)).one()
+        n_fallback_msgs = conn.execute(
+            sa.select(sa.func.count())
+            .where(m.ts >= since, m.intent == FALLBACK_INTENT)
+            .select_from(db.messages)
+        ).scalar()
+        conv = conn.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.sum(sa.case((c.has_fallback == sa.true(), 1), else_=0)),
+                sa.func.sum(sa.case((c.has_handoff == sa.true(), 1), else_=0)),
+                sa.func.sum(sa.case((c.has_out_of_scope == sa.true(), 1), else_=0)),
+            ).where(c.start_ts >= since, c.n_user > 0)
+        ).one()
     channels = sorted({ch for _, ch, _ in per_day})
-    series: Dict[str, Dict[str, int]] = {}
+    series: dict[str, dict[str, int]] = {}
     for day, channel, n in per_day:
         series.setdefault(day, {})[channel] = n
     day_list = [(first_day + timedelta(days=i)).isoformat() for i in range((today - first_day).days + 1)]
     n_conv = conv[0] or 0
 
-    def rate(part: Optional[int], whole: int) -> Optional[float]:
+    def rate(part: int | None, whole: int) -> float | None:
         return (part or 0) / whole if whole else None
 
     return {
-        "first_day": first_day, "today": today, "days": day_list, "channels": channels,
+        "first_day": first_day,
+        "today": today,
+        "days": day_list,
+        "channels": channels,
         "per_day": [(d, series.get(d, {})) for d in day_list],
         "per_channel": {ch: sum(v.get(ch, 0) for v in series.values()) for ch in channels},
         "top_intents": [(name or "(aucune)", n) for name, n in top],
-        "n_messages": n_messages, "n_conversations": n_conv,
+        "n_messages": n_messages,
+        "n_conversations": n_conv,
         "fallback_message_rate": rate(n_fallback_msgs, n_messages),
-        "fallback_rate": rate(conv[1], n_conv), "handoff_rate": rate(conv[2], n_conv),
+        "fallback_rate": rate(conv[1], n_conv),
+        "handoff_rate": rate(conv[2], n_conv),
         "out_of_scope_rate": rate(conv[3], n_conv),
     }
 
 
 # --- purge -------------------------------------------------------------------------------
 
-def _stale_senders(conn: Connection, cutoff: float) -> List[Tuple[str, int]]:
+
+def _stale_senders(conn: Connection, cutoff: float) -> list[tuple[str, int]]:
     e = db.events.c
-    return [(r[0], r[1]) for r in conn.execute(
-        sa.select(e.sender_id, sa.func.count()).group_by(e.sender_id)
-        .having(sa.func.max(e.timestamp) < cutoff))]
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            sa.select(e.sender_id, sa.func.count())
+            .group_by(e.sender_id)
+            .having(sa.func.max(e.timestamp) < cutoff)
+        )
+    ]
 
 
-def purge_preview(engine: Engine, cutoff: float) -> Dict[str, int]:
+def purge_preview(engine: Engine, cutoff: float) -> dict[str, int]:
     """How many conversations (and events) had their last event before `cutoff`."""
     with engine.connect() as conn:
         if not db.has_events_table(conn):
@@ -347,29 +456,36 @@ def purge_preview(engine: Engine, cutoff: float) -> Dict[str, int]:
     return {"conversations": len(stale), "events": sum(n for _, n in stale)}
 
 
-def purge(engine: Engine, cutoff: float) -> Dict[str, int]:
+def purge(engine: Engine, cutoff: float) -> dict[str, int]:
     """Deletes those conversations: Rasa's events and all that the console keeps on them."""
     deleted = {"conversations": 0, "events": 0}
-    with indexer._lock:  # no fold of a conversation while it goes
-        with engine.begin() as conn:
-            if not db.has_events_table(conn):
-                return deleted
-            stale = [s for s, _ in _stale_senders(conn, cutoff)]
-            for i in range(0, len(stale), 500):
-                chunk = stale[i:i + 500]
-                # re-checked in the DELETE: a conversation that came back to life meanwhile stays
-                alive = set(conn.execute(sa.select(db.events.c.sender_id).where(
-                    db.events.c.sender_id.in_(chunk), db.events.c.timestamp >= cutoff)).scalars())
-                chunk = [s for s in chunk if s not in alive]
-                if not chunk:
-                    continue
-                deleted["events"] += conn.execute(db.events.delete().where(db.events.c.sender_id.in_(chunk))).rowcount
-                deleted["conversations"] += len(chunk)
-                for table in (db.conversations, db.messages, *db.STAFF_WORK_BY_SENDER):
-                    conn.execute(table.delete().where(table.c.sender_id.in_(chunk)))
-            indexer.after_purge(conn)
+    # no fold of a conversation while it goes
+    with indexer._lock, engine.begin() as conn:
+        if not db.has_events_table(conn):
+            return deleted
+        stale = [s for s, _ in _stale_senders(conn, cutoff)]
+        for i in range(0, len(stale), 500):
+            chunk = stale[i : i + 500]
+            # re-checked in the DELETE: a conversation that came back to life meanwhile stays
+            alive = set(
+                conn.execute(
+                    sa.select(db.events.c.sender_id).where(
+                        db.events.c.sender_id.in_(chunk), db.events.c.timestamp >= cutoff
+                    )
+                ).scalars()
+            )
+            chunk = [s for s in chunk if s not in alive]
+            if not chunk:
+                continue
+            deleted["events"] += conn.execute(
+                db.events.delete().where(db.events.c.sender_id.in_(chunk))
+            ).rowcount
+            deleted["conversations"] += len(chunk)
+            for table in (db.conversations, db.messages, *db.STAFF_WORK_BY_SENDER):
+                conn.execute(table.delete().where(table.c.sender_id.in_(chunk)))
+        indexer.after_purge(conn)
     return deleted
 
 
-def cutoff_for_days(days: int, now: Optional[float] = None) -> float:
+def cutoff_for_days(days: int, now: float | None = None) -> float:
     return (now or time.time()) - days * 86400

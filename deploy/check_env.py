@@ -17,17 +17,37 @@ Rules:
 - names and numbers that end up in SQL, Redis keys or nginx's configuration must be plain
   (DB_NAME, REDIS_KEY_PREFIX, ports...).
 """
+
 from __future__ import annotations
 
 import os
 import re
 import sys
-from typing import List, Mapping, Optional
+from collections.abc import Mapping
 
 DEFAULT_SECRETS = {
-    "", "changeme", "change-me", "change_me", "changeit", "secret", "password", "passwd", "token",
-    "rasa", "admin", "root", "postgres", "redis", "test", "default", "example", "xxx", "12345678",
-    "123456", "azerty", "qwerty",
+    "",
+    "changeme",
+    "change-me",
+    "change_me",
+    "changeit",
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "rasa",
+    "admin",
+    "root",
+    "postgres",
+    "redis",
+    "test",
+    "default",
+    "example",
+    "xxx",
+    "12345678",
+    "123456",
+    "azerty",
+    "qwerty",
 }
 PLACEHOLDER = re.compile(r"change[-_ ]?me|replace[-_ ]?me|your[-_ ]|<.*>|example|placeholder", re.IGNORECASE)
 LOOPBACK = {"127.0.0.1", "localhost", "::1", ""}
@@ -41,17 +61,19 @@ def is_default(value: str) -> bool:
     return value.strip().lower() in DEFAULT_SECRETS or bool(PLACEHOLDER.search(value)) or len(set(value)) < 4
 
 
-def _secret(env: Mapping[str, str], name: str, min_length: int, problems: List[str]) -> None:
+def _secret(env: Mapping[str, str], name: str, min_length: int, problems: list[str]) -> None:
     value = env.get(name, "")
     if not value:
         problems.append(f"{name} is not set")
     elif is_default(value):
-        problems.append(f"{name} has a default or placeholder value: choose a random one (openssl rand -hex 32)")
+        problems.append(
+            f"{name} has a default or placeholder value: choose a random one (openssl rand -hex 32)"
+        )
     elif len(value) < min_length:
         problems.append(f"{name} is too short ({len(value)} characters, at least {min_length})")
 
 
-def _password(env: Mapping[str, str], name: str, host_var: str, problems: List[str]) -> None:
+def _password(env: Mapping[str, str], name: str, host_var: str, problems: list[str]) -> None:
     host = env.get(host_var, "127.0.0.1")
     value = env.get(name, "")
     if not value:
@@ -61,7 +83,7 @@ def _password(env: Mapping[str, str], name: str, host_var: str, problems: List[s
         problems.append(f"{name} has a default or placeholder value")
 
 
-def _int(env: Mapping[str, str], name: str, low: int, high: int, problems: List[str]) -> None:
+def _int(env: Mapping[str, str], name: str, low: int, high: int, problems: list[str]) -> None:
     value = env.get(name)
     if value is None or value == "":
         return
@@ -69,10 +91,10 @@ def _int(env: Mapping[str, str], name: str, low: int, high: int, problems: List[
         problems.append(f"{name} must be a number from {low} to {high}, not {value!r}")
 
 
-def problems(env: Optional[Mapping[str, str]] = None) -> List[str]:
+def problems(env: Mapping[str, str] | None = None) -> list[str]:
     """Every problem of the production environment `env` (default: os.environ)."""
     env = os.environ if env is None else env
-    found: List[str] = []
+    found: list[str] = []
     _secret(env, "RASA_AUTH_TOKEN", MIN_TOKEN, found)
     _password(env, "DB_PASSWORD", "DB_HOST", found)
     _password(env, "REDIS_PASSWORD", "REDIS_HOST", found)
@@ -87,10 +109,18 @@ def problems(env: Optional[Mapping[str, str]] = None) -> List[str]:
         found.append("DB_NAME must be a plain PostgreSQL name (lower-case letters, digits, _)")
     if env.get("REDIS_KEY_PREFIX") and not env["REDIS_KEY_PREFIX"].isalnum():
         found.append("REDIS_KEY_PREFIX must be letters and digits only (Rasa's lock store requires it)")
-    for name, low, high in (("DB_PORT", 1, 65535), ("REDIS_PORT", 1, 65535), ("REDIS_DB", 0, 15),
-                            ("RASA_INSTANCES", 1, 16), ("ACTION_SERVERS", 1, 16), ("NGINX_PORT", 1, 65535),
-                            ("RASA_PORT_BASE", 1, 65535), ("ACTION_PORT_BASE", 1, 65535),
-                            ("ACTION_LB_PORT", 1, 65535), ("TICKET_LOCK_LIFETIME", 1, 3600)):
+    for name, low, high in (
+        ("DB_PORT", 1, 65535),
+        ("REDIS_PORT", 1, 65535),
+        ("REDIS_DB", 0, 15),
+        ("RASA_INSTANCES", 1, 16),
+        ("ACTION_SERVERS", 1, 16),
+        ("NGINX_PORT", 1, 65535),
+        ("RASA_PORT_BASE", 1, 65535),
+        ("ACTION_PORT_BASE", 1, 65535),
+        ("ACTION_LB_PORT", 1, 65535),
+        ("TICKET_LOCK_LIFETIME", 1, 3600),
+    ):
         _int(env, name, low, high, found)
     rate = env.get("NGINX_RATE_PER_IP")
     if rate and not re.fullmatch(r"\d+r/[sm]", rate):
@@ -98,7 +128,7 @@ def problems(env: Optional[Mapping[str, str]] = None) -> List[str]:
     return found
 
 
-def check_or_exit(env: Optional[Mapping[str, str]] = None) -> None:
+def check_or_exit(env: Mapping[str, str] | None = None) -> None:
     found = problems(env)
     if found:
         print("Chat Cagou (production): refusing to start, the environment is not safe:", file=sys.stderr)

@@ -25,13 +25,15 @@ renews its own ticket at each poll, so only the tickets of dead instances (or of
 served for longer than the lifetime) expire; and it polls every 0.1 s instead of 1 s, so
 that a customer's queued message starts as soon as the previous one is done.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
 import time
-from typing import Any, Callable, Optional, Text, Tuple, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
@@ -45,15 +47,16 @@ POLL_SECONDS = 0.1
 
 
 class AtomicRedisLockStore(RedisLockStore):
-    def __init__(self, endpoint_config: Optional[EndpointConfig] = None, **kwargs: Any) -> None:
+    def __init__(self, endpoint_config: EndpointConfig | None = None, **kwargs: Any) -> None:
         if endpoint_config is not None:  # loaded by module path from the endpoints file
             kwargs = {"host": endpoint_config.url or "localhost", **endpoint_config.kwargs, **kwargs}
         if kwargs.get("password") == "":
             kwargs["password"] = None  # "${REDIS_PASSWORD}" set to nothing: no AUTH
         super().__init__(**kwargs)
 
-    def _transaction(self, conversation_id: Text,
-                     change: Callable[[Optional[TicketLock]], Tuple[Optional[TicketLock], bool, T]]) -> T:
+    def _transaction(
+        self, conversation_id: str, change: Callable[[TicketLock | None], tuple[TicketLock | None, bool, T]]
+    ) -> T:
         """Run `change(lock)` atomically. It returns (lock, write, result): the lock to
         save (None: delete it) when `write` is true, and the result to return."""
         import redis
@@ -78,8 +81,8 @@ class AtomicRedisLockStore(RedisLockStore):
                     continue  # another instance changed this lock: read it again
         raise LockError(f"Could not update the lock of conversation '{conversation_id}' (contention).")
 
-    def issue_ticket(self, conversation_id: Text, lock_lifetime: float = LOCK_LIFETIME) -> int:
-        def change(lock: Optional[TicketLock]) -> Tuple[TicketLock, bool, int]:
+    def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
+        def change(lock: TicketLock | None) -> tuple[TicketLock, bool, int]:
             lock = lock or TicketLock(conversation_id)
             return lock, True, lock.issue_ticket(lock_lifetime)
 
@@ -87,11 +90,11 @@ class AtomicRedisLockStore(RedisLockStore):
             return self._transaction(conversation_id, change)
         except LockError:
             raise
-        except Exception as error:
-            raise LockError(f"Error while acquiring lock. Error:\n{error}")
+        except Exception as error:  # as Rasa's RedisLockStore: any Redis error becomes a LockError
+            raise LockError(f"Error while acquiring lock. Error:\n{error}") from error
 
-    def update_lock(self, conversation_id: Text) -> None:
-        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], bool, None]:
+    def update_lock(self, conversation_id: str) -> None:
+        def change(lock: TicketLock | None) -> tuple[TicketLock | None, bool, None]:
             if lock is None:
                 return None, False, None
             lock.remove_expired_tickets()
@@ -99,12 +102,13 @@ class AtomicRedisLockStore(RedisLockStore):
 
         self._transaction(conversation_id, change)
 
-    def finish_serving(self, conversation_id: Text, ticket_number: int) -> None:
+    def finish_serving(self, conversation_id: str, ticket_number: int) -> None:
         self.cleanup(conversation_id, ticket_number)
 
-    def cleanup(self, conversation_id: Text, ticket_number: int) -> None:
+    def cleanup(self, conversation_id: str, ticket_number: int) -> None:
         """Remove the ticket, and the lock when no ticket is left, in one transaction."""
-        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], bool, None]:
+
+        def change(lock: TicketLock | None) -> tuple[TicketLock | None, bool, None]:
             if lock is None:
                 return None, False, None
             lock.remove_ticket_for(ticket_number)
@@ -112,9 +116,12 @@ class AtomicRedisLockStore(RedisLockStore):
 
         self._transaction(conversation_id, change)
 
-    async def _acquire_lock(self, conversation_id: Text, ticket: int, wait_time_in_seconds: float) -> TicketLock:
+    async def _acquire_lock(
+        self, conversation_id: str, ticket: int, wait_time_in_seconds: float
+    ) -> TicketLock:
         """Wait for `ticket`'s turn, renewing it meanwhile (see the module's docstring)."""
-        def renew(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], bool, Optional[TicketLock]]:
+
+        def renew(lock: TicketLock | None) -> tuple[TicketLock | None, bool, TicketLock | None]:
             if lock is None:
                 return None, False, None
             mine = next((t for t in lock.tickets if t.number == ticket), None)

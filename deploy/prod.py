@@ -15,6 +15,7 @@ credentials.yml, deploy/nginx/chat-cagou.conf.template.
 nginx runs as its own process with its own configuration, pid and logs under the run
 directory (RUN_DIR, default logs/prod): no system service is involved.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
 
 import requests
 
@@ -39,7 +40,7 @@ CREDENTIALS = ROOT / "credentials.yml"
 PYTHON = Path(sys.executable)
 
 # Non-secret settings and their defaults (one machine, services on loopback).
-DEFAULTS: Dict[str, str] = {
+DEFAULTS: dict[str, str] = {
     "RASA_INSTANCES": "2",
     "RASA_PORT_BASE": "5005",
     "RASA_INTERFACE": "127.0.0.1",
@@ -80,24 +81,30 @@ def render(template: str, values: Mapping[str, str]) -> str:
     missing = sorted({m for line in code for m in _TEMPLATE_VAR.findall(line) if m not in values})
     if missing:
         raise KeyError(f"template variables not set: {', '.join(missing)}")
-    return "".join(line if line.lstrip().startswith("#") else _TEMPLATE_VAR.sub(lambda m: values[m.group(1)], line)
-                   for line in lines)
+    return "".join(
+        line if line.lstrip().startswith("#") else _TEMPLATE_VAR.sub(lambda m: values[m.group(1)], line)
+        for line in lines
+    )
 
 
-def upstream_servers(addresses: List[str], options: str = "") -> str:
+def upstream_servers(addresses: list[str], options: str = "") -> str:
     return " ".join(f"server {a}{' ' + options if options else ''};" for a in addresses)
 
 
-def settings(env: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+def settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The whole environment of the topology: defaults, then `env`, then derived values."""
     values = {**DEFAULTS, **(os.environ if env is None else env)}
     rasa_ports = [int(values["RASA_PORT_BASE"]) + i for i in range(int(values["RASA_INSTANCES"]))]
     action_ports = [int(values["ACTION_PORT_BASE"]) + i for i in range(int(values["ACTION_SERVERS"]))]
     values.setdefault("ACTION_SERVER_URL", f"http://127.0.0.1:{values['ACTION_LB_PORT']}/webhook")
-    values.setdefault("RASA_UPSTREAM_SERVERS", upstream_servers(
-        [f"127.0.0.1:{p}" for p in rasa_ports], "max_fails=1 fail_timeout=5s"))
-    values.setdefault("ACTION_UPSTREAM_SERVERS", upstream_servers(
-        [f"127.0.0.1:{p}" for p in action_ports], "max_fails=1 fail_timeout=2s"))
+    values.setdefault(
+        "RASA_UPSTREAM_SERVERS",
+        upstream_servers([f"127.0.0.1:{p}" for p in rasa_ports], "max_fails=1 fail_timeout=5s"),
+    )
+    values.setdefault(
+        "ACTION_UPSTREAM_SERVERS",
+        upstream_servers([f"127.0.0.1:{p}" for p in action_ports], "max_fails=1 fail_timeout=2s"),
+    )
     values.setdefault("NGINX_LISTEN", f"{values['NGINX_HOST']}:{values['NGINX_PORT']}")
     values.setdefault("ACTION_LB_LISTEN", f"127.0.0.1:{values['ACTION_LB_PORT']}")
     return values
@@ -124,7 +131,7 @@ def tail(log: Path, size: int = 3000) -> str:
         return ""
 
 
-def stop_process(proc: Optional[subprocess.Popen], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
     if proc is None or proc.poll() is not None:
         return
     proc.send_signal(sig)
@@ -138,16 +145,20 @@ def stop_process(proc: Optional[subprocess.Popen], sig: int = signal.SIGTERM, ti
 class Topology:
     """Action servers + Rasa instances + nginx, started from `settings(env)`."""
 
-    def __init__(self, run_dir: Path, env: Optional[Mapping[str, str]] = None) -> None:
+    def __init__(self, run_dir: Path, env: Mapping[str, str] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.env = settings(env)
-        self.rasa_ports = [int(self.env["RASA_PORT_BASE"]) + i for i in range(int(self.env["RASA_INSTANCES"]))]
-        self.action_ports = [int(self.env["ACTION_PORT_BASE"]) + i for i in range(int(self.env["ACTION_SERVERS"]))]
+        self.rasa_ports = [
+            int(self.env["RASA_PORT_BASE"]) + i for i in range(int(self.env["RASA_INSTANCES"]))
+        ]
+        self.action_ports = [
+            int(self.env["ACTION_PORT_BASE"]) + i for i in range(int(self.env["ACTION_SERVERS"]))
+        ]
         self.public_url = f"http://{self.env['NGINX_HOST']}:{self.env['NGINX_PORT']}"
-        self.actions: List[Optional[subprocess.Popen]] = [None] * len(self.action_ports)
-        self.rasa: List[Optional[subprocess.Popen]] = [None] * len(self.rasa_ports)
-        self.nginx: Optional[subprocess.Popen] = None
+        self.actions: list[subprocess.Popen | None] = [None] * len(self.action_ports)
+        self.rasa: list[subprocess.Popen | None] = [None] * len(self.rasa_ports)
+        self.nginx: subprocess.Popen | None = None
 
     # --- addresses ------------------------------------------------------------------
     def rasa_url(self, index: int) -> str:
@@ -157,45 +168,65 @@ class Topology:
         return f"http://127.0.0.1:{self.action_ports[index]}"
 
     # --- action servers -------------------------------------------------------------
-    def start_actions(self, index: Optional[int] = None, wait: bool = True) -> None:
+    def start_actions(self, index: int | None = None, wait: bool = True) -> None:
         for i in range(len(self.action_ports)) if index is None else [index]:
             log = self.run_dir / f"actions-{i + 1}.log"
             self.actions[i] = subprocess.Popen(
                 [str(PYTHON), "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.action_ports[i])],
-                cwd=ROOT, env={**self.env, "SANIC_HOST": "127.0.0.1"},
-                stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=ROOT,
+                env={**self.env, "SANIC_HOST": "127.0.0.1"},
+                stdout=log.open("ab"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         if wait:
             for i in range(len(self.action_ports)) if index is None else [index]:
-                wait_http(self.action_url(i) + "/health", self.actions[i], self.run_dir / f"actions-{i + 1}.log")
+                wait_http(
+                    self.action_url(i) + "/health", self.actions[i], self.run_dir / f"actions-{i + 1}.log"
+                )
 
-    def stop_actions(self, index: Optional[int] = None, sig: int = signal.SIGTERM) -> None:
+    def stop_actions(self, index: int | None = None, sig: int = signal.SIGTERM) -> None:
         for i in range(len(self.action_ports)) if index is None else [index]:
             stop_process(self.actions[i], sig)
 
     # --- Rasa -----------------------------------------------------------------------
-    def rasa_command(self, index: int) -> List[str]:
+    def rasa_command(self, index: int) -> list[str]:
         return [
-            str(PYTHON), "-m", "deploy.rasa_run",
-            "--model", self.env["CHAT_CAGOU_MODEL"],
-            "--interface", self.env["RASA_INTERFACE"], "--port", str(self.rasa_ports[index]),
-            "--credentials", str(CREDENTIALS), "--endpoints", str(ENDPOINTS),
+            str(PYTHON),
+            "-m",
+            "deploy.rasa_run",
+            "--model",
+            self.env["CHAT_CAGOU_MODEL"],
+            "--interface",
+            self.env["RASA_INTERFACE"],
+            "--port",
+            str(self.rasa_ports[index]),
+            "--credentials",
+            str(CREDENTIALS),
+            "--endpoints",
+            str(ENDPOINTS),
         ]
 
-    def start_rasa(self, index: Optional[int] = None, wait: bool = True) -> None:
+    def start_rasa(self, index: int | None = None, wait: bool = True) -> None:
         indexes = range(len(self.rasa_ports)) if index is None else [index]
         for i in indexes:
             log = self.run_dir / f"rasa-{i + 1}.log"
             self.rasa[i] = subprocess.Popen(
-                self.rasa_command(i), cwd=ROOT, env=dict(self.env),
-                stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+                self.rasa_command(i),
+                cwd=ROOT,
+                env=dict(self.env),
+                stdout=log.open("ab"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         if wait:
             for i in indexes:
                 self.wait_rasa(i)
 
     def wait_rasa(self, index: int, timeout: float = 300) -> None:
-        wait_http(self.rasa_url(index) + "/", self.rasa[index], self.run_dir / f"rasa-{index + 1}.log", timeout)
+        wait_http(
+            self.rasa_url(index) + "/", self.rasa[index], self.run_dir / f"rasa-{index + 1}.log", timeout
+        )
 
     def kill_rasa(self, index: int, sig: int = signal.SIGKILL) -> None:
         proc = self.rasa[index]
@@ -225,8 +256,10 @@ class Topology:
             "http {\n"
             f"    access_log {self.run_dir / 'nginx-access.log'};\n"
             "    default_type application/octet-stream;\n"
-            + "".join(f"    {kind}_temp_path {temp / kind};\n"
-                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+            + "".join(
+                f"    {kind}_temp_path {temp / kind};\n"
+                for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+            )
             + f"    include {site};\n"
             "}\n"
         )
@@ -236,13 +269,18 @@ class Topology:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         conf = self.nginx_conf()
         log = self.run_dir / "nginx-error.log"
-        check = subprocess.run([nginx, "-t", "-q", "-p", str(self.run_dir), "-e", str(log), "-c", str(conf)],
-                               capture_output=True, text=True)
+        check = subprocess.run(
+            [nginx, "-t", "-q", "-p", str(self.run_dir), "-e", str(log), "-c", str(conf)],
+            capture_output=True,
+            text=True,
+        )
         if check.returncode != 0:
             raise RuntimeError(f"nginx configuration refused:\n{check.stderr}")
         self.nginx = subprocess.Popen(
             [nginx, "-p", str(self.run_dir), "-e", str(log), "-c", str(conf), "-g", "daemon off;"],
-            stdout=(self.run_dir / "nginx.out").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=(self.run_dir / "nginx.out").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_http(self.public_url + "/healthz", self.nginx, log, timeout=30)
 
@@ -250,7 +288,7 @@ class Topology:
         stop_process(self.nginx, signal.SIGQUIT)  # graceful: finish the requests in progress
 
     # --- all ------------------------------------------------------------------------
-    def start(self) -> "Topology":
+    def start(self) -> Topology:
         try:
             self.start_actions()
             self.start_nginx()
@@ -269,15 +307,17 @@ class Topology:
 
     def supervise(self, max_restarts: int = 5) -> None:
         """Until SIGINT/SIGTERM: restart a process that died (at most `max_restarts` each)."""
-        restarts: Dict[str, int] = {}
+        restarts: dict[str, int] = {}
         stopping = []
         for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: it may be inherited as ignored
             signal.signal(sig, lambda *_: stopping.append(True))
         try:
             while not stopping:
                 time.sleep(2)
-                for kind, procs, start in (("actions", self.actions, self.start_actions),
-                                           ("rasa", self.rasa, self.start_rasa)):
+                for kind, procs, start in (
+                    ("actions", self.actions, self.start_actions),
+                    ("rasa", self.rasa, self.start_rasa),
+                ):
                     for i, proc in enumerate(procs):
                         if proc is not None and proc.poll() is not None and not stopping:
                             name = f"{kind}-{i + 1}"
@@ -297,15 +337,20 @@ def main() -> None:
     env = settings()
     run_dir = Path(env.get("RUN_DIR") or ROOT / "logs" / "prod")
     topology = Topology(run_dir, env)
-    print(f"Chat Cagou (production): starting {len(topology.action_ports)} action server(s), "
-          f"{len(topology.rasa_ports)} Rasa instance(s) and nginx; logs in {run_dir}", flush=True)
+    print(
+        f"Chat Cagou (production): starting {len(topology.action_ports)} action server(s), "
+        f"{len(topology.rasa_ports)} Rasa instance(s) and nginx; logs in {run_dir}",
+        flush=True,
+    )
     topology.start()
     try:
         print(
             f"Ready: {topology.public_url}/webhooks/rest/webhook (REST), {topology.public_url}/socket.io/ "
             f"(widget), {topology.public_url}/webhooks/facebook/webhook (Messenger).\n"
             f"Rasa instances: {', '.join(topology.rasa_url(i) for i in range(len(topology.rasa_ports)))} "
-            "(HTTP API with RASA_AUTH_TOKEN). Ctrl-C stops everything.", flush=True)
+            "(HTTP API with RASA_AUTH_TOKEN). Ctrl-C stops everything.",
+            flush=True,
+        )
         topology.supervise()
     finally:
         topology.stop()

@@ -7,6 +7,7 @@
    tracker endpoints answer 401 without the token. The token is added to rasa's arguments
    inside this process, so it does not appear on the command line (`ps`, /proc/PID/cmdline).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,10 +1,11 @@
 """Shared fixtures: the fiche, the seed document it was written from, Rasa SDK trackers."""
+
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "chat-cagou.tar.gz"
 
 
-def seed_path() -> Optional[Path]:
+def seed_path() -> Path | None:
     """The original fiche (../shared/seed/), beside the repository on these machines and in CI."""
     name = load_fiche().seed_file
     candidates = [os.environ.get("CHAT_CAGOU_SEED", ""), ROOT.parent / "shared" / "seed" / name]
@@ -44,10 +45,10 @@ def normalise(text: str) -> str:
 
 def make_tracker(
     intent: str,
-    entities: Optional[List[Dict[str, Any]]] = None,
-    slots: Optional[Dict[str, Any]] = None,
-    events: Optional[List[Dict[str, Any]]] = None,
-    ranking: Optional[List[Dict[str, Any]]] = None,
+    entities: list[dict[str, Any]] | None = None,
+    slots: dict[str, Any] | None = None,
+    events: list[dict[str, Any]] | None = None,
+    ranking: list[dict[str, Any]] | None = None,
     text: str = "",
 ) -> Tracker:
     latest = {
@@ -81,6 +82,7 @@ def servers(tmp_path_factory):
 
 # --- The trained model on the held-out NLU set, loaded and run once per session -------------
 # (tests/test_nlu_regression.py; tests/test_nlu_holdout.py can use them too.)
+
 
 @pytest.fixture(scope="session")
 def nlu_agent():

@@ -9,6 +9,7 @@ with:
   (keys deleted at the end),
 - Messenger enabled (FB_* test secrets), its Graph API pointed to a local stub server.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
 
 import psycopg2
 import pytest
@@ -31,11 +32,17 @@ import requests
 from deploy.prod import Topology
 from tests.servers import MODEL, poll_until
 
-PG = dict(host=os.environ.get("CHAT_CAGOU_TEST_PG_HOST", "127.0.0.1"), port=int(os.environ.get("CHAT_CAGOU_TEST_PG_PORT", "5432")),
-          user=os.environ.get("CHAT_CAGOU_TEST_PG_USER", "postgres"))
+PG = dict(
+    host=os.environ.get("CHAT_CAGOU_TEST_PG_HOST", "127.0.0.1"),
+    port=int(os.environ.get("CHAT_CAGOU_TEST_PG_PORT", "5432")),
+    user=os.environ.get("CHAT_CAGOU_TEST_PG_USER", "postgres"),
+)
 REDIS_DB = int(os.environ.get("CHAT_CAGOU_TEST_REDIS_DB", "9"))
-FB = {"FB_VERIFY": "verify-" + secrets.token_hex(16), "FB_SECRET": "secret-" + secrets.token_hex(16),
-      "FB_PAGE_ACCESS_TOKEN": "page-" + secrets.token_hex(16)}
+FB = {
+    "FB_VERIFY": "verify-" + secrets.token_hex(16),
+    "FB_SECRET": "secret-" + secrets.token_hex(16),
+    "FB_PAGE_ACCESS_TOKEN": "page-" + secrets.token_hex(16),
+}
 
 
 def free_ports(count: int) -> int:
@@ -63,12 +70,12 @@ class GraphStub:
     """Records what Chat Cagou would have sent to Facebook's Send API."""
 
     def __init__(self) -> None:
-        self.sent: List[Dict] = []
+        self.sent: list[dict] = []
         self.lock = threading.Lock()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with stub.lock:
                     stub.sent.append(json.loads(body or b"{}"))
@@ -84,12 +91,15 @@ class GraphStub:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def texts(self, recipient: str) -> List[str]:
+    def texts(self, recipient: str) -> list[str]:
         with self.lock:
-            return [m["message"]["text"] for m in self.sent
-                    if m.get("recipient", {}).get("id") == recipient and "text" in m.get("message", {})]
+            return [
+                m["message"]["text"]
+                for m in self.sent
+                if m.get("recipient", {}).get("id") == recipient and "text" in m.get("message", {})
+            ]
 
-    def wait_texts(self, recipient: str, count: int, timeout: float = 60) -> List[str]:
+    def wait_texts(self, recipient: str, count: int, timeout: float = 60) -> list[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             texts = self.texts(recipient)
@@ -105,7 +115,9 @@ class GraphStub:
 class Prod:
     """The running topology, its database, its Redis and the Graph API stub."""
 
-    def __init__(self, topology: Topology, db_name: str, token: str, graph: GraphStub, redis_prefix: str) -> None:
+    def __init__(
+        self, topology: Topology, db_name: str, token: str, graph: GraphStub, redis_prefix: str
+    ) -> None:
         self.topology = topology
         self.db_name = db_name
         self.token = token
@@ -118,31 +130,34 @@ class Prod:
     def rasa_url(self, index: int) -> str:
         return self.topology.rasa_url(index)
 
-    def alive_rasa_urls(self) -> List[str]:
+    def alive_rasa_urls(self) -> list[str]:
         return [self.rasa_url(i) for i in range(len(self.topology.rasa_ports)) if self.topology.rasa_alive(i)]
 
-    def say(self, sender: str, message, base: Optional[str] = None, timeout: float = 90) -> List[dict]:
-        response = requests.post(f"{base or self.url}/webhooks/rest/webhook",
-                                 json={"sender": sender, "message": message}, timeout=timeout)
+    def say(self, sender: str, message, base: str | None = None, timeout: float = 90) -> list[dict]:
+        response = requests.post(
+            f"{base or self.url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": message},
+            timeout=timeout,
+        )
         response.raise_for_status()
         return response.json()
 
     def connect(self):
         return psycopg2.connect(dbname=self.db_name, **PG)
 
-    def events(self, sender: str) -> List[Dict]:
+    def events(self, sender: str) -> list[dict]:
         with self.connect() as db, db.cursor() as cur:
             cur.execute("SELECT data FROM events WHERE sender_id = %s ORDER BY id", (sender,))
             return [json.loads(data) for (data,) in cur.fetchall()]
 
-    def user_texts(self, sender: str) -> List[str]:
+    def user_texts(self, sender: str) -> list[str]:
         return [e.get("text") for e in self.events(sender) if e.get("event") == "user"]
 
-    def wait_user_texts(self, sender: str, expected: List[str], timeout: float = 20) -> List[str]:
+    def wait_user_texts(self, sender: str, expected: list[str], timeout: float = 20) -> list[str]:
         return poll_until(lambda: self.user_texts(sender), expected, timeout, interval=0.2)
 
 
-def texts(messages: List[dict]) -> str:
+def texts(messages: list[dict]) -> str:
     return "\n".join(m.get("text", "") for m in messages)
 
 
@@ -165,19 +180,39 @@ def prod(tmp_path_factory) -> Iterator[Prod]:
     env = {
         **os.environ,
         "RASA_AUTH_TOKEN": token,
-        "DB_HOST": PG["host"], "DB_PORT": str(PG["port"]), "DB_USER": PG["user"], "DB_PASSWORD": "",
-        "DB_NAME": db_name, "DB_LOGIN_DB": "",
-        "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_DB": str(REDIS_DB), "REDIS_PASSWORD": "",
+        "DB_HOST": PG["host"],
+        "DB_PORT": str(PG["port"]),
+        "DB_USER": PG["user"],
+        "DB_PASSWORD": "",
+        "DB_NAME": db_name,
+        "DB_LOGIN_DB": "",
+        "REDIS_HOST": "127.0.0.1",
+        "REDIS_PORT": "6379",
+        "REDIS_DB": str(REDIS_DB),
+        "REDIS_PASSWORD": "",
         "REDIS_KEY_PREFIX": prefix,
-        "RASA_INSTANCES": "2", "RASA_PORT_BASE": str(rasa_base),
-        "ACTION_SERVERS": "1", "ACTION_PORT_BASE": str(action_base),
-        "NGINX_HOST": "127.0.0.1", "NGINX_PORT": str(lb), "ACTION_LB_PORT": str(lb + 1),
-        "FB_MESSENGER_REQUIRED": "true", **FB, "FB_GRAPH_API_URL": graph.url,
+        "RASA_INSTANCES": "2",
+        "RASA_PORT_BASE": str(rasa_base),
+        "ACTION_SERVERS": "1",
+        "ACTION_PORT_BASE": str(action_base),
+        "NGINX_HOST": "127.0.0.1",
+        "NGINX_PORT": str(lb),
+        "ACTION_LB_PORT": str(lb + 1),
+        "FB_MESSENGER_REQUIRED": "true",
+        **FB,
+        "FB_GRAPH_API_URL": graph.url,
         "FB_DEDUPE_DB": str(run_dir / "messenger_mids.db"),
         "SANIC_GRACEFUL_SHUTDOWN_TIMEOUT": "2",
     }
-    for name in ("ACTION_SERVER_URL", "RASA_UPSTREAM_SERVERS", "ACTION_UPSTREAM_SERVERS", "NGINX_LISTEN",
-                 "ACTION_LB_LISTEN", "CHAT_CAGOU_RATE_LIMIT", "CHAT_CAGOU_MAX_MESSAGE_CHARS"):
+    for name in (
+        "ACTION_SERVER_URL",
+        "RASA_UPSTREAM_SERVERS",
+        "ACTION_UPSTREAM_SERVERS",
+        "NGINX_LISTEN",
+        "ACTION_LB_LISTEN",
+        "CHAT_CAGOU_RATE_LIMIT",
+        "CHAT_CAGOU_MAX_MESSAGE_CHARS",
+    ):
         env.pop(name, None)  # derived by deploy/prod.py, or defaults under test
     topology = Topology(run_dir, env)
     try:

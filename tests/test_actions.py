@@ -1,10 +1,11 @@
 """Every custom action, with CollectingDispatcher and Tracker fixtures (no Rasa server).
 
 Expected facts come from the seed document or from explicit checks, not from the code."""
+
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
@@ -73,7 +74,11 @@ def test_procedure_with_channel(procedure, channel, fiche, seed_text):
     assert cell.answer in first_line
     if cell.status == "unavailable":
         assert "NON, pas par ce canal" in first_line
-        others = [c for c in CHANNELS if c != channel and fiche.procedures[procedure].cells[c].status != "unavailable"]
+        others = [
+            c
+            for c in CHANNELS
+            if c != channel and fiche.procedures[procedure].cells[c].status != "unavailable"
+        ]
         assert others, "a struck channel always comes with the channels that work"
         for other in others:
             assert fiche.procedures[procedure].cells[other].answer in text
@@ -89,7 +94,16 @@ def test_procedure_with_channel(procedure, channel, fiche, seed_text):
     "procedure, channel, present, absent",
     [
         ("code_puk", "telephone", ["NON", "pièce d'identité", "formulaire de contact"], []),
-        ("code_puk", None, ["pièce d'identité", "formulaire de contact", "NON — le code PUK n'est pas communiqué par téléphone"], []),
+        (
+            "code_puk",
+            None,
+            [
+                "pièce d'identité",
+                "formulaire de contact",
+                "NON — le code PUK n'est pas communiqué par téléphone",
+            ],
+            [],
+        ),
         ("resiliation", "telephone", ["NON", "1000@opt.nc", "formulaire à remplir sur place"], []),
         ("resiliation", "courrier", ["1000@opt.nc", "https://www.opt.nc"], ["NON"]),
         ("reclamation", "agence", ["agence-entreprises@opt.nc"], ["NON"]),
@@ -159,14 +173,21 @@ def test_weekday_10h_both_open():
 def test_7h40_only_1000_open():
     text = hours(at(2026, 11, 30, 7, 40))
     assert "au 1000 : du lundi au vendredi de 7h30 à 15h45 — ouvert en ce moment" in text
-    assert "au 1016 : du lundi au vendredi de 7h45 à 15h30 — fermé en ce moment ; réouverture aujourd'hui à 7h45" in text
+    assert (
+        "au 1016 : du lundi au vendredi de 7h45 à 15h30 — fermé en ce moment ; réouverture aujourd'hui à 7h45"
+        in text
+    )
     assert "le 1012 (Service de renseignements téléphoniques) répond 24h/24 et 7j/7" in text
 
 
 def test_15h50_both_closed_reopen_tomorrow():
     text = hours(at(2026, 12, 1, 15, 50))  # Tuesday
-    assert "1000 : du lundi au vendredi de 7h30 à 15h45 — fermé en ce moment ; réouverture demain à 7h30" in text
-    assert "1016 : du lundi au vendredi de 7h45 à 15h30 — fermé en ce moment ; réouverture demain à 7h45" in text
+    assert (
+        "1000 : du lundi au vendredi de 7h30 à 15h45 — fermé en ce moment ; réouverture demain à 7h30" in text
+    )
+    assert (
+        "1016 : du lundi au vendredi de 7h45 à 15h30 — fermé en ce moment ; réouverture demain à 7h45" in text
+    )
     assert "1012" in text
 
 
@@ -210,9 +231,8 @@ def test_hours_of_one_service_and_of_the_agency():
 
 
 def test_utc_clock_is_converted_to_noumea():
-    from datetime import timezone
 
-    text = hours(datetime(2026, 11, 29, 23, 0, tzinfo=timezone.utc))  # = Monday 10:00 in Nouméa
+    text = hours(datetime(2026, 11, 29, 23, 0, tzinfo=UTC))  # = Monday 10:00 in Nouméa
     assert "Il est 10h à Nouméa (lundi 30/11)" in text
 
 
@@ -236,7 +256,14 @@ def test_info_answers_carry_fiche_facts(intent, seed_text):
         ("contact_etranger", ["+687 26 87 70", "appel local", "mes-documents-telecharger-mobile"]),
         ("contact_forum", ["optetvous.nc"]),
         ("contact_chat", ["www.opt.nc", "Messenger"]),
-        ("suivi_conso", ["1088 : oui", "application smartphone Mobilis : non", "espace client web (depuis PC ou mobile) : non"]),
+        (
+            "suivi_conso",
+            [
+                "1088 : oui",
+                "application smartphone Mobilis : non",
+                "espace client web (depuis PC ou mobile) : non",
+            ],
+        ),
         ("delai_retablissement", ["4 jours", "compensation"]),
         ("cout_appel_service_client", ["inclus dans le forfait"]),
         ("guide_tarifaire", ["https://www.opt.nc/particuliers/mobile/mes-documents-telecharger-mobile"]),
@@ -255,10 +282,14 @@ def test_phone_contact_for_one_service():
 
 
 def test_handoff_open_and_closed():
-    open_text = run(clocked(ActionTransfertHumain, at(2026, 11, 30, 10, 0)), make_tracker("demander_humain"))[0]["text"]
+    open_text = run(clocked(ActionTransfertHumain, at(2026, 11, 30, 10, 0)), make_tracker("demander_humain"))[
+        0
+    ]["text"]
     assert "1000" in open_text and "ouvert en ce moment" in open_text
     assert "1000@opt.nc" in open_text and "9 rue du Général Gallieni" in open_text
-    closed = run(clocked(ActionTransfertHumain, at(2026, 11, 28, 10, 0)), make_tracker("demander_humain"))[0]["text"]
+    closed = run(clocked(ActionTransfertHumain, at(2026, 11, 28, 10, 0)), make_tracker("demander_humain"))[0][
+        "text"
+    ]
     assert "fermé en ce moment ; réouverture lundi 30/11 à 7h30" in closed
     assert "1012" in closed
 
@@ -293,6 +324,8 @@ def test_second_fallback_in_a_row_hands_over():
 
 def test_fallback_after_an_understood_message_is_a_first_fallback():
     understood = {"event": "user", "text": "puk", "parse_data": {"intent": {"name": "code_puk"}}}
-    tracker = make_tracker("nlu_fallback", ranking=RANKING, events=[fallback_event(), understood, fallback_event()])
+    tracker = make_tracker(
+        "nlu_fallback", ranking=RANKING, events=[fallback_event(), understood, fallback_event()]
+    )
     message, _ = run(clocked(ActionRepondre, at(2026, 11, 30, 10, 0)), tracker)
     assert message["buttons"][0]["payload"] == "/code_puk"

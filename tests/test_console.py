@@ -1,6 +1,7 @@
 """The review console (console/) over the SQLite tracker store, on conversations that the
 running assistant produced. ConsoleSuite is run again over PostgreSQL by test_console_postgres.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
@@ -21,8 +22,16 @@ from markupsafe import escape
 
 from console.db import make_engine
 from console.indexer import NOUMEA
-from console.testing import (EMAIL, PHONE, StaffClient, console_cli, produce_conversations, running_console,
-                             staff_user, validate_export)
+from console.testing import (
+    EMAIL,
+    PHONE,
+    StaffClient,
+    console_cli,
+    produce_conversations,
+    running_console,
+    staff_user,
+    validate_export,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +45,7 @@ class Backend:
     db_url: str
     engine: sa.engine.Engine
     url: str
-    senders: Dict[str, str]
+    senders: dict[str, str]
     admin: tuple
     viewer: tuple
     workdir: Path
@@ -53,28 +62,34 @@ class Backend:
 def age(engine, sender_id: str, days: int) -> None:
     """Moves a real conversation back in time (Rasa cannot be asked for an old one)."""
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE events SET timestamp = timestamp - :s WHERE sender_id = :id"),
-                     {"s": days * 86400, "id": sender_id})
+        conn.execute(
+            sa.text("UPDATE events SET timestamp = timestamp - :s WHERE sender_id = :id"),
+            {"s": days * 86400, "id": sender_id},
+        )
 
 
 def wait_for_events(engine, sender_id: str, n_user: int, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with engine.connect() as conn:
-            count = conn.execute(sa.text("SELECT count(*) FROM events WHERE sender_id = :id AND type_name = 'user'"),
-                                 {"id": sender_id}).scalar()
+            count = conn.execute(
+                sa.text("SELECT count(*) FROM events WHERE sender_id = :id AND type_name = 'user'"),
+                {"id": sender_id},
+            ).scalar()
         if count >= n_user:
             return
         time.sleep(0.2)
     raise TimeoutError(f"{sender_id}: the tracker store has not got its {n_user} messages")
 
 
-def make_backend(say, db_url: str, workdir: Path, extra_senders: Dict[str, str] = None) -> Iterator[Backend]:
+def make_backend(
+    say, db_url: str, workdir: Path, extra_senders: dict[str, str] | None = None
+) -> Iterator[Backend]:
     """Conversations from the assistant, one of them aged; two staff accounts; the console."""
     engine = make_engine(db_url)
     senders = produce_conversations(say, "console-" + uuid.uuid4().hex[:8])
     senders.update(extra_senders or {})
-    for kind, sender in senders.items():
+    for _kind, sender in senders.items():
         wait_for_events(engine, sender, 1)
     age(engine, senders["old"], AGED_DAYS)
     admin = ("alice-" + uuid.uuid4().hex[:4], secrets.token_urlsafe(12))
@@ -89,10 +104,15 @@ def make_backend(say, db_url: str, workdir: Path, extra_senders: Dict[str, str] 
 
 # --- what the tracker store holds, read independently of the console ----------------------
 
-def user_events(engine, sender_id: str) -> List[dict]:
+
+def user_events(engine, sender_id: str) -> list[dict]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT type_name, action_name, timestamp, data FROM events "
-                                    "WHERE sender_id = :id ORDER BY id"), {"id": sender_id}).all()
+        rows = conn.execute(
+            sa.text(
+                "SELECT type_name, action_name, timestamp, data FROM events WHERE sender_id = :id ORDER BY id"
+            ),
+            {"id": sender_id},
+        ).all()
     return [dict(type=r[0], action=r[1], ts=r[2], **json.loads(r[3])) for r in rows]
 
 
@@ -103,7 +123,7 @@ def classifier_confidence(parse_data: dict) -> float:
     return parse_data["intent"]["confidence"]
 
 
-def truth(backend: Backend) -> Dict[str, dict]:
+def truth(backend: Backend) -> dict[str, dict]:
     out = {}
     for kind, sender in backend.senders.items():
         events = user_events(backend.engine, sender)
@@ -126,10 +146,10 @@ def truth(backend: Backend) -> Dict[str, dict]:
 LINK = re.compile(r'href="/conversations/([^"#?]+)"')
 
 
-def listed(client: StaffClient, backend: Backend, **params) -> List[str]:
+def listed(client: StaffClient, backend: Backend, **params) -> list[str]:
     """Kinds of our conversations in the filtered list, in page order, through all pages."""
     ours = {sender: kind for kind, sender in backend.senders.items()}
-    found: List[str] = []
+    found: list[str] = []
     url = "/conversations?" + "&".join(f"{k}={quote(str(v))}" for k, v in params.items())
     for _ in range(200):
         page = client.get(url)
@@ -150,8 +170,10 @@ def conversation_path(backend: Backend, kind: str) -> str:
 
 def first_user_event_id(backend: Backend, kind: str, text: str) -> int:
     with backend.engine.connect() as conn:
-        for event_id, data in conn.execute(sa.text("SELECT id, data FROM events WHERE sender_id = :id AND "
-                                                   "type_name = 'user' ORDER BY id"), {"id": backend.senders[kind]}):
+        for event_id, data in conn.execute(
+            sa.text("SELECT id, data FROM events WHERE sender_id = :id AND type_name = 'user' ORDER BY id"),
+            {"id": backend.senders[kind]},
+        ):
             if json.loads(data)["text"] == text:
                 return event_id
     raise AssertionError(f"no message {text!r}")
@@ -173,7 +195,7 @@ class ConsoleSuite:
                 continue
             if path == "/static":
                 continue  # the stylesheet and the icon, checked below
-            path = path.replace("/{sender_id:path}", sample[len("/conversations"):])
+            path = path.replace("/{sender_id:path}", sample[len("/conversations") :])
             for method in sorted(methods - {"HEAD"}):
                 anonymous = StaffClient(backend.url)
                 response = anonymous.request(method, path, data={"op": "tag", "tag": "x", "days": "0"})
@@ -199,14 +221,23 @@ class ConsoleSuite:
     def test_login_refuses_a_wrong_password_and_sets_a_safe_cookie(self, backend):
         client = StaffClient(backend.url)
         client.get("/login")
-        wrong = client.post("/login", data={"name": backend.admin[0], "password": "pas-le-bon-mot",
-                                            "csrf_token": client.token})
+        wrong = client.post(
+            "/login",
+            data={"name": backend.admin[0], "password": "pas-le-bon-mot", "csrf_token": client.token},
+        )
         assert wrong.status_code == 401
         assert client.get("/conversations").status_code == 303
         client = StaffClient(backend.url)
         client.get("/login")
-        good = client.post("/login", data={"name": backend.admin[0], "password": backend.admin[1],
-                                           "csrf_token": client.token, "next": "https://evil.example/"})
+        good = client.post(
+            "/login",
+            data={
+                "name": backend.admin[0],
+                "password": backend.admin[1],
+                "csrf_token": client.token,
+                "next": "https://evil.example/",
+            },
+        )
         assert good.status_code == 303 and good.headers["location"] == "/conversations"  # no open redirect
         cookie = good.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=lax" in cookie
@@ -224,8 +255,14 @@ class ConsoleSuite:
             (path, {"op": "tag", "tag": "sans-jeton"}),
             (path, {"op": "note", "text": "sans jeton"}),
             (path, {"op": "review"}),
-            (path, {"op": "label", "event_id": str(first_user_event_id(backend, "puk", "code PUK svp")),
-                    "intent": "greet"}),
+            (
+                path,
+                {
+                    "op": "label",
+                    "event_id": str(first_user_event_id(backend, "puk", "code PUK svp")),
+                    "intent": "greet",
+                },
+            ),
             ("/admin/purge", {"days": "0", "cutoff": str(time.time()), "confirm": "yes"}),
             ("/logout", {}),
             ("/login", {"name": backend.admin[0], "password": backend.admin[1]}),
@@ -255,7 +292,10 @@ class ConsoleSuite:
         assert labels.status_code == 200 and "export.yml" not in labels.text
         assert "Administration" not in viewer.get("/conversations").text
         # a viewer does review work
-        assert viewer.submit(conversation_path(backend, "handoff"), {"op": "note", "text": "vu"}).status_code == 303
+        assert (
+            viewer.submit(conversation_path(backend, "handoff"), {"op": "note", "text": "vu"}).status_code
+            == 303
+        )
 
     # --- the list --------------------------------------------------------------------------
     def test_list_is_newest_first_with_channel_time_counts_and_flags(self, backend):
@@ -267,12 +307,12 @@ class ConsoleSuite:
         assert order == by_start
         assert order[-1] == "old"
         page = client.get("/conversations?q=" + quote("code PUK svp"))
-        row = page.text[page.text.index(quote(backend.senders["puk"], safe="")):]
-        row = row[:row.index("</tr>")]
+        row = page.text[page.text.index(quote(backend.senders["puk"], safe="")) :]
+        row = row[: row.index("</tr>")]
         start = datetime.fromtimestamp(facts["puk"]["start"], NOUMEA).strftime("%d/%m/%Y %H:%M")
         assert start in row  # Nouméa time
         assert facts["puk"]["channel"] in row
-        assert f'{facts["puk"]["n_messages"]} <small' in row
+        assert f"{facts['puk']['n_messages']} <small" in row
         assert f"{facts['puk']['min_conf']:.2f}" in row
 
     def test_filters(self, backend):
@@ -286,16 +326,23 @@ class ConsoleSuite:
         assert low and set(listed(client, backend, below=f"{threshold:.4f}")) == low
         assert set(listed(client, backend, flag="fallback")) == {k for k in ours if facts[k]["fallback"]}
         assert set(listed(client, backend, flag="handoff")) == {k for k in ours if facts[k]["handoff"]}
-        assert set(listed(client, backend, flag="out_of_scope")) == {k for k in ours if facts[k]["out_of_scope"]}
-        assert set(listed(client, backend, flag="fallback_or_handoff")) == \
-            {k for k in ours if facts[k]["fallback"] or facts[k]["handoff"]}
+        assert set(listed(client, backend, flag="out_of_scope")) == {
+            k for k in ours if facts[k]["out_of_scope"]
+        }
+        assert set(listed(client, backend, flag="fallback_or_handoff")) == {
+            k for k in ours if facts[k]["fallback"] or facts[k]["handoff"]
+        }
         assert "handoff" in listed(client, backend, flag="handoff")
         intent = next(iter(facts["puk"]["intents"] - {"greet"}))
         assert "puk" in listed(client, backend, intent=intent)
-        assert set(listed(client, backend, intent=intent)) == {k for k in ours if intent in facts[k]["intents"]}
+        assert set(listed(client, backend, intent=intent)) == {
+            k for k in ours if intent in facts[k]["intents"]
+        }
         channels = {facts[k]["channel"] for k in ours}
         for channel in channels:
-            assert set(listed(client, backend, channel=channel)) == {k for k in ours if facts[k]["channel"] == channel}
+            assert set(listed(client, backend, channel=channel)) == {
+                k for k in ours if facts[k]["channel"] == channel
+            }
         assert listed(client, backend, q="resilier mon ABONNEMENT") == ["follow_up"]  # accents, case
         assert listed(client, backend, q="zzz-introuvable") == []
         today = datetime.now(NOUMEA).date()
@@ -361,15 +408,28 @@ class ConsoleSuite:
         pii_id = first_user_event_id(backend, "pii", pii_text)
         follow_id = first_user_event_id(backend, "follow_up", "et par mail ?")
         path = conversation_path(backend, "pii")
-        assert admin.submit(path, {"op": "label", "event_id": str(pii_id), "intent": "pas_une_intention"}).status_code == 400
+        assert (
+            admin.submit(
+                path, {"op": "label", "event_id": str(pii_id), "intent": "pas_une_intention"}
+            ).status_code
+            == 400
+        )
         done = admin.submit(path, {"op": "label", "event_id": str(pii_id), "intent": "perte_vol"})
         assert done.status_code == 303 and done.headers["location"].endswith(f"#m{pii_id}")
         assert "Réétiqueté en <code>perte_vol</code>" in admin.get(path).text
         # a message of another conversation cannot be relabelled from this one
-        assert admin.submit(path, {"op": "label", "event_id": str(follow_id), "intent": "greet"}).status_code == 404
+        assert (
+            admin.submit(path, {"op": "label", "event_id": str(follow_id), "intent": "greet"}).status_code
+            == 404
+        )
         viewer = backend.client("viewer")
-        assert viewer.submit(conversation_path(backend, "follow_up"),
-                             {"op": "label", "event_id": str(follow_id), "intent": "preciser_canal"}).status_code == 303
+        assert (
+            viewer.submit(
+                conversation_path(backend, "follow_up"),
+                {"op": "label", "event_id": str(follow_id), "intent": "preciser_canal"},
+            ).status_code
+            == 303
+        )
         labels = admin.get("/labels").text
         assert "perte_vol" in labels and "‹téléphone masqué›" in labels and PHONE not in labels
 
@@ -420,7 +480,7 @@ class ConsoleSuite:
         assert facts["n_messages"] > before
         assert listed(client, backend, q="merci beaucoup") == ["follow_up"]
         page = client.get("/conversations?q=" + quote("merci beaucoup")).text
-        assert f'{facts["n_messages"]} <small' in page
+        assert f"{facts['n_messages']} <small" in page
         assert "merci beaucoup" in client.get(conversation_path(backend, "follow_up")).text
 
     # --- purge (last: it deletes) ----------------------------------------------------------
@@ -428,12 +488,18 @@ class ConsoleSuite:
         admin = backend.client("admin")
         cutoff_days = AGED_DAYS // 2
         with backend.engine.connect() as conn:
-            expected = conn.execute(sa.text(
-                "SELECT count(*) FROM (SELECT sender_id FROM events GROUP BY sender_id "
-                "HAVING max(timestamp) < :cut) AS stale"), {"cut": time.time() - cutoff_days * 86400}).scalar()
+            expected = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM (SELECT sender_id FROM events GROUP BY sender_id "
+                    "HAVING max(timestamp) < :cut) AS stale"
+                ),
+                {"cut": time.time() - cutoff_days * 86400},
+            ).scalar()
         assert expected >= 1
         cli = console_cli(backend.db_url, "purge", "--days", str(cutoff_days), "--dry-run")
-        assert cli.returncode == 0 and cli.stdout.startswith(f"{expected} conversation(s)"), cli.stdout + cli.stderr
+        assert cli.returncode == 0 and cli.stdout.startswith(f"{expected} conversation(s)"), (
+            cli.stdout + cli.stderr
+        )
         preview = admin.get(f"/admin/purge?days={cutoff_days}")
         assert preview.status_code == 200
         assert f"<strong>{expected}</strong> conversation(s)" in preview.text
@@ -454,7 +520,9 @@ class ConsoleSuite:
 @pytest.fixture(scope="module")
 def backend(servers, tmp_path_factory):
     """Over the SQLite file of the session's assistant (tests/conftest.py)."""
-    yield from make_backend(servers.say, f"sqlite:///{servers.tracker_db}", tmp_path_factory.mktemp("console-sqlite"))
+    yield from make_backend(
+        servers.say, f"sqlite:///{servers.tracker_db}", tmp_path_factory.mktemp("console-sqlite")
+    )
 
 
 class TestConsoleSQLite(ConsoleSuite):

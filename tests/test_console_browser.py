@@ -2,6 +2,7 @@
 conversations, open one, relabel a message, download the export, which `rasa data validate`
 then accepts. Screenshots go to tests/artifacts/; with UPDATE_SCREENSHOTS=1 the README's
 pictures in docs/screenshots/ are taken again too."""
+
 from __future__ import annotations
 
 import json
@@ -14,14 +15,20 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-
 import sqlalchemy as sa
 
 from console.domain import plain_text, training_examples
 from console.indexer import intent_and_confidence
 from console.masking import fold, mask
-from console.testing import (CHROMIUM, CHROMIUM_ARGS, PHONE, produce_conversations, running_console, staff_user,
-                             validate_export)
+from console.testing import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PHONE,
+    produce_conversations,
+    running_console,
+    staff_user,
+    validate_export,
+)
 from tests.conftest import ROOT
 from tests.test_console import age
 
@@ -41,14 +48,23 @@ def least_confident(db_url: str, senders: dict) -> dict:
         for kind, sender in senders.items():
             if kind == "old":
                 continue  # aged: it would sit on a later page
-            for event_id, data in conn.execute(sa.text("SELECT id, data FROM events WHERE sender_id = :s "
-                                                       "AND type_name = 'user'"), {"s": sender}):
+            for event_id, data in conn.execute(
+                sa.text("SELECT id, data FROM events WHERE sender_id = :s AND type_name = 'user'"),
+                {"s": sender},
+            ):
                 data = json.loads(data)
                 if fold(data["text"]) in in_data:
                     continue
                 intent, confidence = intent_and_confidence(data["parse_data"])
-                found.append(dict(sender=sender, event_id=event_id, text=data["text"], intent=intent,
-                                  confidence=confidence))
+                found.append(
+                    dict(
+                        sender=sender,
+                        event_id=event_id,
+                        text=data["text"],
+                        intent=intent,
+                        confidence=confidence,
+                    )
+                )
     engine.dispose()
     return min(found, key=lambda m: m["confidence"])
 
@@ -78,8 +94,9 @@ def browser():
 
     with sync_playwright() as playwright:
         # never a browser download: the machine's Chromium
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + ["--lang=fr-FR"],
-                                              headless=True)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS + ["--lang=fr-FR"], headless=True
+        )
         yield chromium
         chromium.close()
 
@@ -90,8 +107,12 @@ def test_staff_journey_in_chromium(console, browser):
     docs = os.environ.get("UPDATE_SCREENSHOTS") == "1"
     if docs:
         DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="fr-FR",
-                                  timezone_id="Pacific/Noumea", accept_downloads=True)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860},
+        locale="fr-FR",
+        timezone_id="Pacific/Noumea",
+        accept_downloads=True,
+    )
     page = context.new_page()
     page.set_default_timeout(15000)
 
@@ -119,7 +140,10 @@ def test_staff_journey_in_chromium(console, browser):
         page.click("button:has-text('Filtrer')")
         page.wait_for_url(f"**/conversations?*below={threshold}*")
         confidences = page.locator("table.list tbody tr td.num .conf").all_inner_texts()
-        assert confidences and all(float(c) <= float(threshold) for c in confidences), (threshold, confidences)
+        assert confidences and all(float(c) <= float(threshold) for c in confidences), (
+            threshold,
+            confidences,
+        )
         assert PHONE not in page.content()
         shot("03-low-confidence", "conversations-filtered")
 

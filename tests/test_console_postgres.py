@@ -1,6 +1,7 @@
 """The console's suite again, over a PostgreSQL tracker store: a database of its own, created
 and dropped here, written by an assistant that also takes socket.io conversations (a second
 channel for the channel filter)."""
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,10 @@ def backend(postgres_db, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("console-postgres")
     credentials = workdir / "credentials.yml"
     credentials.write_text(CREDENTIALS)
-    tracker_store = (f'tracker_store:\n  type: SQL\n  dialect: "postgresql"\n  url: "{url.host}"\n'
-                     f'  port: {url.port or 5432}\n  db: "{name}"\n  username: "{url.username}"\n')
+    tracker_store = (
+        f'tracker_store:\n  type: SQL\n  dialect: "postgresql"\n  url: "{url.host}"\n'
+        f'  port: {url.port or 5432}\n  db: "{name}"\n  username: "{url.username}"\n'
+    )
     if url.password:
         tracker_store += f'  password: "{url.password}"\n'
     db_url = url.render_as_string(hide_password=False)

@@ -1,5 +1,6 @@
 """The console's parts that need no assistant: configuration, masking, export format,
 passwords, and a production start (secret required, secure cookie)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -18,24 +19,40 @@ from console.masking import EMAIL_MASK, PHONE_MASK, fold, mask
 from console.testing import ROOT, console_env, running_console
 
 
-@pytest.mark.parametrize("text", [
-    "rappelez moi au 78 12 34", "mon num 781234", "+687 78.12.34 svp", "06 12 34 56 78",
-    "0033 6 12 34 56 78", "tel: 78-12-34",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rappelez moi au 78 12 34",
+        "mon num 781234",
+        "+687 78.12.34 svp",
+        "06 12 34 56 78",
+        "0033 6 12 34 56 78",
+        "tel: 78-12-34",
+    ],
+)
 def test_phone_numbers_are_masked(text):
     masked = mask(text)
     assert PHONE_MASK in masked and not any(ch.isdigit() for ch in masked), masked
 
 
-@pytest.mark.parametrize("text", [
-    "appelez le 1000 ou le 1016", "facture du 12/03/2024", "forfait 20 Go à 5000 F", "ligne coupée depuis 3 jours",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "appelez le 1000 ou le 1016",
+        "facture du 12/03/2024",
+        "forfait 20 Go à 5000 F",
+        "ligne coupée depuis 3 jours",
+    ],
+)
 def test_service_numbers_dates_and_amounts_are_not_masked(text):
     assert mask(text) == text
 
 
 def test_emails_are_masked_and_folding_ignores_accents_and_case():
-    assert mask("écrivez à jean.dupont@example.nc ou a-b+c@opt.nc.") == f"écrivez à {EMAIL_MASK} ou {EMAIL_MASK}."
+    assert (
+        mask("écrivez à jean.dupont@example.nc ou a-b+c@opt.nc.")
+        == f"écrivez à {EMAIL_MASK} ou {EMAIL_MASK}."
+    )
     assert fold("  Résilier   MON Abonnement ") == "resilier mon abonnement"
 
 
@@ -49,8 +66,8 @@ def test_annotated_example_keeps_known_entities_and_masks_the_rest():
     entities = [
         at("mail", "canal"),
         at("rappelez", "canal"),  # never annotated so in data/
-        at("78", "service"),      # a piece of the phone number
-        at("je", "inconnue"),     # not in the domain
+        at("78", "service"),  # a piece of the phone number
+        at("je", "inconnue"),  # not in the domain
     ]
     known = training_entity_texts(ROOT / "data")
     assert ("canal", "mail") in known
@@ -67,9 +84,17 @@ def test_export_format_dedup_and_latest_label_wins():
     existing = training_examples(ROOT / "data")
     assert "et par mail ?" in existing
     labels = [
-        {"example": "et par [mail](canal) ?", "intent": "preciser_canal", "created_at": 1},  # in data/ already
+        {
+            "example": "et par [mail](canal) ?",
+            "intent": "preciser_canal",
+            "created_at": 1,
+        },  # in data/ already
         {"example": "mon tel a disparu hier soir", "intent": "support_technique", "created_at": 2},
-        {"example": "mon tel a disparu hier soir", "intent": "perte_vol", "created_at": 3},  # relabelled again
+        {
+            "example": "mon tel a disparu hier soir",
+            "intent": "perte_vol",
+            "created_at": 3,
+        },  # relabelled again
         {"example": "blabla", "intent": "intention_supprimee", "created_at": 4},
     ]
     text, written, skipped = build_export(labels, existing, intents)
@@ -85,15 +110,28 @@ def test_tracker_store_url_follows_endpoints_yml(tmp_path, monkeypatch):
     endpoints = tmp_path / "endpoints.yml"
     endpoints.write_text('tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "tracker.db"\n')
     assert str(tracker_store_url(endpoints)) == f"sqlite:///{tmp_path / 'tracker.db'}"
-    endpoints.write_text('tracker_store:\n  type: SQL\n  dialect: "postgresql"\n  url: ${TRACKER_HOST}\n'
-                         '  port: ${TRACKER_PORT}\n  db: ${TRACKER_DB}\n  username: ${TRACKER_USER}\n'
-                         '  password: ${TRACKER_PASSWORD}\n')
-    for name, value in dict(TRACKER_HOST="db.interne", TRACKER_PORT="5433", TRACKER_DB="rasa",
-                            TRACKER_USER="rasa", TRACKER_PASSWORD="s3cr3t/:").items():
+    endpoints.write_text(
+        'tracker_store:\n  type: SQL\n  dialect: "postgresql"\n  url: ${TRACKER_HOST}\n'
+        "  port: ${TRACKER_PORT}\n  db: ${TRACKER_DB}\n  username: ${TRACKER_USER}\n"
+        "  password: ${TRACKER_PASSWORD}\n"
+    )
+    for name, value in dict(
+        TRACKER_HOST="db.interne",
+        TRACKER_PORT="5433",
+        TRACKER_DB="rasa",
+        TRACKER_USER="rasa",
+        TRACKER_PASSWORD="s3cr3t/:",
+    ).items():
         monkeypatch.setenv(name, value)
     url = tracker_store_url(endpoints)
-    assert (url.drivername, url.host, url.port, url.database, url.username, url.password) == \
-        ("postgresql", "db.interne", 5433, "rasa", "rasa", "s3cr3t/:")
+    assert (url.drivername, url.host, url.port, url.database, url.username, url.password) == (
+        "postgresql",
+        "db.interne",
+        5433,
+        "rasa",
+        "rasa",
+        "s3cr3t/:",
+    )
     monkeypatch.delenv("TRACKER_PASSWORD")
     with pytest.raises(ConfigError, match="TRACKER_PASSWORD"):
         tracker_store_url(endpoints)
@@ -120,8 +158,14 @@ def test_settings_need_a_secret_key_in_production(monkeypatch, tmp_path):
 
 def test_serve_refuses_to_start_without_secret_key(tmp_path):
     env = console_env(f"sqlite:///{tmp_path / 't.db'}")
-    done = subprocess.run([sys.executable, "-m", "console", "serve", "--port", "1"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "console", "serve", "--port", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "CONSOLE_SECRET_KEY" in done.stderr
 
 
@@ -131,7 +175,9 @@ def test_production_start_on_a_database_rasa_has_not_written_yet(tmp_path):
         login = requests.get(console.url + "/login", timeout=10)
         cookie = login.headers["set-cookie"].lower()
         assert "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
-        assert requests.get(console.url + "/conversations", allow_redirects=False, timeout=10).status_code == 303
+        assert (
+            requests.get(console.url + "/conversations", allow_redirects=False, timeout=10).status_code == 303
+        )
 
 
 def test_passwords_are_salted_scrypt_hashes():
@@ -173,8 +219,10 @@ def test_login_throttle():
 
 
 def test_chart_draws_one_bar_per_channel_and_day():
-    svg = stacked_bars([("2026-11-01", {"rest": 3, "socketio": 1}), ("2026-11-02", {}), ("2026-11-03", {"rest": 7})],
-                       ["rest", "socketio"])
+    svg = stacked_bars(
+        [("2026-11-01", {"rest": 3, "socketio": 1}), ("2026-11-02", {}), ("2026-11-03", {"rest": 7})],
+        ["rest", "socketio"],
+    )
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert svg.count('fill="#2b6cb0"') == 2 and svg.count('fill="#2f855a"') == 1
     assert "2026-11-02 : 0" in svg

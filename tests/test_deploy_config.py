@@ -5,6 +5,7 @@ No Docker engine on these machines: the compose file is checked as configuration
 comparing it with what `make run-prod` really starts: same endpoints, credentials and nginx
 template files, same environment variable names, same commands and ports.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,6 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, Set
 
 import pytest
 import yaml
@@ -27,19 +27,24 @@ VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)")
 
 
 @pytest.fixture(scope="module")
-def compose() -> Dict:
+def compose() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
-def code_vars(path: Path) -> Set[str]:
-    return {v for line in path.read_text().splitlines() if not line.lstrip().startswith("#") for v in VAR.findall(line)}
+def code_vars(path: Path) -> set[str]:
+    return {
+        v
+        for line in path.read_text().splitlines()
+        if not line.lstrip().startswith("#")
+        for v in VAR.findall(line)
+    }
 
 
-def env_of(service: Dict) -> Dict[str, str]:
+def env_of(service: dict) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in (service.get("environment") or {}).items()}
 
 
-def mounts(service: Dict) -> Dict[str, Path]:
+def mounts(service: dict) -> dict[str, Path]:
     """container path -> host file (resolved from deploy/)."""
     found = {}
     for volume in service.get("volumes") or []:
@@ -55,12 +60,12 @@ def test_services(compose):
 
 def test_rasa_services_run_what_make_run_prod_runs(compose):
     local = Topology(Path("/tmp/unused"), {"RASA_AUTH_TOKEN": "x"}).rasa_command(0)
-    local_options = dict(zip(local[3::2], local[4::2]))  # after python -m deploy.rasa_run
+    local_options = dict(zip(local[3::2], local[4::2], strict=False))  # after python -m deploy.rasa_run
     for name in ("rasa1", "rasa2"):
         service = compose["services"][name]
         command = service["command"]
         assert command[:3] == ["python", "-m", "deploy.rasa_run"]
-        options = dict(zip(command[3::2], command[4::2]))
+        options = dict(zip(command[3::2], command[4::2], strict=False))
         assert set(options) == set(local_options)
         assert options["--model"] == DEFAULTS["CHAT_CAGOU_MODEL"]
         assert options["--endpoints"] == str(ENDPOINTS.relative_to(ROOT))
@@ -88,7 +93,9 @@ def test_secrets_have_no_default_in_compose(compose):
         uses = re.findall(r"\$\{" + secret + r"([^}]*)\}", text)
         assert uses and all(u.startswith(":?") for u in uses), (secret, uses)
     for name in ("FB_VERIFY", "FB_SECRET", "FB_PAGE_ACCESS_TOKEN"):
-        assert re.findall(r"\$\{" + name + r"([^}]*)\}", text) == [":-"]  # from the environment, empty if unset
+        assert re.findall(r"\$\{" + name + r"([^}]*)\}", text) == [
+            ":-"
+        ]  # from the environment, empty if unset
     assert "RASA_AUTH_TOKEN" not in DEFAULTS and "DB_PASSWORD" in DEFAULTS and DEFAULTS["DB_PASSWORD"] == ""
 
 
@@ -101,8 +108,13 @@ def test_nginx_uses_the_same_template_with_every_variable_set(compose):
     assert needed <= set(env), needed - set(env)
     assert needed <= set(settings({"RASA_AUTH_TOKEN": "x"}))
     # upstream ports are the ports the services listen on
-    rasa_port = compose["services"]["rasa1"]["command"][compose["services"]["rasa1"]["command"].index("--port") + 1]
-    assert f"rasa1:{rasa_port}" in env["RASA_UPSTREAM_SERVERS"] and f"rasa2:{rasa_port}" in env["RASA_UPSTREAM_SERVERS"]
+    rasa_port = compose["services"]["rasa1"]["command"][
+        compose["services"]["rasa1"]["command"].index("--port") + 1
+    ]
+    assert (
+        f"rasa1:{rasa_port}" in env["RASA_UPSTREAM_SERVERS"]
+        and f"rasa2:{rasa_port}" in env["RASA_UPSTREAM_SERVERS"]
+    )
     action_port = compose["services"]["action-server"]["command"][-1]
     assert f"action-server:{action_port}" in env["ACTION_UPSTREAM_SERVERS"]
     action_url = env_of(compose["services"]["rasa1"])["ACTION_SERVER_URL"]
@@ -112,8 +124,16 @@ def test_nginx_uses_the_same_template_with_every_variable_set(compose):
 
 def test_dockerfile_ships_what_the_services_import():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
-    for path in ("actions/", "channels/", "deploy/", "fiche/", "credentials.yml", "domain.yml",
-                 "models/chat-cagou.tar.gz", "requirements.lock"):
+    for path in (
+        "actions/",
+        "channels/",
+        "deploy/",
+        "fiche/",
+        "credentials.yml",
+        "domain.yml",
+        "models/chat-cagou.tar.gz",
+        "requirements.lock",
+    ):
         assert f"COPY {path}" in dockerfile or f" {path}" in dockerfile, path
     assert "USER chatcagou" in dockerfile  # not root
 
@@ -125,8 +145,13 @@ def test_env_example_names_every_variable_and_only_placeholders_for_secrets():
             key, value = line.split("=", 1)
             example[key] = value
     used = code_vars(ENDPOINTS) | code_vars(NGINX_TEMPLATE) | SECRETS
-    derived = {"ACTION_SERVER_URL", "RASA_UPSTREAM_SERVERS", "ACTION_UPSTREAM_SERVERS", "NGINX_LISTEN",
-               "ACTION_LB_LISTEN"}
+    derived = {
+        "ACTION_SERVER_URL",
+        "RASA_UPSTREAM_SERVERS",
+        "ACTION_UPSTREAM_SERVERS",
+        "NGINX_LISTEN",
+        "ACTION_LB_LISTEN",
+    }
     assert used - derived <= set(example), (used - derived) - set(example)
     for secret in SECRETS | {"FB_VERIFY", "FB_SECRET", "FB_PAGE_ACCESS_TOKEN"}:
         assert example[secret] == "CHANGE_ME"
@@ -135,13 +160,18 @@ def test_env_example_names_every_variable_and_only_placeholders_for_secrets():
     assert not undocumented, undocumented
 
 
-@pytest.mark.skipif(not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()), reason="nginx not installed")
+@pytest.mark.skipif(
+    not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()), reason="nginx not installed"
+)
 def test_nginx_template_is_valid_nginx_configuration(tmp_path):
     topology = Topology(tmp_path, {"RASA_AUTH_TOKEN": "x", "NGINX_PORT": "18000", "ACTION_LB_PORT": "18001"})
     conf = topology.nginx_conf()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    result = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(conf)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     with pytest.raises(KeyError):
         render(NGINX_TEMPLATE.read_text(), {})

@@ -1,4 +1,5 @@
 """End to end over REST: the real action server and Rasa, the trained model, real HTTP."""
+
 from __future__ import annotations
 
 import uuid
@@ -18,9 +19,21 @@ def new_sender():
 
 # (question, facts the answer must carry, words it must not carry)
 SAMPLES = [
-    ("j'ai perdu mon téléphone, je fais comment ?", ["Déclaration de perte ou de vol", "1000", "carte SIM", "1000@opt.nc"], []),
-    ("code PUK ?", ["Code PUK", "pièce d'identité", "formulaire de contact", "https://www.opt.nc", "NON"], []),
-    ("je veux résilier ma ligne pro par téléphone", ["Résiliation", "NON", "1000@opt.nc", "formulaire à remplir sur place"], []),
+    (
+        "j'ai perdu mon téléphone, je fais comment ?",
+        ["Déclaration de perte ou de vol", "1000", "carte SIM", "1000@opt.nc"],
+        [],
+    ),
+    (
+        "code PUK ?",
+        ["Code PUK", "pièce d'identité", "formulaire de contact", "https://www.opt.nc", "NON"],
+        [],
+    ),
+    (
+        "je veux résilier ma ligne pro par téléphone",
+        ["Résiliation", "NON", "1000@opt.nc", "formulaire à remplir sur place"],
+        [],
+    ),
     ("quel est votre adresse mail ?", ["1000@opt.nc", "agence-entreprises@opt.nc"], []),
     ("comment vous appeler depuis la France ?", ["+687 26 87 70"], []),
     ("vous êtes ouverts quand ?", ["7h30 à 15h45", "7h45 à 15h30", "Nouméa"], []),
@@ -80,8 +93,16 @@ def test_english_gets_a_bilingual_reply_with_the_contacts(servers):
 
 @pytest.mark.parametrize(
     "message",
-    ["", "   ", "a" * 5000, "😀😀😀", "12345678",
-     "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "'; DROP TABLE events; --"],
+    [
+        "",
+        "   ",
+        "a" * 5000,
+        "😀😀😀",
+        "12345678",
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        "'; DROP TABLE events; --",
+    ],
     ids=["empty", "blank", "5000-chars", "emojis", "digits", "script", "img", "sql"],
 )
 def test_bad_input_gets_a_polite_french_reply(servers, message):

@@ -1,6 +1,7 @@
 """The failure classes of issue 10, end to end: real Rasa with the trained model, real action
 server, real HTTP (REST channel). Sentences of our own, not of the blind set (tests/blind/).
 Expectations are facts of the fiche."""
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,11 @@ def test_follow_up_on_the_agency_by_email(servers):
 
 
 def test_follow_up_in_writing_on_a_support_question_says_no(servers):
-    first, follow = conversation(servers, "mon portable pro n'a plus de réseau depuis hier",
-                                 "je peux vous envoyer un mail pour ce problème ?")
+    first, follow = conversation(
+        servers,
+        "mon portable pro n'a plus de réseau depuis hier",
+        "je peux vous envoyer un mail pour ce problème ?",
+    )
     assert "SAV et support technique" in first
     assert "NON" in follow.splitlines()[0] and "1000" in follow
 
@@ -43,21 +47,36 @@ def test_follow_up_on_a_day(servers):
     assert "samedi" in follow and "fermé" in follow and "1012" in follow
 
 
-@pytest.mark.parametrize("message, facts", [
-    ("il me faut le code PUK, et aussi votre adresse mail", ["pièce d'identité", "1000@opt.nc", "agence-entreprises@opt.nc"]),
-    ("je veux résilier ma ligne. Au fait, vous fermez à quelle heure ?", ["Résiliation", "15h45"]),
-    ("le numéro pour appeler depuis l'étranger puis l'adresse du forum", ["+687 26 87 70", "optetvous.nc"]),
-])
+@pytest.mark.parametrize(
+    "message, facts",
+    [
+        (
+            "il me faut le code PUK, et aussi votre adresse mail",
+            ["pièce d'identité", "1000@opt.nc", "agence-entreprises@opt.nc"],
+        ),
+        ("je veux résilier ma ligne. Au fait, vous fermez à quelle heure ?", ["Résiliation", "15h45"]),
+        (
+            "le numéro pour appeler depuis l'étranger puis l'adresse du forum",
+            ["+687 26 87 70", "optetvous.nc"],
+        ),
+    ],
+)
 def test_two_questions_in_one_message(servers, message, facts):
     (answer,) = conversation(servers, message)
     for fact in facts:
         assert fact in answer, answer
 
 
-@pytest.mark.parametrize("message, procedure", [
-    ("on m'a volé mon iphone pro à Tokyo, comment suspendre la ligne depuis le Japon ?", "Déclaration de perte ou de vol"),
-    ("je m'installe en Australie, je voudrais clôturer mon abonnement mobile", "Résiliation"),
-])
+@pytest.mark.parametrize(
+    "message, procedure",
+    [
+        (
+            "on m'a volé mon iphone pro à Tokyo, comment suspendre la ligne depuis le Japon ?",
+            "Déclaration de perte ou de vol",
+        ),
+        ("je m'installe en Australie, je voudrais clôturer mon abonnement mobile", "Résiliation"),
+    ],
+)
 def test_abroad_keeps_the_procedure_and_gives_the_number_from_abroad(servers, message, procedure):
     (answer,) = conversation(servers, message)
     assert procedure in answer and "+687 26 87 70" in answer
@@ -65,15 +84,20 @@ def test_abroad_keeps_the_procedure_and_gives_the_number_from_abroad(servers, me
 
 
 def test_abroad_said_earlier_changes_the_numbers(servers):
-    _, answer = conversation(servers, "bonjour, je suis en déplacement en Nouvelle-Zélande", "votre numéro de téléphone ?")
+    _, answer = conversation(
+        servers, "bonjour, je suis en déplacement en Nouvelle-Zélande", "votre numéro de téléphone ?"
+    )
     assert "+687 26 87 70" in answer and not SHORT_NUMBER.search(answer)
 
 
-@pytest.mark.parametrize("message, expected", [
-    ("vous êtes ouverts le dimanche ?", ["fermé", "1012"]),
-    ("mardi à 17h je peux encore vous appeler ?", ["fermé", "1012"]),
-    ("ouvert le 14 juillet ?", ["férié", "1012"]),
-])
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        ("vous êtes ouverts le dimanche ?", ["fermé", "1012"]),
+        ("mardi à 17h je peux encore vous appeler ?", ["fermé", "1012"]),
+        ("ouvert le 14 juillet ?", ["férié", "1012"]),
+    ],
+)
 def test_days_and_times_other_than_now(servers, message, expected):
     (answer,) = conversation(servers, message)
     assert "en ce moment" not in answer
@@ -81,24 +105,30 @@ def test_days_and_times_other_than_now(servers, message, expected):
         assert contains(answer, fact), answer
 
 
-@pytest.mark.parametrize("message, expected", [
-    ("le 1016 ça correspond à quoi ?", "Agence Entreprise"),
-    ("le 1012 c'est pour quoi faire ?", "renseignements"),
-])
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        ("le 1016 ça correspond à quoi ?", "Agence Entreprise"),
+        ("le 1012 c'est pour quoi faire ?", "renseignements"),
+    ],
+)
 def test_services_explained(servers, message, expected):
     (answer,) = conversation(servers, message)
     assert expected in answer and "Je suis Chat Cagou" not in answer
 
 
-@pytest.mark.parametrize("message", [
-    "j'ai égaré ma carte d'identité, que faire ?",
-    "on m'a piqué mon vélo devant la mairie",
-    "je veux résilier mon abonnement à la salle de muscu",
-    "c'est quoi le code du portail de la résidence ?",
-    "à quelle heure ouvre la pharmacie de garde ?",
-    "coupure d'eau dans tout le quartier depuis ce matin",
-    "le numéro des pompiers c'est lequel ?",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "j'ai égaré ma carte d'identité, que faire ?",
+        "on m'a piqué mon vélo devant la mairie",
+        "je veux résilier mon abonnement à la salle de muscu",
+        "c'est quoi le code du portail de la résidence ?",
+        "à quelle heure ouvre la pharmacie de garde ?",
+        "coupure d'eau dans tout le quartier depuis ce matin",
+        "le numéro des pompiers c'est lequel ?",
+    ],
+)
 def test_off_topic_messages_get_no_fiche_fact(servers, message):
     (answer,) = conversation(servers, message)
     found = [f for f in fiche_facts() if contains(answer, f)]
@@ -116,7 +146,9 @@ def test_english_gets_a_bilingual_reply_with_the_fact(servers):
     assert "I answer in French" in answer and "+687 26 87 70" in answer
 
 
-@pytest.mark.parametrize("message", ["<p>je voudrais mon <b>code PUK</b></p>", "code PUK ? https://www.opt.nc/aide"])
+@pytest.mark.parametrize(
+    "message", ["<p>je voudrais mon <b>code PUK</b></p>", "code PUK ? https://www.opt.nc/aide"]
+)
 def test_markup_and_links_do_not_hide_the_question(servers, message):
     (answer,) = conversation(servers, message)
     assert "Code PUK" in answer

@@ -1,11 +1,11 @@
 """The fiche loader: the real file checked against the seed document, and malformed files."""
+
 from __future__ import annotations
 
 import copy
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -32,7 +32,7 @@ def seed_matrix(seed_text: str):
         cols = [c.strip() for c in line.split("\t")]
         cols = [c for c in cols if c] if cols and not cols[0] else cols
         if cols and cols[0] in SEED_ROWS:
-            rows[SEED_ROWS[cols[0]]] = dict(zip(CHANNELS, cols[1:4]))
+            rows[SEED_ROWS[cols[0]]] = dict(zip(CHANNELS, cols[1:4], strict=False))
     return rows
 
 
@@ -66,8 +66,16 @@ def test_contacts_and_hours_match_seed(fiche, seed_text):
     assert f"Le {fiche.abroad_number} depuis l'extérieur" in seed
     assert f"{fiche.agency_name} {fiche.agency_address}" in seed
     assert f"{fiche.postal_name}, {fiche.postal_address}" in seed
-    for fact in (fiche.email_agence, fiche.email_service_clientele, fiche.forum, fiche.tariff_guide,
-                 fiche.website, fiche.restoration_text, fiche.consumption_number, fiche.customer_service_calls):
+    for fact in (
+        fiche.email_agence,
+        fiche.email_service_clientele,
+        fiche.forum,
+        fiche.tariff_guide,
+        fiche.website,
+        fiche.restoration_text,
+        fiche.consumption_number,
+        fiche.customer_service_calls,
+    ):
         assert fact in seed, fact
     assert f"délai de {fiche.restoration_days} jours" in seed
     assert f"au {fiche.date_text}" in seed and fiche.title in seed
@@ -81,7 +89,9 @@ def test_every_answer_fact_is_in_seed(fiche, seed_text):
     seed = normalise(seed_text)
     for proc in fiche.procedures.values():
         for cell in proc.cells.values():
-            for fact in re.findall(r"[\w.-]+@[\w.-]+\w|https?://\S+?(?=[.,)]?(?:\s|$))|\b\d{4}\b", cell.answer):
+            for fact in re.findall(
+                r"[\w.-]+@[\w.-]+\w|https?://\S+?(?=[.,)]?(?:\s|$))|\b\d{4}\b", cell.answer
+            ):
                 assert fact.replace("https://", "") in seed, fact
 
 
@@ -111,13 +121,20 @@ def breaks(raw, mutate):
         (lambda d: d["phone_services"]["1000"].update(number="1001"), "phone_services.1000.number"),
         (lambda d: d["phone_services"].pop("1012"), "phone_services.1012"),
         (lambda d: d["emails"].update(service_clientele="1000 at opt.nc"), "emails.service_clientele"),
-        (lambda d: d["procedures"]["code_puk"]["cells"]["telephone"].update(status="peut-être"),
-         "procedures.code_puk.cells.telephone.status"),
-        (lambda d: d["procedures"]["resiliation"]["cells"].pop("courrier"), "procedures.resiliation.cells.courrier"),
+        (
+            lambda d: d["procedures"]["code_puk"]["cells"]["telephone"].update(status="peut-être"),
+            "procedures.code_puk.cells.telephone.status",
+        ),
+        (
+            lambda d: d["procedures"]["resiliation"]["cells"].pop("courrier"),
+            "procedures.resiliation.cells.courrier",
+        ),
         (lambda d: d["procedures"].pop("souscription"), "procedures.souscription"),
         (lambda d: d["procedures"].update(portabilite={}), "procedures.portabilite"),
-        (lambda d: d["procedures"]["perte_vol"]["cells"]["agence"].update(answer="au {tel_9999}"),
-         "procedures.perte_vol.cells.agence.answer"),
+        (
+            lambda d: d["procedures"]["perte_vol"]["cells"]["agence"].update(answer="au {tel_9999}"),
+            "procedures.perte_vol.cells.agence.answer",
+        ),
         (lambda d: d["source"].update(date="26/07/2021"), "source.date"),
         (lambda d: d.update(tariff_guide="http://example.invalid"), "tariff_guide"),
         (lambda d: d["abroad"].update(dial="+687000000"), "abroad.dial"),
@@ -152,8 +169,11 @@ def test_action_server_refuses_a_malformed_fiche(tmp_path, raw):
     bad.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", "0"],
-        cwd=ROOT, env={**__import__("os").environ, "CHAT_CAGOU_FICHE": str(bad)},
-        capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**__import__("os").environ, "CHAT_CAGOU_FICHE": str(bad)},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode != 0
     assert "phone_services.1000.closes" in proc.stderr + proc.stdout

@@ -4,6 +4,7 @@ Unit tests of the pure parts (signatures, message shaping, dedupe), then the rea
 with credentials.yml and FB_* variables, its Graph API base URL pointed at a stub HTTP
 server started here: what would have been sent to Facebook is what the stub received.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,9 +13,9 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -54,19 +55,28 @@ class TestSignature:
 
     def test_sha256_and_sha1_accepted(self):
         assert signature_problem(SECRET, self.body, {"X-Hub-Signature-256": sign(self.body)}) is None
-        assert signature_problem(SECRET, self.body, {"X-Hub-Signature": sign(self.body, algorithm="sha1")}) is None
+        assert (
+            signature_problem(SECRET, self.body, {"X-Hub-Signature": sign(self.body, algorithm="sha1")})
+            is None
+        )
 
-    @pytest.mark.parametrize("headers", [
-        {},
-        {"X-Hub-Signature-256": "sha256=" + "0" * 64},
-        {"X-Hub-Signature-256": sign(b'{"object":"page"}', secret="other")},
-        {"X-Hub-Signature-256": "sha256=é"},
-        {"X-Hub-Signature-256": sign(b'{"object":"page"}', algorithm="sha1")},  # wrong algorithm
-        {"X-Hub-Signature": sign(b'{"object":"page"}', algorithm="md5")},  # wrong algorithm
-        {"X-Hub-Signature": sign(b'{"object":"page"}')},  # sha256 in the sha1 header
-        # a forged sha256 is not rescued by a valid sha1
-        {"X-Hub-Signature-256": "sha256=" + "0" * 64, "X-Hub-Signature": sign(b'{"object":"page"}', algorithm="sha1")},
-    ])
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {},
+            {"X-Hub-Signature-256": "sha256=" + "0" * 64},
+            {"X-Hub-Signature-256": sign(b'{"object":"page"}', secret="other")},
+            {"X-Hub-Signature-256": "sha256=é"},
+            {"X-Hub-Signature-256": sign(b'{"object":"page"}', algorithm="sha1")},  # wrong algorithm
+            {"X-Hub-Signature": sign(b'{"object":"page"}', algorithm="md5")},  # wrong algorithm
+            {"X-Hub-Signature": sign(b'{"object":"page"}')},  # sha256 in the sha1 header
+            # a forged sha256 is not rescued by a valid sha1
+            {
+                "X-Hub-Signature-256": "sha256=" + "0" * 64,
+                "X-Hub-Signature": sign(b'{"object":"page"}', algorithm="sha1"),
+            },
+        ],
+    )
     def test_refused(self, headers):
         assert signature_problem(SECRET, self.body, headers) is not None
 
@@ -90,8 +100,10 @@ class TestShaping:
         assert [text_length(p) for p in parts] == [2000, 1000]
 
     def test_button_template_up_to_three_buttons(self):
-        buttons = [{"title": "Par mail / internet", "payload": '/preciser_canal{"canal":"courrier"}'},
-                   {"title": "Un titre beaucoup trop long pour Messenger", "payload": "/x"}]
+        buttons = [
+            {"title": "Par mail / internet", "payload": '/preciser_canal{"canal":"courrier"}'},
+            {"title": "Un titre beaucoup trop long pour Messenger", "payload": "/x"},
+        ]
         messages = messages_for(LONG_REPLY[:900], buttons)
         template = messages[-1]["attachment"]["payload"]
         assert template["template_type"] == "button"
@@ -114,19 +126,41 @@ class TestShaping:
 
 
 def test_events_of_a_batch_in_order_echoes_and_receipts_ignored():
-    payload = {"object": "page", "entry": [
-        {"messaging": [
-            {"sender": {"id": "1"}, "timestamp": 1, "message": {"mid": "m.1", "text": "bonjour"}},
-            {"sender": {"id": "1"}, "timestamp": 2,
-             "message": {"mid": "m.2", "text": "x", "quick_reply": {"payload": "/code_puk"}}},
-            {"sender": {"id": "page"}, "timestamp": 3, "message": {"mid": "m.3", "text": "écho", "is_echo": True}},
-            {"sender": {"id": "1"}, "timestamp": 4, "delivery": {"mids": ["m.1"]}},
-        ]},
-        {"messaging": [{"sender": {"id": "2"}, "timestamp": 5, "postback": {"mid": "m.5", "title": "En agence",
-                                                                            "payload": "/resiliation"}}]},
-    ]}
-    assert user_events(payload) == [("mid:m.1", "1", "bonjour"), ("mid:m.2", "1", "/code_puk"),
-                                    ("mid:m.5", "2", "/resiliation")]
+    payload = {
+        "object": "page",
+        "entry": [
+            {
+                "messaging": [
+                    {"sender": {"id": "1"}, "timestamp": 1, "message": {"mid": "m.1", "text": "bonjour"}},
+                    {
+                        "sender": {"id": "1"},
+                        "timestamp": 2,
+                        "message": {"mid": "m.2", "text": "x", "quick_reply": {"payload": "/code_puk"}},
+                    },
+                    {
+                        "sender": {"id": "page"},
+                        "timestamp": 3,
+                        "message": {"mid": "m.3", "text": "écho", "is_echo": True},
+                    },
+                    {"sender": {"id": "1"}, "timestamp": 4, "delivery": {"mids": ["m.1"]}},
+                ]
+            },
+            {
+                "messaging": [
+                    {
+                        "sender": {"id": "2"},
+                        "timestamp": 5,
+                        "postback": {"mid": "m.5", "title": "En agence", "payload": "/resiliation"},
+                    }
+                ]
+            },
+        ],
+    }
+    assert user_events(payload) == [
+        ("mid:m.1", "1", "bonjour"),
+        ("mid:m.2", "1", "/code_puk"),
+        ("mid:m.5", "2", "/resiliation"),
+    ]
 
 
 def test_seen_messages_survive_a_restart(tmp_path):
@@ -157,20 +191,22 @@ class GraphStub:
     """A local Send API: records each POST /me/messages; `delay` slows its answers."""
 
     def __init__(self) -> None:
-        self.calls: List[Dict] = []
+        self.calls: list[dict] = []
         self.delay = 0.0
         self.changed = threading.Condition()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 url = urlsplit(self.path)
                 time.sleep(stub.delay)  # a slow Graph API, to show the webhook does not wait
                 with stub.changed:
                     stub.calls.append({"path": url.path, "query": parse_qs(url.query), "body": body})
                     stub.changed.notify_all()
-                reply = json.dumps({"recipient_id": body["recipient"]["id"], "message_id": "m_" + uuid.uuid4().hex})
+                reply = json.dumps(
+                    {"recipient_id": body["recipient"]["id"], "message_id": "m_" + uuid.uuid4().hex}
+                )
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -184,19 +220,26 @@ class GraphStub:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v21.0"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def messages(self, recipient: str) -> List[Dict]:
+    def messages(self, recipient: str) -> list[dict]:
         """The `message` objects sent to `recipient` (sender actions left out)."""
         with self.changed:
-            return [c["body"]["message"] for c in self.calls
-                    if c["body"]["recipient"]["id"] == recipient and "message" in c["body"]]
+            return [
+                c["body"]["message"]
+                for c in self.calls
+                if c["body"]["recipient"]["id"] == recipient and "message" in c["body"]
+            ]
 
-    def wait_for(self, recipient: str, predicate: Callable[[List[Dict]], bool], timeout: float = 30) -> List[Dict]:
+    def wait_for(
+        self, recipient: str, predicate: Callable[[list[dict]], bool], timeout: float = 30
+    ) -> list[dict]:
         deadline = time.monotonic() + timeout
         with self.changed:
             while not predicate(self.messages(recipient)):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"stub got for {recipient}: {json.dumps(self.messages(recipient))[:3000]}")
+                    raise AssertionError(
+                        f"stub got for {recipient}: {json.dumps(self.messages(recipient))[:3000]}"
+                    )
                 self.changed.wait(left)
             return self.messages(recipient)
 
@@ -205,17 +248,17 @@ class GraphStub:
         self.server.server_close()
 
 
-def message_text(message: Dict) -> str:
+def message_text(message: dict) -> str:
     if "attachment" in message:
         return message["attachment"]["payload"].get("text", "")
     return message.get("text", "")
 
 
-def reply_containing(needle: str) -> Callable[[List[Dict]], bool]:
+def reply_containing(needle: str) -> Callable[[list[dict]], bool]:
     return lambda messages: any(needle in message_text(m) for m in messages)
 
 
-def assert_within_limits(messages: List[Dict]) -> None:
+def assert_within_limits(messages: list[dict]) -> None:
     for message in messages:
         if "attachment" in message:
             payload = message["attachment"]["payload"]
@@ -239,10 +282,17 @@ def messenger(tmp_path_factory):
         pytest.fail("no trained model: run `make train` (make test does it)")
     stub = GraphStub()
     workdir = tmp_path_factory.mktemp("messenger")
-    servers = Servers(workdir, credentials=ROOT / "credentials.yml", extra_env={
-        "FB_VERIFY": VERIFY, "FB_SECRET": SECRET, "FB_PAGE_ACCESS_TOKEN": TOKEN,
-        "FB_GRAPH_API_URL": stub.url, "FB_DEDUPE_DB": str(workdir / "mids.db"),
-    })
+    servers = Servers(
+        workdir,
+        credentials=ROOT / "credentials.yml",
+        extra_env={
+            "FB_VERIFY": VERIFY,
+            "FB_SECRET": SECRET,
+            "FB_PAGE_ACCESS_TOKEN": TOKEN,
+            "FB_GRAPH_API_URL": stub.url,
+            "FB_DEDUPE_DB": str(workdir / "mids.db"),
+        },
+    )
     try:
         servers.start()
         yield servers, stub
@@ -258,31 +308,41 @@ class Facebook:
         self.url = f"{servers.rasa_url}/webhooks/facebook/webhook"
 
     @staticmethod
-    def body(*events: Dict) -> bytes:
-        return json.dumps({"object": "page", "entry": [{"id": "page-1", "time": int(time.time() * 1000),
-                                                         "messaging": list(events)}]}).encode()
+    def body(*events: dict) -> bytes:
+        return json.dumps(
+            {
+                "object": "page",
+                "entry": [{"id": "page-1", "time": int(time.time() * 1000), "messaging": list(events)}],
+            }
+        ).encode()
 
     @staticmethod
-    def event(sender: str, message: Optional[Dict] = None, postback: Optional[Dict] = None) -> Dict:
-        event = {"sender": {"id": sender}, "recipient": {"id": "page-1"}, "timestamp": int(time.time() * 1000)}
+    def event(sender: str, message: dict | None = None, postback: dict | None = None) -> dict:
+        event = {
+            "sender": {"id": sender},
+            "recipient": {"id": "page-1"},
+            "timestamp": int(time.time() * 1000),
+        }
         if message is not None:
             event["message"] = {"mid": "m_" + uuid.uuid4().hex, **message}
         if postback is not None:
             event["postback"] = {"mid": "m_" + uuid.uuid4().hex, **postback}
         return event
 
-    def post(self, body: bytes, headers: Optional[Dict[str, str]] = None) -> requests.Response:
+    def post(self, body: bytes, headers: dict[str, str] | None = None) -> requests.Response:
         if headers is None:  # as Meta sends today: both headers
             headers = {"X-Hub-Signature-256": sign(body), "X-Hub-Signature": sign(body, algorithm="sha1")}
-        return requests.post(self.url, data=body, headers={"Content-Type": "application/json", **headers}, timeout=10)
+        return requests.post(
+            self.url, data=body, headers={"Content-Type": "application/json", **headers}, timeout=10
+        )
 
-    def send(self, *events: Dict) -> requests.Response:
+    def send(self, *events: dict) -> requests.Response:
         response = self.post(self.body(*events))
         assert response.status_code == 200, response.text
         return response
 
 
-def tracker_becomes(servers: Servers, sender: str, expected: List[str]) -> None:
+def tracker_becomes(servers: Servers, sender: str, expected: list[str]) -> None:
     """Rasa saves the tracker after sending the replies: wait for it."""
     assert servers.wait_user_texts(sender, expected) == expected
 
@@ -295,9 +355,13 @@ def psid() -> str:
 def test_verification_handshake(messenger):
     servers, _ = messenger
     url = f"{servers.rasa_url}/webhooks/facebook/webhook"
-    ok = requests.get(url, params={"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "1158201444"})
+    ok = requests.get(
+        url, params={"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "1158201444"}
+    )
     assert (ok.status_code, ok.text) == (200, "1158201444")
-    wrong = requests.get(url, params={"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "42"})
+    wrong = requests.get(
+        url, params={"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "42"}
+    )
     assert wrong.status_code == 403 and "42" not in wrong.text
 
 
@@ -318,10 +382,15 @@ def test_signed_text_message_answered_after_a_quick_ack(messenger):
     call = next(c for c in stub.calls if c["body"]["recipient"]["id"] == user and "message" in c["body"])
     assert call["path"] == "/v21.0/me/messages"
     assert call["query"]["access_token"] == [TOKEN]
-    assert call["query"]["appsecret_proof"] == [hmac.new(SECRET.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()]
+    assert call["query"]["appsecret_proof"] == [
+        hmac.new(SECRET.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
+    ]
     assert call["body"]["messaging_type"] == "RESPONSE"
-    actions = [c["body"]["sender_action"] for c in stub.calls
-               if c["body"]["recipient"]["id"] == user and "sender_action" in c["body"]]
+    actions = [
+        c["body"]["sender_action"]
+        for c in stub.calls
+        if c["body"]["recipient"]["id"] == user and "sender_action" in c["body"]
+    ]
     assert actions[:2] == ["mark_seen", "typing_on"]
 
 
@@ -356,7 +425,9 @@ def test_quick_replies_then_quick_reply(messenger):
     assert replies["Code PUK"] == "/code_puk" and len(replies) == 8
 
     # Tapping a quick reply sends a message whose text is the title and payload the intent.
-    facebook.send(facebook.event(user, message={"text": "Code PUK", "quick_reply": {"payload": replies["Code PUK"]}}))
+    facebook.send(
+        facebook.event(user, message={"text": "Code PUK", "quick_reply": {"payload": replies["Code PUK"]}})
+    )
     stub.wait_for(user, reply_containing("Code PUK"))
     tracker_becomes(servers, user, ["/preciser_canal", "/code_puk"])
 
@@ -365,11 +436,17 @@ def test_quick_replies_then_quick_reply(messenger):
 def test_batched_events_all_answered_in_order(messenger):
     servers, stub = messenger
     user, facebook = psid(), Facebook(servers)
-    facebook.send(facebook.event(user, message={"text": "/code_puk"}),
-                  facebook.event(user, message={"text": "/resiliation"}))
-    messages = stub.wait_for(user, lambda ms: reply_containing("Code PUK")(ms) and reply_containing("Résiliation")(ms))
+    facebook.send(
+        facebook.event(user, message={"text": "/code_puk"}),
+        facebook.event(user, message={"text": "/resiliation"}),
+    )
+    messages = stub.wait_for(
+        user, lambda ms: reply_containing("Code PUK")(ms) and reply_containing("Résiliation")(ms)
+    )
     texts = [message_text(m) for m in messages]
-    first = {needle: next(i for i, t in enumerate(texts) if needle in t) for needle in ("Code PUK", "Résiliation")}
+    first = {
+        needle: next(i for i, t in enumerate(texts) if needle in t) for needle in ("Code PUK", "Résiliation")
+    }
     assert first["Code PUK"] < first["Résiliation"]
 
 
@@ -378,7 +455,14 @@ def test_bad_signatures_refused_and_nothing_reaches_the_tracker(messenger):
     servers, stub = messenger
     facebook = Facebook(servers)
     refused = {}
-    for case in ("missing", "forged", "other secret", "sha1 in the 256 header", "md5", "forged 256 valid sha1"):
+    for case in (
+        "missing",
+        "forged",
+        "other secret",
+        "sha1 in the 256 header",
+        "md5",
+        "forged 256 valid sha1",
+    ):
         user = psid()
         body = facebook.body(facebook.event(user, message={"text": "code PUK ?"}))
         headers = {
@@ -387,8 +471,10 @@ def test_bad_signatures_refused_and_nothing_reaches_the_tracker(messenger):
             "other secret": {"X-Hub-Signature-256": sign(body, secret="not-the-secret")},
             "sha1 in the 256 header": {"X-Hub-Signature-256": sign(body, algorithm="sha1")},
             "md5": {"X-Hub-Signature": sign(body, algorithm="md5")},
-            "forged 256 valid sha1": {"X-Hub-Signature-256": "sha256=" + "0" * 64,
-                                      "X-Hub-Signature": sign(body, algorithm="sha1")},
+            "forged 256 valid sha1": {
+                "X-Hub-Signature-256": "sha256=" + "0" * 64,
+                "X-Hub-Signature": sign(body, algorithm="sha1"),
+            },
         }[case]
         response = facebook.post(body, headers)
         assert response.status_code == 403, case
@@ -437,9 +523,23 @@ def test_rasa_refuses_to_start_with_some_secrets_missing(tmp_path):
     env.update({"FB_VERIFY": VERIFY, "RASA_TELEMETRY_ENABLED": "false"})
     (tmp_path / "endpoints.yml").write_text("")
     run = subprocess.run(
-        [str(Path(sys.executable).parent / "rasa"), "run", "--model", str(MODEL), "--port", "1",
-         "--credentials", str(ROOT / "credentials.yml"), "--endpoints", str(tmp_path / "endpoints.yml")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+        [
+            str(Path(sys.executable).parent / "rasa"),
+            "run",
+            "--model",
+            str(MODEL),
+            "--port",
+            "1",
+            "--credentials",
+            str(ROOT / "credentials.yml"),
+            "--endpoints",
+            str(tmp_path / "endpoints.yml"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert run.returncode != 0
     assert "missing environment variable(s) FB_SECRET, FB_PAGE_ACCESS_TOKEN" in run.stdout + run.stderr
@@ -454,6 +554,15 @@ def test_webhook_off_without_secrets(servers):
         pytest.skip("FB_* variables set in this environment")
     url = f"{servers.rasa_url}/webhooks/facebook/webhook"
     body = Facebook.body(Facebook.event(psid(), message={"text": "code PUK ?"}))
-    assert requests.post(url, data=body, headers={"X-Hub-Signature-256": sign(body)}, timeout=10).status_code == 503
-    assert requests.get(url, params={"hub.mode": "subscribe", "hub.verify_token": VERIFY,
-                                     "hub.challenge": "1"}, timeout=10).status_code == 503
+    assert (
+        requests.post(url, data=body, headers={"X-Hub-Signature-256": sign(body)}, timeout=10).status_code
+        == 503
+    )
+    assert (
+        requests.get(
+            url,
+            params={"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "1"},
+            timeout=10,
+        ).status_code
+        == 503
+    )

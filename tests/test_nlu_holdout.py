@@ -1,4 +1,5 @@
 """The trained model on the held-out French set: intent macro-F1 must stay >= 0.95."""
+
 from __future__ import annotations
 
 import pytest
@@ -35,6 +36,6 @@ def test_holdout_covers_every_intent_with_8_examples():
 
 
 def test_holdout_macro_f1(holdout_score):
-    examples, result = holdout_score
+    _examples, result = holdout_score
     report = "\n".join(f"  {text!r}: expected {exp}, got {got}" for text, exp, got in result.errors)
     assert result.macro_f1 >= MIN_MACRO_F1, f"macro-F1 {result.macro_f1:.3f} < {MIN_MACRO_F1}\n{report}"

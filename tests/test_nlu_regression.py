@@ -11,6 +11,7 @@ Two comparisons, because the two classifiers' confidences are not on the same sc
 - *top-1*: the best real intent of each, fallback ignored, so that the baseline is not
   handicapped by a threshold tuned for DIET.
 bench/nlu_compare.py (`make bench-nlu`) gives the full comparison: bench/nlu_results.md."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,8 +30,10 @@ def baseline(holdout_parses):
     texts, intents = sklearn_baseline.training_examples(ROOT / "data" / "nlu")
     model = sklearn_baseline.train(texts, intents)
     top = sklearn_baseline.predict_with_confidence(model, [e.text for e in examples])
-    return {"served": sklearn_baseline.apply_fallback(top, sklearn_baseline.DEFAULT_THRESHOLD),
-            "top": [intent for intent, _ in top]}
+    return {
+        "served": sklearn_baseline.apply_fallback(top, sklearn_baseline.DEFAULT_THRESHOLD),
+        "top": [intent for intent, _ in top],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,8 @@ def test_not_below_sklearn_baseline(holdout_parses, ours, baseline, subset, mode
     assert mine.macro_f1 >= theirs.macro_f1, (
         f"{subset} ({len(keep)} utterances), macro-F1 {mode}: trained model {mine.macro_f1:.3f} < "
         f"scikit-learn baseline {theirs.macro_f1:.3f}\nerrors of the trained model:\n{errors(mine)}"
-        f"\nerrors of the baseline:\n{errors(theirs)}")
+        f"\nerrors of the baseline:\n{errors(theirs)}"
+    )
 
 
 def test_baseline_is_a_real_competitor(holdout_parses, baseline):

@@ -1,4 +1,5 @@
 """Rasa's own checks on the training data, and the conversation tests on the trained model."""
+
 from __future__ import annotations
 
 import re
@@ -12,7 +13,11 @@ import yaml
 from tests.conftest import MODEL, ROOT
 
 RASA = str(Path(sys.executable).parent / "rasa")
-ENV = {"RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+ENV = {
+    "RASA_TELEMETRY_ENABLED": "false",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+}
 
 
 def rasa(*args, timeout=600):
@@ -27,8 +32,18 @@ def test_rasa_data_validate_fail_on_warning():
 def test_conversation_stories(tmp_path):
     if not MODEL.exists():
         pytest.fail("no trained model: run `make train` (make test does it)")
-    proc = rasa("test", "core", "--model", str(MODEL), "--stories", "tests/test_stories.yml",
-                "--fail-on-prediction-errors", "--out", str(tmp_path), "--no-plot")
+    proc = rasa(
+        "test",
+        "core",
+        "--model",
+        str(MODEL),
+        "--stories",
+        "tests/test_stories.yml",
+        "--fail-on-prediction-errors",
+        "--out",
+        str(tmp_path),
+        "--no-plot",
+    )
     failed = tmp_path / "failed_test_stories.yml"
     details = failed.read_text() if failed.exists() else ""
     assert proc.returncode == 0, details[-6000:] + proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -58,5 +73,6 @@ def test_no_fact_outside_the_fiche_in_the_code():
             code = line.split("#")[0]
             strings = re.findall(r"\"[^\"]*\"|'[^']*'", code)
             for literal in strings:
-                assert not re.search(r"@\w|https?://\w|www\.|\+687|\b1[0-9]{3}\b(?!\))", literal) or literal in (
-                    '"1000"', '"1016"', '"1012"'), f"{path.name}:{lineno}: {literal}"
+                assert not re.search(
+                    r"@\w|https?://\w|www\.|\+687|\b1[0-9]{3}\b(?!\))", literal
+                ) or literal in ('"1000"', '"1016"', '"1012"'), f"{path.name}:{lineno}: {literal}"

@@ -4,6 +4,7 @@ two Rasa instances behind nginx, PostgreSQL tracker store, Redis lock store, act
 The topology is started once (tests/prod_topology.py); the tests run in this file's order,
 the last one leaves one Rasa instance killed.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Tuple
 
 import pytest
 import redis
@@ -32,7 +32,7 @@ SERVICE = FICHE.phones["1000"]
 CONTACTS = [SERVICE.number, FICHE.email_service_clientele, FICHE.agency_address]
 
 
-def texts(messages: List[dict]) -> str:
+def texts(messages: list[dict]) -> str:
     return "\n".join(m.get("text", "") for m in messages)
 
 
@@ -45,7 +45,7 @@ def label(procedure: str) -> str:
 
 
 # (question, facts the answer must carry), every fact from the fiche
-QUESTIONS: List[Tuple[str, List[str]]] = [
+QUESTIONS: list[tuple[str, list[str]]] = [
     ("code PUK ?", [label("code_puk"), FICHE.contact_form]),
     ("vous êtes ouverts quand ?", [f"{hour_text(SERVICE.opens)} à {hour_text(SERVICE.closes)}"]),
     ("où sont les tarifs ?", [FICHE.tariff_guide]),
@@ -55,7 +55,7 @@ QUESTIONS: List[Tuple[str, List[str]]] = [
 ]
 
 
-def has_facts(answer: str, facts: List[str]) -> bool:
+def has_facts(answer: str, facts: list[str]) -> bool:
     return all(fact in answer for fact in facts)
 
 
@@ -73,7 +73,10 @@ def test_one_conversation_through_both_instances_keeps_its_context(prod):
     other = texts(prod.say(sender, "et en agence ?"))
     assert other.startswith(f"{label('resiliation')} — {FICHE.channels['agence']}"), other
     assert prod.wait_user_texts(sender, ["je veux résilier", "et par mail ?", "et en agence ?"]) == [
-        "je veux résilier", "et par mail ?", "et en agence ?"]
+        "je veux résilier",
+        "et par mail ?",
+        "et en agence ?",
+    ]
 
 
 def test_widget_socketio_through_nginx_keeps_its_session(prod):
@@ -82,11 +85,13 @@ def test_widget_socketio_through_nginx_keeps_its_session(prod):
 
     import socketio
 
-    events: "queue.Queue" = queue.Queue()
+    events: queue.Queue = queue.Queue()
     client = socketio.Client(reconnection=False)
     client.on("session_confirm", lambda data: events.put(("session_confirm", data)))
     client.on("bot_uttered", lambda data: events.put(("bot_uttered", data)))
-    client.connect(prod.url, transports=["polling"], headers={"Origin": "http://localhost:8080"}, wait_timeout=10)
+    client.connect(
+        prod.url, transports=["polling"], headers={"Origin": "http://localhost:8080"}, wait_timeout=10
+    )
     try:
         client.emit("session_request", {"session_id": None})
         kind, session_id = events.get(timeout=30)
@@ -138,9 +143,11 @@ def test_concurrent_messages_of_one_customer_processed_one_at_a_time_in_order(pr
     the conversation's lock in Redis at once, then processed one at a time, in the order they
     were sent. Nothing lost, each answer for its own question, no interleaving in the tracker."""
     sender = new_sender("concurrent")
-    script = QUESTIONS[:4] + [("je veux résilier", [label("resiliation")]),
-                              ("et par mail ?", [f"{label('resiliation')} — {FICHE.channels['courrier']}"])]
-    replies: Dict[int, str] = {}
+    script = QUESTIONS[:4] + [
+        ("je veux résilier", [label("resiliation")]),
+        ("et par mail ?", [f"{label('resiliation')} — {FICHE.channels['courrier']}"]),
+    ]
+    replies: dict[int, str] = {}
 
     def send(index: int, question: str) -> None:
         replies[index] = texts(prod.say(sender, question, base=prod.rasa_url(index % 2)))
@@ -152,7 +159,7 @@ def test_concurrent_messages_of_one_customer_processed_one_at_a_time_in_order(pr
             thread.start()
             threads.append(thread)
             # its ticket is issued before the next message is sent: the sending order is the queue's
-            assert wait_until(lambda: lock_tickets(prod, sender) == index + 1), index
+            assert wait_until(lambda n=index + 1: lock_tickets(prod, sender) == n), index
         assert not replies  # all six waiting at once
     for thread in threads:
         thread.join(timeout=120)
@@ -163,14 +170,14 @@ def test_concurrent_messages_of_one_customer_processed_one_at_a_time_in_order(pr
     assert prod.wait_user_texts(sender, questions) == questions
     # In the tracker, each question is followed by its own answer before the next question.
     events = [e for e in prod.events(sender) if e.get("event") in ("user", "bot")]
-    turns: List[List[str]] = []
+    turns: list[list[str]] = []
     for event in events:
         if event["event"] == "user":
             turns.append([])
         else:
             turns[-1].append(event.get("text") or "")
     assert len(turns) == len(script)
-    for (question, facts), answers in zip(script, turns):
+    for (question, facts), answers in zip(script, turns, strict=False):
         assert len(answers) == 1 and has_facts(answers[0], facts), (question, answers)
     assert lock_tickets(prod, sender) == 0
 
@@ -180,11 +187,13 @@ def test_lock_store_issues_unique_tickets_under_contention(prod):
     connection, as separate Rasa instances) are all different; Rasa's RedisLockStore would
     give some clients the same ticket (GET then SET)."""
     conversation = "contention-" + uuid.uuid4().hex[:8]
-    stores = [AtomicRedisLockStore(host="127.0.0.1", port=6379, db=prod.redis_db, key_prefix=prod.redis_prefix)
-              for _ in range(8)]
+    stores = [
+        AtomicRedisLockStore(host="127.0.0.1", port=6379, db=prod.redis_db, key_prefix=prod.redis_prefix)
+        for _ in range(8)
+    ]
     start = threading.Barrier(len(stores))
 
-    def issue(store) -> List[int]:
+    def issue(store) -> list[int]:
         start.wait()
         return [store.issue_ticket(conversation, 30) for _ in range(25)]
 
@@ -257,7 +266,7 @@ def test_kill_9_in_the_middle_of_a_conversation_then_restart(prod):
     first = texts(prod.say(sender, "je veux faire une réclamation", base=prod.rasa_url(0)))
     assert first.startswith(label("reclamation")), first
 
-    outcome: Dict[str, object] = {}
+    outcome: dict[str, object] = {}
 
     def in_flight() -> None:
         try:
@@ -282,25 +291,30 @@ def test_kill_9_in_the_middle_of_a_conversation_then_restart(prod):
     follow = texts(prod.say(sender, "et par mail ?", base=prod.rasa_url(0)))
     assert follow.startswith(f"{label('reclamation')} — {FICHE.channels['courrier']}"), follow
     # the killed message was never saved: each message once, in order
-    assert prod.wait_user_texts(sender, ["je veux faire une réclamation", "et par téléphone ?", "et par mail ?"]) == [
-        "je veux faire une réclamation", "et par téléphone ?", "et par mail ?"]
+    assert prod.wait_user_texts(
+        sender, ["je veux faire une réclamation", "et par téléphone ?", "et par mail ?"]
+    ) == ["je veux faire une réclamation", "et par téléphone ?", "et par mail ?"]
 
 
 # --- an instance killed under load ----------------------------------------------------------
 
 CONVERSATIONS = 16
 SCRIPT = [q for q, _ in QUESTIONS] + ["je veux résilier", "et par mail ?"]
-EXPECTED = {q: f for q, f in QUESTIONS}
+EXPECTED = dict(QUESTIONS)
 EXPECTED["je veux résilier"] = [label("resiliation")]
-EXPECTED["et par mail ?"] = [f"{label('resiliation')} — {FICHE.channels['courrier']}", FICHE.email_service_clientele]
+EXPECTED["et par mail ?"] = [
+    f"{label('resiliation')} — {FICHE.channels['courrier']}",
+    FICHE.email_service_clientele,
+]
 
 
-def ask_with_retry(prod, sender: str, question: str, log: List[str]) -> Optional[str]:
+def ask_with_retry(prod, sender: str, question: str, log: list[str]) -> str | None:
     """Like a client: retry a failed request (connection reset, 502, 429...) a few times."""
     for attempt in range(8):
         try:
-            response = requests.post(f"{prod.url}/webhooks/rest/webhook",
-                                     json={"sender": sender, "message": question}, timeout=90)
+            response = requests.post(
+                f"{prod.url}/webhooks/rest/webhook", json={"sender": sender, "message": question}, timeout=90
+            )
             if response.status_code == 200 and response.json():
                 return texts(response.json())
             log.append(f"{sender}: HTTP {response.status_code}")
@@ -319,8 +333,8 @@ def test_one_instance_killed_during_a_load_run(prod):
     assert all(topology.rasa_alive(i) for i in range(2))
     senders = [new_sender(f"load{i}") for i in range(CONVERSATIONS)]
     total = CONVERSATIONS * len(SCRIPT)
-    answered: Dict[Tuple[str, int], Optional[str]] = {}
-    retries: List[str] = []
+    answered: dict[tuple[str, int], str | None] = {}
+    retries: list[str] = []
     lock = threading.Lock()
     killed = threading.Event()
 
@@ -339,7 +353,11 @@ def test_one_instance_killed_during_a_load_run(prod):
     elapsed = time.monotonic() - started
     assert killed.is_set() and not topology.rasa_alive(1)
 
-    wrong = [(s, SCRIPT[i], a) for (s, i), a in answered.items() if a is None or not has_facts(a, EXPECTED[SCRIPT[i]])]
+    wrong = [
+        (s, SCRIPT[i], a)
+        for (s, i), a in answered.items()
+        if a is None or not has_facts(a, EXPECTED[SCRIPT[i]])
+    ]
     assert not wrong, f"{len(wrong)} message(s) unanswered or wrong, e.g. {wrong[:3]}"
     for sender in senders:
         stored = prod.wait_user_texts(sender, SCRIPT)

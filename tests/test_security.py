@@ -6,6 +6,7 @@ Unit tests first, then the shared single-process servers (conftest `servers`: cr
 SQLite tracker store, Rasa's HTTP API not enabled). The same checks against the production
 topology (PostgreSQL, two instances, nginx, Messenger) are in tests/test_security_prod.py.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 import requests
@@ -72,8 +73,17 @@ def test_clean_text_removes_what_breaks_storage_and_keeps_the_rest():
     assert cleaned == "abc"
 
 
-@pytest.mark.parametrize("text, reply", [(None, UNREADABLE_TEXT), (42, UNREADABLE_TEXT), (["a"], UNREADABLE_TEXT),
-                                         ("", EMPTY_TEXT), ("  \n\t ", EMPTY_TEXT), ("\x00\u200b", EMPTY_TEXT)])
+@pytest.mark.parametrize(
+    "text, reply",
+    [
+        (None, UNREADABLE_TEXT),
+        (42, UNREADABLE_TEXT),
+        (["a"], UNREADABLE_TEXT),
+        ("", EMPTY_TEXT),
+        ("  \n\t ", EMPTY_TEXT),
+        ("\x00\u200b", EMPTY_TEXT),
+    ],
+)
 def test_unreadable_and_empty_messages_get_a_reply(text, reply):
     verdict = run(Guard(1000, MemoryRateLimiter(30, 60)).check("s", text))
     assert verdict.text is None and verdict.reply == reply
@@ -82,7 +92,11 @@ def test_unreadable_and_empty_messages_get_a_reply(text, reply):
 def test_maximum_length_and_rate_limit_replies_are_polite_french():
     guard = Guard(20, MemoryRateLimiter(3, 60))
     too_long = run(guard.check("s", "x" * 21))
-    assert too_long.reason == "too_long" and "20 caractères" in too_long.reply and "Pouvez-vous" in too_long.reply
+    assert (
+        too_long.reason == "too_long"
+        and "20 caractères" in too_long.reply
+        and "Pouvez-vous" in too_long.reply
+    )
     assert run(guard.check("s", "x" * 20)).text == "x" * 20
     assert [run(guard.check("s", "ok")).reason for _ in range(3)] == ["ok", "ok", "rate_limited"]
     limited = run(guard.check("s", "ok"))
@@ -116,8 +130,13 @@ def test_metadata_must_be_small_plain_json():
 def test_unavailable_reply_carries_the_contacts_from_the_fiche(fiche):
     text = unavailable_text()
     service = fiche.phones["1000"]
-    for fact in (service.number, service.hours_text, fiche.email_service_clientele, fiche.agency_name,
-                 fiche.agency_address):
+    for fact in (
+        service.number,
+        service.hours_text,
+        fiche.email_service_clientele,
+        fiche.agency_name,
+        fiche.agency_address,
+    ):
         assert fact in text
 
 
@@ -133,7 +152,11 @@ def test_silent_or_failing_turn_gets_the_contacts():
     async def answering(message):
         await message.output_channel.send_response(message.sender_id, {"text": "réponse"})
 
-    for handler, expected in ((silent, unavailable_text()), (failing, unavailable_text()), (answering, "réponse")):
+    for handler, expected in (
+        (silent, unavailable_text()),
+        (failing, unavailable_text()),
+        (answering, "réponse"),
+    ):
         out = CollectingOutputChannel()
         run(Guard().handle(UserMessage("code PUK ?", out, "s1"), handler))
         assert [m["text"] for m in out.messages] == [expected]
@@ -144,7 +167,14 @@ def test_silent_or_failing_turn_gets_the_contacts():
 
 def test_startup_check_refuses_missing_or_default_secrets():
     assert problems({}) == ["RASA_AUTH_TOKEN is not set"]
-    for token in ("CHANGE_ME", "changeme", "secret", "a" * 40, "your-token-here-" * 3, "short-but-random-9f8"):
+    for token in (
+        "CHANGE_ME",
+        "changeme",
+        "secret",
+        "a" * 40,
+        "your-token-here-" * 3,
+        "short-but-random-9f8",
+    ):
         assert any("RASA_AUTH_TOKEN" in p for p in problems({"RASA_AUTH_TOKEN": token})), token
     assert problems({"RASA_AUTH_TOKEN": GOOD_TOKEN}) == []  # loopback services, empty passwords: allowed
     remote = {"RASA_AUTH_TOKEN": GOOD_TOKEN, "DB_HOST": "db.internal", "REDIS_HOST": "cache.internal"}
@@ -152,7 +182,10 @@ def test_startup_check_refuses_missing_or_default_secrets():
         "DB_PASSWORD is not set (DB_HOST=db.internal is not a loopback address)",
         "REDIS_PASSWORD is not set (REDIS_HOST=cache.internal is not a loopback address)",
     ]
-    assert any("DB_PASSWORD" in p for p in problems({**remote, "DB_PASSWORD": "postgres", "REDIS_PASSWORD": "x9!Kq2#pLm"}))
+    assert any(
+        "DB_PASSWORD" in p
+        for p in problems({**remote, "DB_PASSWORD": "postgres", "REDIS_PASSWORD": "x9!Kq2#pLm"})
+    )
     assert problems({**remote, "DB_PASSWORD": "q8#Lm2!vXz7p", "REDIS_PASSWORD": "x9!Kq2#pLm"}) == []
 
 
@@ -161,8 +194,12 @@ def test_startup_check_messenger_secrets():
     assert sorted(p.split()[0] for p in problems(base)) == ["FB_PAGE_ACCESS_TOKEN", "FB_SECRET", "FB_VERIFY"]
     partial = {"RASA_AUTH_TOKEN": GOOD_TOKEN, "FB_SECRET": "9b1f2e3d4c5b6a7f8e9d"}
     assert sorted(p.split()[0] for p in problems(partial)) == ["FB_PAGE_ACCESS_TOKEN", "FB_VERIFY"]
-    full = {**base, "FB_VERIFY": "v-3c9d8e7f6a5b4c3d", "FB_SECRET": "s-9b1f2e3d4c5b6a7f8e9d",
-            "FB_PAGE_ACCESS_TOKEN": "EAAB-1f2e3d4c5b6a7f8e9d0c"}
+    full = {
+        **base,
+        "FB_VERIFY": "v-3c9d8e7f6a5b4c3d",
+        "FB_SECRET": "s-9b1f2e3d4c5b6a7f8e9d",
+        "FB_PAGE_ACCESS_TOKEN": "EAAB-1f2e3d4c5b6a7f8e9d0c",
+    }
     assert problems(full) == []
     assert any("FB_VERIFY" in p for p in problems({**full, "FB_VERIFY": "CHANGE_ME"}))
 
@@ -177,21 +214,31 @@ def test_startup_check_plain_names_and_numbers():
 
 def test_run_prod_refuses_to_start_without_its_secrets(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    result = subprocess.run(["bash", str(ROOT / "deploy" / "run-prod.sh")], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "run-prod.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "RASA_AUTH_TOKEN is not set" in result.stderr
-    placeholder = subprocess.run([sys.executable, "-m", "deploy.rasa_run", "--model", "x"], cwd=ROOT,
-                                 env={**env, "RASA_AUTH_TOKEN": "CHANGE_ME"}, capture_output=True, text=True, timeout=60)
+    placeholder = subprocess.run(
+        [sys.executable, "-m", "deploy.rasa_run", "--model", "x"],
+        cwd=ROOT,
+        env={**env, "RASA_AUTH_TOKEN": "CHANGE_ME"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert placeholder.returncode == 2 and "placeholder" in placeholder.stderr
 
 
 # --- REST, single process -------------------------------------------------------------------
 
+
 def post(servers, body: Any, raw: bool = False, **kwargs) -> requests.Response:
     url = f"{servers.rasa_url}/webhooks/rest/webhook"
     if raw:
-        return requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60, **kwargs)
+        return requests.post(
+            url, data=body, headers={"Content-Type": "application/json"}, timeout=60, **kwargs
+        )
     return requests.post(url, json=body, timeout=60, **kwargs)
 
 
@@ -202,7 +249,7 @@ def answer_of(response: requests.Response) -> str:
     return "\n".join(m.get("text", "") for m in messages)
 
 
-def stored_events(servers, sender: str) -> List[Dict]:
+def stored_events(servers, sender: str) -> list[dict]:
     with sqlite3.connect(servers.tracker_db) as db:
         rows = db.execute("SELECT data FROM events WHERE sender_id = ? ORDER BY id", (sender,)).fetchall()
     return [json.loads(data) for (data,) in rows]
@@ -229,7 +276,9 @@ BAD_BODIES = {
     "message-object": b'{"sender": "a", "message": {"text": "bonjour"}}',
     "message-bool": b'{"sender": "a", "message": true}',
     "metadata-string": b'{"sender": "a", "message": "bonjour", "metadata": "x"}',
-    "metadata-huge": json.dumps({"sender": "a", "message": "bonjour", "metadata": {"x": "y" * 10000}}).encode(),
+    "metadata-huge": json.dumps(
+        {"sender": "a", "message": "bonjour", "metadata": {"x": "y" * 10000}}
+    ).encode(),
     "not-utf8": b'{"sender": "a", "message": "\xff\xfe"}',
     "nan": b'{"sender": "a", "message": "b", "metadata": {"x": NaN}}',
 }
@@ -252,13 +301,17 @@ def test_rest_refusals_are_not_stored(servers):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("text, expected", [
-    ("", "Votre message est vide"),
-    ("   \n\t  ", "Votre message est vide"),
-    ("\x00\x01\u200b", "Votre message est vide"),
-    ("x" * 100_000, "Votre message est un peu long"),
-    ("é" * 1001, "Votre message est un peu long"),
-], ids=["empty", "whitespace", "controls-only", "100kB", "1001-chars"])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "Votre message est vide"),
+        ("   \n\t  ", "Votre message est vide"),
+        ("\x00\x01\u200b", "Votre message est vide"),
+        ("x" * 100_000, "Votre message est un peu long"),
+        ("é" * 1001, "Votre message est un peu long"),
+    ],
+    ids=["empty", "whitespace", "controls-only", "100kB", "1001-chars"],
+)
 def test_rest_empty_or_too_long_gets_a_polite_reply_and_is_not_stored(servers, text, expected):
     sender = f"sec-{uuid.uuid4().hex[:8]}"
     answer = answer_of(post(servers, {"sender": sender, "message": text}))
@@ -281,8 +334,9 @@ def test_rest_odd_texts_are_plain_text_for_the_nlu(servers, name):
 @pytest.mark.slow
 def test_rest_control_characters_are_removed_before_storage(servers):
     sender = f"sec-controls-{uuid.uuid4().hex[:6]}"
-    answer = answer_of(post(servers, {"sender": sender, "message": CONTROL_TEXT,
-                                      "metadata": {"page\x00": "accueil\u202e"}}))
+    answer = answer_of(
+        post(servers, {"sender": sender, "message": CONTROL_TEXT, "metadata": {"page\x00": "accueil\u202e"}})
+    )
     assert answer.startswith("Code PUK")
     with sqlite3.connect(servers.tracker_db) as db:
         raw = [data for (data,) in db.execute("SELECT data FROM events WHERE sender_id = ?", (sender,))]
@@ -314,15 +368,23 @@ def test_rest_rate_limit_per_sender(servers):
 
 @pytest.mark.slow
 def test_rest_stream_mode_is_guarded_too(servers):
-    response = requests.post(f"{servers.rasa_url}/webhooks/rest/webhook?stream=true",
-                             json={"sender": f"sec-stream-{uuid.uuid4().hex[:6]}", "message": ""}, timeout=60)
+    response = requests.post(
+        f"{servers.rasa_url}/webhooks/rest/webhook?stream=true",
+        json={"sender": f"sec-stream-{uuid.uuid4().hex[:6]}", "message": ""},
+        timeout=60,
+    )
     assert response.status_code == 200 and "Votre message est vide" in response.text
 
 
 @pytest.mark.slow
 def test_http_api_not_enabled_in_the_default_setup(servers):
-    for method, path in (("GET", "/conversations/x/tracker"), ("GET", "/status"), ("POST", "/model/parse"),
-                         ("PUT", "/model"), ("GET", "/domain")):
+    for method, path in (
+        ("GET", "/conversations/x/tracker"),
+        ("GET", "/status"),
+        ("POST", "/model/parse"),
+        ("PUT", "/model"),
+        ("GET", "/domain"),
+    ):
         assert requests.request(method, servers.rasa_url + path, timeout=10).status_code in (404, 405), path
 
 
@@ -345,11 +407,13 @@ class Widget:
     def __init__(self, url: str) -> None:
         import socketio
 
-        self.events: "queue.Queue" = queue.Queue()
+        self.events: queue.Queue = queue.Queue()
         self.client = socketio.Client(reconnection=False)
         self.client.on("session_confirm", lambda data: self.events.put(("session_confirm", data)))
         self.client.on("bot_uttered", lambda data: self.events.put(("bot_uttered", data)))
-        self.client.connect(url, transports=["polling"], headers={"Origin": "http://localhost:8080"}, wait_timeout=10)
+        self.client.connect(
+            url, transports=["polling"], headers={"Origin": "http://localhost:8080"}, wait_timeout=10
+        )
         self.client.emit("session_request", {"session_id": None})
         self.session_id = self.next("session_confirm")
 

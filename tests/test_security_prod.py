@@ -6,6 +6,7 @@ PostgreSQL tracker store still readable (by Rasa, and as PostgreSQL jsonb).
 Runs after tests/test_reliability.py when both run (that module ends with one instance killed):
 it uses nginx and the instances still alive.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,23 +14,31 @@ import hmac
 import json
 import time
 import uuid
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 import requests
 
-
 pytestmark = pytest.mark.slow
 pytest_plugins = ["tests.prod_topology"]
 
-def texts(messages: List[dict]) -> str:
+
+def texts(messages: list[dict]) -> str:
     return "\n".join(m.get("text", "") for m in messages)
 
 
-API = [("GET", "/conversations/{s}/tracker"), ("GET", "/conversations/{s}/story"), ("GET", "/status"),
-       ("GET", "/domain"), ("POST", "/model/parse"), ("PUT", "/model"), ("DELETE", "/model"),
-       ("POST", "/conversations/{s}/messages"), ("POST", "/conversations/{s}/tracker/events"),
-       ("POST", "/model/test/intents")]
+API = [
+    ("GET", "/conversations/{s}/tracker"),
+    ("GET", "/conversations/{s}/story"),
+    ("GET", "/status"),
+    ("GET", "/domain"),
+    ("POST", "/model/parse"),
+    ("PUT", "/model"),
+    ("DELETE", "/model"),
+    ("POST", "/conversations/{s}/messages"),
+    ("POST", "/conversations/{s}/tracker/events"),
+    ("POST", "/model/test/intents"),
+]
 
 
 def test_http_api_refuses_requests_without_the_token(prod):
@@ -42,14 +51,18 @@ def test_http_api_refuses_requests_without_the_token(prod):
             assert requests.request(method, url, json=body, timeout=10).status_code == 401, (method, url)
             wrong = requests.request(method, url, json=body, params={"token": "x" * 64}, timeout=10)
             assert wrong.status_code == 401, (method, url)
-        tracker = requests.get(f"{base}/conversations/{sender}/tracker", params={"token": prod.token}, timeout=10)
+        tracker = requests.get(
+            f"{base}/conversations/{sender}/tracker", params={"token": prod.token}, timeout=10
+        )
         assert tracker.status_code == 200 and tracker.json()["sender_id"] == sender
 
 
 def test_nginx_routes_the_channels_only(prod):
     sender = f"sec-route-{uuid.uuid4().hex[:6]}"
     for method, path in API + [("GET", "/"), ("GET", "/version")]:
-        response = requests.request(method, prod.url + path.format(s=sender), params={"token": prod.token}, timeout=10)
+        response = requests.request(
+            method, prod.url + path.format(s=sender), params={"token": prod.token}, timeout=10
+        )
         assert response.status_code == 404, (method, path)
         assert "nginx/" not in response.text and "nginx/" not in response.headers.get("Server", "")
     assert requests.get(prod.url + "/healthz", timeout=10).text == "ok\n"
@@ -68,7 +81,7 @@ def test_rate_limit_is_shared_by_the_instances(prod):
     assert len(prod.user_texts(sender)) == 30
 
 
-BAD_BODIES: Dict[str, bytes] = {
+BAD_BODIES: dict[str, bytes] = {
     "not-json": b"{nope",
     "array": b"[]",
     "sender-number": b'{"sender": 1, "message": "x"}',
@@ -79,27 +92,46 @@ BAD_BODIES: Dict[str, bytes] = {
 
 @pytest.mark.parametrize("name", list(BAD_BODIES))
 def test_rest_bad_requests_through_nginx_get_400(prod, name):
-    response = requests.post(prod.url + "/webhooks/rest/webhook", data=BAD_BODIES[name],
-                             headers={"Content-Type": "application/json"}, timeout=30)
+    response = requests.post(
+        prod.url + "/webhooks/rest/webhook",
+        data=BAD_BODIES[name],
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert response.status_code == 400 and response.json()["error"].startswith("invalid_")
 
 
 def test_rest_body_over_nginx_limit_gets_413(prod):
     body = json.dumps({"sender": "a", "message": "x" * 400_000})
-    response = requests.post(prod.url + "/webhooks/rest/webhook", data=body,
-                             headers={"Content-Type": "application/json"}, timeout=30)
+    response = requests.post(
+        prod.url + "/webhooks/rest/webhook",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert response.status_code == 413
 
 
-ODD = ["", "   ", "x" * 100_000, "code\x00 PUK\u202e ?\ud800", "😀😀😀", "Where is my SIM card?", "我的手机丢了",
-       "<script>alert(1)</script>", "'); DELETE FROM events; --", "{{7*7}} ${jndi:ldap://127.0.0.1/a}"]
+ODD = [
+    "",
+    "   ",
+    "x" * 100_000,
+    "code\x00 PUK\u202e ?\ud800",
+    "😀😀😀",
+    "Where is my SIM card?",
+    "我的手机丢了",
+    "<script>alert(1)</script>",
+    "'); DELETE FROM events; --",
+    "{{7*7}} ${jndi:ldap://127.0.0.1/a}",
+]
 
 
 def test_rest_odd_input_through_nginx_answered_and_stored_readable(prod):
     sender = f"sec-odd-{uuid.uuid4().hex[:6]}"
     for text in ODD:
-        response = requests.post(prod.url + "/webhooks/rest/webhook", json={"sender": sender, "message": text},
-                                 timeout=60)
+        response = requests.post(
+            prod.url + "/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
+        )
         assert response.status_code == 200, (text[:20], response.status_code)
         assert response.json() and all(m.get("text") for m in response.json()), text[:20]
     assert_tracker_readable(prod, sender)
@@ -109,7 +141,9 @@ def assert_tracker_readable(prod, sender: str) -> None:
     """What a later reader needs: rows that PostgreSQL itself parses as jsonb (no \\u0000, no
     lone surrogate), and Rasa's own API giving the tracker back."""
     with prod.connect() as db, db.cursor() as cur:
-        cur.execute("SELECT count(*), count((data::jsonb) ->> 'event') FROM events WHERE sender_id = %s", (sender,))
+        cur.execute(
+            "SELECT count(*), count((data::jsonb) ->> 'event') FROM events WHERE sender_id = %s", (sender,)
+        )
         total, parsed = cur.fetchone()
     assert total > 0 and total == parsed
     base = prod.alive_rasa_urls()[0]
@@ -123,17 +157,27 @@ def assert_tracker_readable(prod, sender: str) -> None:
 
 def signed_post(prod, body: bytes) -> requests.Response:
     signature = "sha256=" + hmac.new(prod.fb["FB_SECRET"].encode(), body, hashlib.sha256).hexdigest()
-    return requests.post(prod.url + "/webhooks/facebook/webhook", data=body, timeout=30,
-                         headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature})
+    return requests.post(
+        prod.url + "/webhooks/facebook/webhook",
+        data=body,
+        timeout=30,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+    )
 
 
-def message_event(sender: str, message: Any) -> Dict:
-    return {"sender": {"id": sender}, "recipient": {"id": "page"}, "timestamp": int(time.time() * 1000),
-            "message": message}
+def message_event(sender: str, message: Any) -> dict:
+    return {
+        "sender": {"id": sender},
+        "recipient": {"id": "page"},
+        "timestamp": int(time.time() * 1000),
+        "message": message,
+    }
 
 
-def page(*events: Dict) -> bytes:
-    return json.dumps({"object": "page", "entry": [{"id": "page", "time": 1, "messaging": list(events)}]}).encode()
+def page(*events: dict) -> bytes:
+    return json.dumps(
+        {"object": "page", "entry": [{"id": "page", "time": 1, "messaging": list(events)}]}
+    ).encode()
 
 
 MALFORMED = {
@@ -152,23 +196,32 @@ MALFORMED = {
 @pytest.mark.parametrize("name", list(MALFORMED))
 def test_messenger_malformed_payloads_get_a_4xx_never_a_500(prod, name):
     response = signed_post(prod, MALFORMED[name])
-    assert 400 <= response.status_code < 500 or response.text == "EVENT_RECEIVED", (name, response.status_code)
+    assert 400 <= response.status_code < 500 or response.text == "EVENT_RECEIVED", (
+        name,
+        response.status_code,
+    )
     assert response.status_code != 500
 
 
 def test_messenger_unsigned_or_forged_refused(prod):
     body = page(message_event("77001", {"mid": f"m-{uuid.uuid4().hex}", "text": "code PUK ?"}))
     assert requests.post(prod.url + "/webhooks/facebook/webhook", data=body, timeout=30).status_code == 403
-    forged = requests.post(prod.url + "/webhooks/facebook/webhook", data=body, timeout=30,
-                           headers={"X-Hub-Signature-256": "sha256=" + "0" * 64})
+    forged = requests.post(
+        prod.url + "/webhooks/facebook/webhook",
+        data=body,
+        timeout=30,
+        headers={"X-Hub-Signature-256": "sha256=" + "0" * 64},
+    )
     assert forged.status_code == 403
 
 
-def sent_texts(prod, recipient: str) -> List[str]:
+def sent_texts(prod, recipient: str) -> list[str]:
     """The texts sent to `recipient` through the Send API stub (plain and button template)."""
     found = []
     with prod.graph.lock:
-        messages = [m.get("message", {}) for m in prod.graph.sent if m.get("recipient", {}).get("id") == recipient]
+        messages = [
+            m.get("message", {}) for m in prod.graph.sent if m.get("recipient", {}).get("id") == recipient
+        ]
     for message in messages:
         text = message.get("text") or (message.get("attachment", {}).get("payload", {}) or {}).get("text")
         if text:
@@ -179,14 +232,20 @@ def sent_texts(prod, recipient: str) -> List[str]:
 def test_messenger_odd_messages_get_a_reply(prod):
     """Signed messages with odd content, one at a time: each is answered through the Send API."""
     sender = str(9_000_000_000 + uuid.uuid4().int % 1_000_000_000)
-    cases = [("x" * 100_000, "Votre message est un peu long"),
-             ("\x00\u200b\u202e", "Votre message est vide"),
-             ("code\x00 PUK\u202e ?", "Code PUK"),
-             ("😀😀😀", None), ("<script>alert(1)</script>", None), ("'; DROP TABLE events; --", None),
-             ({"nested": "object"}, None)]
+    cases = [
+        ("x" * 100_000, "Votre message est un peu long"),
+        ("\x00\u200b\u202e", "Votre message est vide"),
+        ("code\x00 PUK\u202e ?", "Code PUK"),
+        ("😀😀😀", None),
+        ("<script>alert(1)</script>", None),
+        ("'; DROP TABLE events; --", None),
+        ({"nested": "object"}, None),
+    ]
     for text, expected in cases:
         before = len(sent_texts(prod, sender))
-        response = signed_post(prod, page(message_event(sender, {"mid": f"m-{uuid.uuid4().hex}", "text": text})))
+        response = signed_post(
+            prod, page(message_event(sender, {"mid": f"m-{uuid.uuid4().hex}", "text": text}))
+        )
         assert response.status_code == 200 and response.text == "EVENT_RECEIVED"
         deadline = time.monotonic() + 60
         while len(sent_texts(prod, sender)) == before and time.monotonic() < deadline:

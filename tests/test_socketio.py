@@ -3,10 +3,10 @@
 Runs against the shared servers (conftest `servers`: credentials.yml, real model) with a
 python-socketio client, long-polling like the widget.
 """
+
 from __future__ import annotations
 
 import queue
-from typing import Dict, Optional
 
 import pytest
 import requests
@@ -20,8 +20,8 @@ ALLOWED_ORIGIN = "http://localhost:8080"  # credentials.yml
 class Widget:
     """A socket.io client speaking the widget's protocol."""
 
-    def __init__(self, url: str, origin: Optional[str] = None) -> None:
-        self.events: "queue.Queue[tuple]" = queue.Queue()
+    def __init__(self, url: str, origin: str | None = None) -> None:
+        self.events: queue.Queue[tuple] = queue.Queue()
         self.client = socketio.Client(reconnection=False)
         self.client.on("session_confirm", lambda data: self.events.put(("session_confirm", data)))
         self.client.on("bot_uttered", lambda data: self.events.put(("bot_uttered", data)))
@@ -34,14 +34,14 @@ class Widget:
             if event == name:
                 return data
 
-    def session(self, session_id: Optional[str] = None) -> str:
+    def session(self, session_id: str | None = None) -> str:
         self.client.emit("session_request", {"session_id": session_id})
         return self.next("session_confirm")
 
     def say(self, text: str, session_id: str) -> None:
         self.client.emit("user_uttered", {"message": text, "session_id": session_id})
 
-    def answer(self, needle: str) -> Dict:
+    def answer(self, needle: str) -> dict:
         """The first bot message containing `needle` (bot messages before it are skipped)."""
         while True:
             message = self.next("bot_uttered")
@@ -129,6 +129,9 @@ def test_only_configured_origins(servers):
     with pytest.raises(socketio.exceptions.ConnectionError):
         Widget(servers.rasa_url, origin="http://evil.example")
     # WebSocket is not offered (Sanic 21.12 cannot receive frames on Python 3.11).
-    websocket = requests.get(f"{servers.rasa_url}/socket.io/?EIO=4&transport=websocket",
-                             headers={"Origin": ALLOWED_ORIGIN}, timeout=10)
+    websocket = requests.get(
+        f"{servers.rasa_url}/socket.io/?EIO=4&transport=websocket",
+        headers={"Origin": ALLOWED_ORIGIN},
+        timeout=10,
+    )
     assert websocket.status_code == 400

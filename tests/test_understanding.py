@@ -1,6 +1,7 @@
 """The understanding layer without Rasa: text cleaning, clauses, abroad, language, dates, and
 the decisions of action_repondre (compound, follow-ups on any topic, abroad, days, scope,
 other languages), with CollectingDispatcher and Tracker fixtures."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.actions import ActionRepondre
 from actions.hours import NOUMEA, asked_moment
-from components.cleaner import clean_for_nlu
 from components.clauses import split_clauses
+from components.cleaner import clean_for_nlu
 from components.situation import abroad_places, detect_language
 from tests.conftest import make_tracker
 
@@ -21,7 +22,9 @@ MONDAY_10H = datetime(2026, 11, 30, 10, 0, tzinfo=NOUMEA)
 SHORT_NUMBER = re.compile(r"(?<![\d+])10(00|16|12)(?![\d@])")
 
 
-def reply(intent, text="", entities=None, slots=None, clauses=None, unknown=None, language="fr", when=MONDAY_10H):
+def reply(
+    intent, text="", entities=None, slots=None, clauses=None, unknown=None, language="fr", when=MONDAY_10H
+):
     tracker = make_tracker(intent, entities, slots, text=text)
     tracker.latest_message.update(clauses=clauses or [], unknown_nouns=unknown or [], language=language)
     action = ActionRepondre()
@@ -39,50 +42,62 @@ def entity(name, value, start=0, end=1000):
 # --- NLU components' pure parts ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw, cleaned", [
-    ("<b>code PUK</b> svp", "code PUK svp"),
-    ("<script>alert(1)</script>je veux résilier", "je veux résilier"),
-    ("vu sur https://www.opt.nc/x?y=1 le formulaire", "vu sur le formulaire"),
-    ("<i>horaires</i> &amp; adresse", "horaires & adresse"),
-    ('<a href="http://x.example">clique ici</a> code PUK', "code PUK"),
-    ("prix 3 < 5 et 7 > 2", "prix 3 < 5 et 7 > 2"),
-])
+@pytest.mark.parametrize(
+    "raw, cleaned",
+    [
+        ("<b>code PUK</b> svp", "code PUK svp"),
+        ("<script>alert(1)</script>je veux résilier", "je veux résilier"),
+        ("vu sur https://www.opt.nc/x?y=1 le formulaire", "vu sur le formulaire"),
+        ("<i>horaires</i> &amp; adresse", "horaires & adresse"),
+        ('<a href="http://x.example">clique ici</a> code PUK', "code PUK"),
+        ("prix 3 < 5 et 7 > 2", "prix 3 < 5 et 7 > 2"),
+    ],
+)
 def test_markup_and_links_are_removed_for_the_nlu(raw, cleaned):
     assert clean_for_nlu(raw) == cleaned
 
 
-@pytest.mark.parametrize("text, clauses", [
-    ("mon PUK et aussi à quelle heure ferme le 1016 ?", ["mon PUK", "à quelle heure ferme le 1016"]),
-    ("l'email du 1000 puis le lien du forum svp", ["l'email du 1000", "le lien du forum svp"]),
-    ("perte et vol de mon téléphone", ["perte et vol de mon téléphone"]),
-    ("écrivez à 1000@opt.nc. Merci", ["écrivez à 1000@opt.nc", "Merci"]),
-])
+@pytest.mark.parametrize(
+    "text, clauses",
+    [
+        ("mon PUK et aussi à quelle heure ferme le 1016 ?", ["mon PUK", "à quelle heure ferme le 1016"]),
+        ("l'email du 1000 puis le lien du forum svp", ["l'email du 1000", "le lien du forum svp"]),
+        ("perte et vol de mon téléphone", ["perte et vol de mon téléphone"]),
+        ("écrivez à 1000@opt.nc. Merci", ["écrivez à 1000@opt.nc", "Merci"]),
+    ],
+)
 def test_clauses(text, clauses):
     assert [text[s:e] for s, e in split_clauses(text)] == clauses
 
 
-@pytest.mark.parametrize("text, abroad", [
-    ("je suis en australie", True),
-    ("je déménage en France", True),
-    ("en mission en Nouvelle-Zélande", True),
-    ("depuis l'étranger comment je vous appelle", True),
-    ("je suis en métropole", True),
-    ("je suis à Nouméa", False),
-    ("je suis à Koné pour le boulot", False),
-    ("code PUK ?", False),
-])
+@pytest.mark.parametrize(
+    "text, abroad",
+    [
+        ("je suis en australie", True),
+        ("je déménage en France", True),
+        ("en mission en Nouvelle-Zélande", True),
+        ("depuis l'étranger comment je vous appelle", True),
+        ("je suis en métropole", True),
+        ("je suis à Nouméa", False),
+        ("je suis à Koné pour le boulot", False),
+        ("code PUK ?", False),
+    ],
+)
 def test_abroad_without_spacy(text, abroad):
     assert bool(abroad_places(text)) is abroad
 
 
-@pytest.mark.parametrize("text, language", [
-    ("phone number to call you from Japan?", "en"),
-    ("I lost my phone, what should I do", "en"),
-    ("code PUK ?", "fr"),
-    ("jai perdu mon tel", "fr"),
-    ("merci", "fr"),
-    ("je veux résilier ma ligne professionnelle", "fr"),
-])
+@pytest.mark.parametrize(
+    "text, language",
+    [
+        ("phone number to call you from Japan?", "en"),
+        ("I lost my phone, what should I do", "en"),
+        ("code PUK ?", "fr"),
+        ("jai perdu mon tel", "fr"),
+        ("merci", "fr"),
+        ("je veux résilier ma ligne professionnelle", "fr"),
+    ],
+)
 def test_language(text, language):
     assert detect_language(text) == language
 
@@ -90,22 +105,27 @@ def test_language(text, language):
 THURSDAY = datetime(2026, 12, 3, 10, 0, tzinfo=NOUMEA)
 
 
-@pytest.mark.parametrize("text, expected, whole_day", [
-    ("c'est ouvert dimanche ?", datetime(2026, 12, 6, 10, 0), True),
-    ("lundi à 16h c'est encore ouvert ?", datetime(2026, 12, 7, 16, 0), False),
-    ("demain à 7h45", datetime(2026, 12, 4, 7, 45), False),
-    ("le 24 septembre", datetime(2027, 9, 24, 10, 0), True),
-    ("ce midi vous êtes ouverts", datetime(2026, 12, 3, 12, 0), False),
-    ("jeudi à 15h40", datetime(2026, 12, 3, 15, 40), False),
-    ("il est 15h50 le 1000 est encore ouvert ?", datetime(2026, 12, 3, 15, 50), False),
-])
+@pytest.mark.parametrize(
+    "text, expected, whole_day",
+    [
+        ("c'est ouvert dimanche ?", datetime(2026, 12, 6, 10, 0), True),
+        ("lundi à 16h c'est encore ouvert ?", datetime(2026, 12, 7, 16, 0), False),
+        ("demain à 7h45", datetime(2026, 12, 4, 7, 45), False),
+        ("le 24 septembre", datetime(2027, 9, 24, 10, 0), True),
+        ("ce midi vous êtes ouverts", datetime(2026, 12, 3, 12, 0), False),
+        ("jeudi à 15h40", datetime(2026, 12, 3, 15, 40), False),
+        ("il est 15h50 le 1000 est encore ouvert ?", datetime(2026, 12, 3, 15, 50), False),
+    ],
+)
 def test_asked_moment(text, expected, whole_day):
     moment = asked_moment(text, THURSDAY)
     assert moment.instant == expected.replace(tzinfo=NOUMEA)
     assert moment.whole_day is whole_day
 
 
-@pytest.mark.parametrize("text", ["vous êtes ouverts ?", "mon PUK et aussi à quelle heure ferme le 1016 ?", "code puk"])
+@pytest.mark.parametrize(
+    "text", ["vous êtes ouverts ?", "mon PUK et aussi à quelle heure ferme le 1016 ?", "code puk"]
+)
 def test_no_moment(text):
     assert asked_moment(text, THURSDAY) is None
 
@@ -117,7 +137,13 @@ def test_compound_message_answers_each_question_in_order():
     text = "mon PUK et aussi à quelle heure ferme le 1016 ?"
     clauses = [
         {"text": "mon PUK", "start": 0, "end": 7, "intent": "code_puk", "confidence": 0.8},
-        {"text": "à quelle heure ferme le 1016", "start": 16, "end": 44, "intent": "horaires", "confidence": 0.7},
+        {
+            "text": "à quelle heure ferme le 1016",
+            "start": 16,
+            "end": 44,
+            "intent": "horaires",
+            "confidence": 0.7,
+        },
     ]
     message, slots = reply("horaires", text, [entity("service", "1016", 40, 44)], clauses=clauses)
     answer = message["text"]
@@ -175,22 +201,29 @@ def test_nights_and_24h_bring_the_1012_even_when_open():
     assert "1012" in text
 
 
-@pytest.mark.parametrize("last, channel, expected", [
-    ("contact_adresse", "courrier", "agence-entreprises@opt.nc"),
-    ("contact_adresse", "telephone", "1016"),
-    ("horaires", "courrier", "1000@opt.nc"),
-    ("contact_email", "agence", "agence-entreprises@opt.nc"),
-    ("suivi_conso", "courrier", "1088"),
-    ("delai_retablissement", "telephone", "4 jours"),
-])
+@pytest.mark.parametrize(
+    "last, channel, expected",
+    [
+        ("contact_adresse", "courrier", "agence-entreprises@opt.nc"),
+        ("contact_adresse", "telephone", "1016"),
+        ("horaires", "courrier", "1000@opt.nc"),
+        ("contact_email", "agence", "agence-entreprises@opt.nc"),
+        ("suivi_conso", "courrier", "1088"),
+        ("delai_retablissement", "telephone", "4 jours"),
+    ],
+)
 def test_follow_up_channel_on_any_topic(last, channel, expected):
     message, _ = reply("preciser_canal", "et par là ?", [entity("canal", channel)], slots={"sujet": last})
     assert expected in message["text"]
 
 
 def test_follow_up_in_writing_on_support_says_no():
-    message, _ = reply("preciser_canal", "je préfère vous écrire", [entity("canal", "courrier")],
-                       slots={"sujet": "support_technique", "procedure": "support_technique"})
+    message, _ = reply(
+        "preciser_canal",
+        "je préfère vous écrire",
+        [entity("canal", "courrier")],
+        slots={"sujet": "support_technique", "procedure": "support_technique"},
+    )
     assert "NON, pas par ce canal" in message["text"].splitlines()[0]
 
 
@@ -199,9 +232,15 @@ def test_the_other_number():
     assert "1016" in message["text"] and "au 1000" not in message["text"]
 
 
-@pytest.mark.parametrize("service, expected", [
-    ("1016", "Agence Entreprise"), ("1012", "renseignements"), ("1088", "consommation"), ("etranger", "extérieur"),
-])
+@pytest.mark.parametrize(
+    "service, expected",
+    [
+        ("1016", "Agence Entreprise"),
+        ("1012", "renseignements"),
+        ("1088", "consommation"),
+        ("etranger", "extérieur"),
+    ],
+)
 def test_services_explained(service, expected):
     assert expected in reply("info_service", "c'est qui ?", [entity("service", service)])[0]["text"]
 
@@ -212,12 +251,15 @@ def test_what_the_fiche_does_not_say(fiche):
     assert "XPF" not in text and "F CFP" not in text
 
 
-@pytest.mark.parametrize("intent, text, unknown", [
-    ("perte_vol", "j'ai perdu mon passeport", ["passeport"]),
-    ("resiliation", "résilier la crèche de mon fils", ["crèche"]),
-    ("code_puk", "le code de mon alarme", ["alarme"]),
-    ("horaires", "les horaires du musée", ["musée"]),
-])
+@pytest.mark.parametrize(
+    "intent, text, unknown",
+    [
+        ("perte_vol", "j'ai perdu mon passeport", ["passeport"]),
+        ("resiliation", "résilier la crèche de mon fils", ["crèche"]),
+        ("code_puk", "le code de mon alarme", ["alarme"]),
+        ("horaires", "les horaires du musée", ["musée"]),
+    ],
+)
 def test_a_procedure_word_about_something_else_asks_before_answering(intent, text, unknown):
     message, slots = reply(intent, text, unknown=unknown)
     assert "ligne mobile Mobilis Pro" in message["text"]
@@ -250,8 +292,20 @@ def test_english_off_topic_gets_no_fact():
 
 def test_long_message_nlu_failure_rescued_by_its_question_clause():
     clauses = [
-        {"text": "nous sommes une PME de 12 salariés", "start": 0, "end": 33, "intent": "out_of_scope", "confidence": 0.5},
-        {"text": "comment obtenir le code PUK", "start": 35, "end": 62, "intent": "code_puk", "confidence": 0.9},
+        {
+            "text": "nous sommes une PME de 12 salariés",
+            "start": 0,
+            "end": 33,
+            "intent": "out_of_scope",
+            "confidence": 0.5,
+        },
+        {
+            "text": "comment obtenir le code PUK",
+            "start": 35,
+            "end": 62,
+            "intent": "code_puk",
+            "confidence": 0.9,
+        },
     ]
     message, _ = reply("nlu_fallback", "...", clauses=clauses)
     assert message["text"].startswith("Code PUK")
@@ -269,9 +323,16 @@ def test_small_talk_and_its_follow_ups():
 
 
 def test_saying_only_where_one_is_repeats_the_last_answer_for_abroad(fiche):
-    message, _ = reply("out_of_scope", "je suis à Sydney en ce moment", [entity("etranger", "Sydney")],
-                       slots={"sujet": "perte_vol", "procedure": "perte_vol"})
-    assert message["text"].startswith("Déclaration de perte ou de vol") and fiche.abroad_number in message["text"]
+    message, _ = reply(
+        "out_of_scope",
+        "je suis à Sydney en ce moment",
+        [entity("etranger", "Sydney")],
+        slots={"sujet": "perte_vol", "procedure": "perte_vol"},
+    )
+    assert (
+        message["text"].startswith("Déclaration de perte ou de vol")
+        and fiche.abroad_number in message["text"]
+    )
     assert not SHORT_NUMBER.search(message["text"])
 
 
@@ -281,10 +342,17 @@ def test_a_short_follow_up_the_nlu_cannot_place_continues_the_last_topic():
 
 
 def test_hesitant_diet_and_agreeing_second_classifier():
-    tracker_ranking = [{"name": "nlu_fallback", "confidence": 0.4}, {"name": "support_technique", "confidence": 0.35}]
+    tracker_ranking = [
+        {"name": "nlu_fallback", "confidence": 0.4},
+        {"name": "support_technique", "confidence": 0.35},
+    ]
     tracker = make_tracker("nlu_fallback", ranking=tracker_ranking, text="le SAV se joint par téléphone ?")
-    tracker.latest_message.update(clauses=[], unknown_nouns=[], language="fr",
-                                  second_opinion={"name": "support_technique", "confidence": 0.5})
+    tracker.latest_message.update(
+        clauses=[],
+        unknown_nouns=[],
+        language="fr",
+        second_opinion={"name": "support_technique", "confidence": 0.5},
+    )
     action = ActionRepondre()
     action.clock = lambda: MONDAY_10H
     dispatcher = CollectingDispatcher()
@@ -295,8 +363,12 @@ def test_hesitant_diet_and_agreeing_second_classifier():
 def test_off_topic_for_the_second_classifier_and_no_line_word_asks_first():
     tracker = make_tracker("horaires", text="quelle heure est-il à Paris ?")
     tracker.latest_message["intent"]["confidence"] = 0.6
-    tracker.latest_message.update(clauses=[], unknown_nouns=[], language="fr",
-                                  second_opinion={"name": "out_of_scope", "confidence": 0.7})
+    tracker.latest_message.update(
+        clauses=[],
+        unknown_nouns=[],
+        language="fr",
+        second_opinion={"name": "out_of_scope", "confidence": 0.7},
+    )
     action = ActionRepondre()
     action.clock = lambda: MONDAY_10H
     dispatcher = CollectingDispatcher()
@@ -306,7 +378,9 @@ def test_off_topic_for_the_second_classifier_and_no_line_word_asks_first():
 
 def test_two_channels_with_a_negation_ask_for_the_last():
     entities = [entity("canal", "agence", 20, 30), entity("canal", "courrier", 32, 40)]
-    message, _ = reply("preciser_canal", "si je peux pas me déplacer, par internet ?", entities, slots={"sujet": "code_puk"})
+    message, _ = reply(
+        "preciser_canal", "si je peux pas me déplacer, par internet ?", entities, slots={"sujet": "code_puk"}
+    )
     assert message["text"].startswith("Code PUK — Par courrier, mail ou internet")
 
 
@@ -325,7 +399,13 @@ def test_a_price_asked_about_a_procedure_says_the_fiche_does_not_give_it(fiche):
 def test_calling_from_abroad_asked_beside_another_question_is_not_being_abroad():
     text = "numéro depuis l'étranger et numéro de nuit ?"
     clauses = [
-        {"text": "numéro depuis l'étranger", "start": 0, "end": 24, "intent": "contact_etranger", "confidence": 0.99},
+        {
+            "text": "numéro depuis l'étranger",
+            "start": 0,
+            "end": 24,
+            "intent": "contact_etranger",
+            "confidence": 0.99,
+        },
         {"text": "numéro de nuit", "start": 28, "end": 42, "intent": "contact_telephone", "confidence": 0.87},
     ]
     answer = reply("contact_etranger", text, [entity("etranger", "l'étranger")], clauses=clauses)[0]["text"]
@@ -335,10 +415,20 @@ def test_calling_from_abroad_asked_beside_another_question_is_not_being_abroad()
 def test_a_clause_naming_a_day_and_a_call_is_an_hours_question():
     text = "quel est le délai de rétablissement et qui appeler en cas de panne le week-end ?"
     clauses = [
-        {"text": "quel est le délai de rétablissement", "start": 0, "end": 35, "intent": "delai_retablissement",
-         "confidence": 0.95},
-        {"text": "qui appeler en cas de panne le week-end", "start": 39, "end": 78, "intent": "out_of_scope",
-         "confidence": 0.4},
+        {
+            "text": "quel est le délai de rétablissement",
+            "start": 0,
+            "end": 35,
+            "intent": "delai_retablissement",
+            "confidence": 0.95,
+        },
+        {
+            "text": "qui appeler en cas de panne le week-end",
+            "start": 39,
+            "end": 78,
+            "intent": "out_of_scope",
+            "confidence": 0.4,
+        },
     ]
     answer = reply("delai_retablissement", text, clauses=clauses)[0]["text"]
     assert "4 jours" in answer and "1012" in answer

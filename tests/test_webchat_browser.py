@@ -2,13 +2,14 @@
 servers: web/serve.py serving the page, `rasa run` with credentials.yml allowing the page's
 origin. Screenshots go to tests/artifacts/ (kept by CI as artifacts, ignored by git).
 """
+
 from __future__ import annotations
 
 import importlib.util
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -17,8 +18,16 @@ from tests.servers import MODEL, ROOT, Servers, free_port
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TIMEOUT_MS = 30_000
 
@@ -61,7 +70,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         yield chromium
         chromium.close()
 
@@ -152,16 +163,22 @@ def test_conversation_buttons_reload_and_continuation(site, page):
     ask(page, "et par téléphone ?", "Résiliation — Par téléphone")
     shot(page, "3-continued")
     expected = [
-        "code PUK ?", "je veux résilier", "et par mail ?", "quels sont vos numéros de téléphone ?",
-        '/resiliation{"canal":"agence"}', "et par téléphone ?",
+        "code PUK ?",
+        "je veux résilier",
+        "et par mail ?",
+        "quels sont vos numéros de téléphone ?",
+        '/resiliation{"canal":"agence"}',
+        "et par téléphone ?",
     ]
     assert servers.wait_user_texts(session, expected) == expected
     assert page.dialogs == [] and page.errors == []
 
 
 # Bot messages are injected into a real long-polling response (the bot itself never echoes HTML).
-BOT_ATTACK = ('Réponse <img src=x onerror="window.__xss=1;alert(\'bot\')"> '
-              '<script>window.__xss=2</script> javascript:alert(1)')
+BOT_ATTACK = (
+    "Réponse <img src=x onerror=\"window.__xss=1;alert('bot')\"> "
+    "<script>window.__xss=2</script> javascript:alert(1)"
+)
 BOT_ATTACK_BUTTON = '<b onmouseover="window.__xss=3">piège</b>'
 
 
@@ -182,16 +199,29 @@ def test_html_is_shown_as_text_and_never_run(site, page):
         if "bot_uttered" not in body:
             route.fulfill(response=response, body=body)
             return
-        packet = "42" + json.dumps(["bot_uttered", {"text": BOT_ATTACK, "quick_replies": [
-            {"content_type": "text", "title": BOT_ATTACK_BUTTON, "payload": "/greet"}]}])
+        packet = "42" + json.dumps(
+            [
+                "bot_uttered",
+                {
+                    "text": BOT_ATTACK,
+                    "quick_replies": [
+                        {"content_type": "text", "title": BOT_ATTACK_BUTTON, "payload": "/greet"}
+                    ],
+                },
+            ]
+        )
         injected["done"] = True
         route.fulfill(response=response, body=body + "\x1e" + packet)
 
     page.route("**/socket.io/**", inject)
     page.goto(url)
     wait_online(page)
-    attacks = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>",
-               '<img src=x onerror="window.__xss=4">', '<a href="javascript:alert(1)">clic</a>']
+    attacks = [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        '<img src=x onerror="window.__xss=4">',
+        '<a href="javascript:alert(1)">clic</a>',
+    ]
     for attack in attacks:
         page.locator(".cc-input").fill(attack)
         page.locator(".cc-send").click()

@@ -7,6 +7,7 @@ to this server and the Rasa server.
 
     python web/serve.py [--host 127.0.0.1] [--port 8080] [--rasa-url http://localhost:5005]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,14 +17,13 @@ import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 WEB = Path(__file__).resolve().parent
 SOCKET_IO = WEB / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 
 # URL path -> (file, content type)
-FILES: Dict[str, Tuple[Path, str]] = {
+FILES: dict[str, tuple[Path, str]] = {
     "/": (WEB / "index.html", "text/html; charset=utf-8"),
     "/index.html": (WEB / "index.html", "text/html; charset=utf-8"),
     "/page.css": (WEB / "page.css", "text/css; charset=utf-8"),
@@ -41,16 +41,18 @@ def origin_of(url: str) -> str:
 def content_security_policy(rasa_url: str) -> str:
     rasa = origin_of(rasa_url)
     ws = rasa.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-    return "; ".join([
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data: https:",
-        f"connect-src 'self' {rasa} {ws}",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ])
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data: https:",
+            f"connect-src 'self' {rasa} {ws}",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 def make_handler(rasa_url: str) -> type:
@@ -60,14 +62,16 @@ def make_handler(rasa_url: str) -> type:
         server_version = "ChatCagouWeb"
         sys_version = ""
 
-        def _body(self) -> Optional[Tuple[bytes, str]]:
+        def _body(self) -> tuple[bytes, str] | None:
             path = urlsplit(self.path).path
             if path not in FILES:
                 return None
             file, content_type = FILES[path]
             if not file.is_file():
                 if file == SOCKET_IO:
-                    self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, "socket.io-client missing: run `npm ci` in web/")
+                    self.send_error(
+                        HTTPStatus.INTERNAL_SERVER_ERROR, "socket.io-client missing: run `npm ci` in web/"
+                    )
                     return b"", ""
                 return None
             body = file.read_bytes()
@@ -100,13 +104,13 @@ def make_handler(rasa_url: str) -> type:
             if with_body:
                 self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             self._serve(True)
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._serve(False)
 
-        def log_message(self, format: str, *args) -> None:  # noqa: A002
+        def log_message(self, format: str, *args) -> None:
             if os.environ.get("WEB_QUIET") != "1":
                 super().log_message(format, *args)
 
@@ -130,8 +134,10 @@ def main(argv=None) -> int:
         return 1
     server = make_server(args.host, args.port, args.rasa_url)
     shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else args.host
-    print(f"Chat Cagou (page web) : http://{shown_host}:{server.server_address[1]}/  -> Rasa {args.rasa_url}",
-          flush=True)
+    print(
+        f"Chat Cagou (page web) : http://{shown_host}:{server.server_address[1]}/  -> Rasa {args.rasa_url}",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
