@@ -70,8 +70,9 @@ CUSTOMER_SERVICE = re.compile(
 )
 
 
-def latest_intent(tracker: Tracker) -> str | None:
-    return (tracker.latest_message.get("intent") or {}).get("name")
+def latest_intent(tracker: Tracker) -> str:
+    """The intent of the last message; a turn without one (no parse data) is not understood."""
+    return (tracker.latest_message.get("intent") or {}).get("name") or "nlu_fallback"
 
 
 def send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
@@ -180,9 +181,10 @@ class ActionRepondre(Clocked, Action):
         ):
             # "mardi midi je peux passer un coup de fil ?", "le 1er janvier le service client est joignable ?"
             return [Topic("horaires", None, named.services or (last_services if follow else []))]
-        if follow and intent not in PROCEDURES and named.channel:
+        followed = follow_up_topic(named.channel, last_topic, last_services) if named.channel else None
+        if follow and intent not in PROCEDURES and followed:
             # "et pour leur écrire par la poste ?", whatever the NLU took it for
-            return [follow_up_topic(named.channel, last_topic, last_services)]
+            return [followed]
         if self.says_only_where(tracker, intent, text, last_topic):
             # "je suis à Sydney en ce moment": the last answer again, with the number from abroad
             return [Topic(last_topic, None, last_services) if last_topic else Topic("contact_etranger")]
@@ -256,14 +258,22 @@ class ActionRepondre(Clocked, Action):
             events.append(SlotSet("service", services[-1]))
         return events
 
-    def yes_no(self, dispatcher, tracker, intent, pending) -> list[EventType]:
+    def yes_no(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        intent: str,
+        pending: list[dict[str, Any]],
+    ) -> list[EventType]:
         """The answer to "Votre question concerne-t-elle une ligne mobile Mobilis Pro ?"."""
         if intent == "deny":
             send(dispatcher, answers.out_of_scope())
             return [SlotSet("en_attente", None)]
         return self.answer(dispatcher, tracker, [Topic(**t) for t in pending])
 
-    def other_language(self, dispatcher, tracker, intent, topics) -> list[EventType]:
+    def other_language(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, intent: str, topics: list[Topic]
+    ) -> list[EventType]:
         confidence = (tracker.latest_message.get("intent") or {}).get("confidence", 0)
         recognised = (
             [t for t in topics if t.intent in FACT_TOPICS] if confidence >= FOREIGN_FACT_CONFIDENCE else []
@@ -287,7 +297,9 @@ class ActionRepondre(Clocked, Action):
         send(dispatcher, answers.other_language_answer(FICHE, ctx, fact, in_scope))
         return self.remember(recognised) if recognised else []
 
-    def not_understood(self, dispatcher, tracker, intent) -> list[EventType]:
+    def not_understood(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, intent: str
+    ) -> list[EventType]:
         if intent in answers.SMALL_TALK:
             send(dispatcher, Reply(answers.SMALL_TALK[intent]))
             return []

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 
-from actions.fiche import CHANNELS, DAY_NAMES, PROCEDURES, Fiche, PhoneService, hour_text
+from actions.fiche import CHANNELS, DAY_NAMES, PROCEDURES, Cell, Fiche, PhoneService, hour_text
 from actions.hours import Moment, holiday_name, is_open, next_opening, to_noumea, when_text
 
 # The two main services: asked about when the customer names none.
@@ -87,7 +87,7 @@ class Context:
     holidays: bool = False
 
 
-def _cell_line(fiche: Fiche, channel: str, cell, abroad: bool = False) -> str:
+def _cell_line(fiche: Fiche, channel: str, cell: Cell, abroad: bool = False) -> str:
     return f"• {fiche.channels[channel]} : {STATUS_PREFIX[cell.status]}{cell.text(abroad)}"
 
 
@@ -186,7 +186,8 @@ def service_state(service: PhoneService, instant: datetime, moment: Moment | Non
     if moment and moment.whole_day:
         day = to_noumea(at).date()
         if day.isoweekday() in service.days and not holiday:
-            return f"ouvert ce jour-là de {hour_text(service.opens)} à {hour_text(service.closes)}"
+            opens, closes = service.span
+            return f"ouvert ce jour-là de {hour_text(opens)} à {hour_text(closes)}"
         start = datetime.combine(day, time(0, 0), tzinfo=to_noumea(at).tzinfo)
         return f"fermé ce jour-là{reason} ; réouverture {when_text(next_opening(service, start), instant)}"
     when = "à cette heure-là" if moment else "en ce moment"

@@ -53,11 +53,19 @@ class PhoneService:
     note: str = ""
 
     @property
+    def span(self) -> tuple[time, time]:
+        """Opening and closing times; a service open 24/7 has none (the loader checks both)."""
+        if self.opens is None or self.closes is None:
+            raise ValueError(f"service '{self.key}' is open 24/7: it has no opening hours")
+        return self.opens, self.closes
+
+    @property
     def hours_text(self) -> str:
         """French description of the opening hours, e.g. 'du lundi au vendredi de 7h30 à 15h45'."""
         if self.always_open:
             return "24h/24 et 7j/7"
-        return f"{days_text(self.days)} de {hour_text(self.opens)} à {hour_text(self.closes)}"
+        opens, closes = self.span
+        return f"{days_text(self.days)} de {hour_text(opens)} à {hour_text(closes)}"
 
 
 @dataclass(frozen=True)

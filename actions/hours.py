@@ -32,7 +32,7 @@ def holiday_name(day: date) -> str | None:
 
 def to_noumea(instant: datetime) -> datetime:
     if instant.tzinfo is None:
-        raise ValueError("un instant sans fuseau horaire est ambigu")
+        raise ValueError("a naive datetime is ambiguous: give it a time zone")
     return instant.astimezone(NOUMEA)
 
 
@@ -40,10 +40,11 @@ def is_open(service: PhoneService, instant: datetime) -> bool:
     if service.always_open:
         return True
     local = to_noumea(instant)
+    opens, closes = service.span
     return (
         local.isoweekday() in service.days
         and holiday_name(local.date()) is None
-        and service.opens <= local.time().replace(tzinfo=None) < service.closes
+        and opens <= local.time().replace(tzinfo=None) < closes
     )
 
 
@@ -52,10 +53,10 @@ def next_opening(service: PhoneService, instant: datetime) -> datetime:
     local = to_noumea(instant)
     for offset in range(0, 15):
         day = local.date() + timedelta(days=offset)
-        opening = datetime.combine(day, service.opens, tzinfo=NOUMEA)
+        opening = datetime.combine(day, service.span[0], tzinfo=NOUMEA)
         if day.isoweekday() in service.days and holiday_name(day) is None and opening > local:
             return opening
-    raise ValueError(f"le {service.number} n'ouvre pas dans les 15 prochains jours")
+    raise ValueError(f"{service.number} does not open within the next 15 days")
 
 
 def when_text(opening: datetime, instant: datetime) -> str:

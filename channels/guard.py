@@ -284,7 +284,7 @@ class _ReplyCounter:
             self.count += 1
             await original(recipient_id, message)
 
-        channel.send_response = send_response  # type: ignore[method-assign]
+        channel.send_response = send_response
 
 
 class Guard:

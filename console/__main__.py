@@ -9,10 +9,12 @@ import os
 import sys
 import time
 
+from sqlalchemy.engine import Engine
+
 from console.config import DEFAULT_PORT, ConfigError, Settings, database_url, describe_url
 
 
-def _engine():
+def _engine() -> Engine:
     from console.db import create_tables, make_engine
 
     engine = make_engine(database_url())
@@ -125,7 +127,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     parser = argparse.ArgumentParser(
         prog="python -m console", description="Console de revue des conversations"

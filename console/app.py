@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import jinja2
+from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -23,7 +24,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import auth, chart, queries
 from console.config import Settings, describe_url
@@ -60,7 +61,7 @@ class SecurityHeaders:
             return await self.app(scope, receive, send)
         static = scope["path"].startswith(PUBLIC_PREFIXES)
 
-        async def send_with_headers(message):
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += [
@@ -82,7 +83,7 @@ class RequireLogin:
     """Refuses every path but the public ones without a valid session: GET is sent to the
     login page, anything else gets 403. Runs inside SessionMiddleware."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, engine):
+    def __init__(self, app: ASGIApp, settings: Settings, engine: Engine):
         self.app, self.settings, self.engine = app, settings, engine
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -139,6 +140,12 @@ def confidence(value: float | None) -> str:
 
 def conversation_url(sender_id: str) -> str:
     return "/conversations/" + quote(sender_id, safe="")
+
+
+def field(data: FormData, name: str) -> str:
+    """A text field of a submitted form, '' when absent (a file in its place counts as absent)."""
+    value = data.get(name)
+    return value if isinstance(value, str) else ""
 
 
 def safe_next(target: str | None) -> str:
@@ -211,7 +218,7 @@ def form(roles: Iterable[str] = auth.ROLES, login: bool = True) -> Callable[[Han
         @wraps(handler)
         async def endpoint(request: Request) -> Response:
             data = await request.form(max_files=0, max_fields=50)
-            if not auth.csrf_ok(request.session, data.get("csrf_token")):
+            if not auth.csrf_ok(request.session, field(data, "csrf_token")):
                 return render(
                     request,
                     "error.html",
@@ -265,8 +272,8 @@ async def login_page(request: Request) -> Response:
 @form(login=False)
 async def login_submit(request: Request, data: FormData) -> Response:
     state = request.app.state
-    name = str(data.get("name") or "").strip()[:100]
-    password = str(data.get("password") or "")
+    name = field(data, "name").strip()[:100]
+    password = field(data, "password")
     client = request.client.host if request.client else "?"
     keys = ("name:" + name.lower(), "ip:" + client)
     if state.name_throttle.blocked(keys[0]) or state.ip_throttle.blocked(keys[1]):
@@ -274,7 +281,7 @@ async def login_submit(request: Request, data: FormData) -> Response:
             request,
             "login.html",
             {
-                "next": safe_next(data.get("next")),
+                "next": safe_next(field(data, "next")),
                 "name": name,
                 "error": "Trop d'essais. Réessayez dans un quart d'heure.",
             },
@@ -288,7 +295,7 @@ async def login_submit(request: Request, data: FormData) -> Response:
         return render(
             request,
             "login.html",
-            {"next": safe_next(data.get("next")), "name": name, "error": "Nom ou mot de passe incorrect."},
+            {"next": safe_next(field(data, "next")), "name": name, "error": "Nom ou mot de passe incorrect."},
             status=401,
         )
     state.name_throttle.succeeded(keys[0])
@@ -301,7 +308,7 @@ async def login_submit(request: Request, data: FormData) -> Response:
         fp=auth.session_fingerprint(user["password_hash"], state.settings.secret_key),
     )
     log.info("login %s (%s)", user["name"], user["role"])
-    return RedirectResponse(safe_next(data.get("next")), status_code=303)
+    return RedirectResponse(safe_next(field(data, "next")), status_code=303)
 
 
 @form()
@@ -376,9 +383,9 @@ async def conversation_submit(request: Request, data: FormData) -> Response:
     engine, user = state.engine, request.state.user
     sender_id = request.path_params["sender_id"]
     back = conversation_url(sender_id)
-    op = data.get("op")
+    op = field(data, "op")
     if op in ("tag", "untag"):
-        tag = " ".join(str(data.get("tag") or "").split())[:50]
+        tag = " ".join(field(data, "tag").split())[:50]
         if not tag:
             flash(request, "Étiquette vide.", "error")
         elif op == "tag":
@@ -386,7 +393,7 @@ async def conversation_submit(request: Request, data: FormData) -> Response:
         else:
             await run_in_threadpool(queries.remove_tag, engine, sender_id, tag)
     elif op == "note":
-        text = str(data.get("text") or "").strip()
+        text = field(data, "text").strip()
         if not text:
             flash(request, "Note vide.", "error")
         else:
@@ -397,7 +404,7 @@ async def conversation_submit(request: Request, data: FormData) -> Response:
         flash(request, "Conversation marquée revue." if op == "review" else "Marque « revue » retirée.")
     elif op in ("label", "unlabel"):
         try:
-            event_id = int(data.get("event_id") or "")
+            event_id = int(field(data, "event_id"))
         except ValueError:
             return render(
                 request, "error.html", {"title": "Requête invalide", "message": "Message inconnu."}, 400
@@ -412,7 +419,7 @@ async def conversation_submit(request: Request, data: FormData) -> Response:
             await run_in_threadpool(queries.remove_label, engine, sender_id, event_id)
             flash(request, "Réétiquetage retiré.")
         else:
-            intent = str(data.get("intent") or "")
+            intent = field(data, "intent")
             if intent not in domain_intents(state.settings.domain_path):
                 return render(
                     request,
@@ -505,12 +512,12 @@ async def purge_preview_page(request: Request) -> Response:
 @form(roles=("admin",))
 async def purge_submit(request: Request, data: FormData) -> Response:
     try:
-        days = int(data.get("days") or "")
-        cutoff = float(data.get("cutoff") or "")
+        days = int(field(data, "days"))
+        cutoff = float(field(data, "cutoff"))
     except ValueError:
         return render(request, "error.html", {"title": "Requête invalide", "message": "Durée invalide."}, 400)
     # the cutoff of the preview the admin confirmed, within a day of `days` ago
-    if days < 0 or abs(cutoff - queries.cutoff_for_days(days)) > 86400 or data.get("confirm") != "yes":
+    if days < 0 or abs(cutoff - queries.cutoff_for_days(days)) > 86400 or field(data, "confirm") != "yes":
         return render(
             request, "error.html", {"title": "Requête invalide", "message": "Purge non confirmée."}, 400
         )

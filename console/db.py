@@ -10,9 +10,10 @@ Two kinds of console tables:
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.url import URL, make_url
 
 metadata = sa.MetaData()
@@ -132,7 +133,7 @@ STAFF_WORK_BY_SENDER = (tags, notes, reviews, labels)
 
 def make_engine(url: str | URL) -> Engine:
     url = make_url(url)
-    kwargs = {"future": True}
+    kwargs: dict[str, Any] = {"future": True}
     if url.get_backend_name() == "sqlite":
         # Rasa writes to the same file: wait for its short write locks instead of failing
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
@@ -148,5 +149,5 @@ def create_tables(engine: Engine) -> None:
     metadata.create_all(engine)
 
 
-def has_events_table(conn) -> bool:
+def has_events_table(conn: Connection) -> bool:
     return sa.inspect(conn).has_table("events")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -21,7 +23,7 @@ def _yaml_files(path: Path) -> list[Path]:
     return [path] if path.is_file() else []
 
 
-def _names(items) -> list[str]:
+def _names(items: Iterable[Any] | None) -> list[str]:
     """Domain lists hold names or one-key mappings ({name: {use_entities: ...}})."""
     out = []
     for item in items or []:
@@ -58,7 +60,7 @@ def plain_text(example: str) -> str:
     return ANNOTATION.sub(lambda m: m.group(1), example)
 
 
-def _example_lines(data_path: Path):
+def _example_lines(data_path: Path) -> Iterator[tuple[str, str]]:
     """(intent, example) of every NLU example in data/."""
     for file in _yaml_files(data_path):
         try:

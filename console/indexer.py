@@ -185,7 +185,8 @@ def _sync_batch(conn: Connection) -> tuple[int, bool]:
         for found in conn.execute(sa.select(db.conversations).where(db.conversations.c.sender_id.in_(chunk))):
             existing[found.sender_id] = dict(found._mapping)
     known = set(existing)
-    changed, new_messages = set(), []
+    changed: set[str] = set()
+    new_messages: list[dict[str, Any]] = []
     for row in rows:
         conv = existing.get(row.sender_id)
         if conv is None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -49,7 +50,7 @@ class Filters:
     errors: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_query(cls, params) -> Filters:
+    def from_query(cls, params: Mapping[str, str]) -> Filters:
         f = cls()
         f.channel = (params.get("channel") or "").strip()[:64]
         f.intent = (params.get("intent") or "").strip()[:255]
@@ -58,7 +59,8 @@ class Filters:
             f.flag = ""
         f.tag = (params.get("tag") or "").strip()[:50]
         f.q = (params.get("q") or "").strip()[:200]
-        f.reviewed = params.get("reviewed") if params.get("reviewed") in ("yes", "no") else ""
+        reviewed = params.get("reviewed") or ""
+        f.reviewed = reviewed if reviewed in ("yes", "no") else ""
         below = (params.get("below") or "").strip().replace(",", ".")
         if below:
             try:
