@@ -533,3 +533,39 @@ def other_language_answer(fiche: Fiche, ctx: Context, fact: Reply | None, in_sco
         f"• {fiche.agency_name} : {fiche.agency_address}",
     ]
     return Reply(_with_source(fiche, *lines))
+
+
+# --- replies of the channel guard (channels/guard.py), sent instead of Rasa's ----------------
+
+EMPTY_TEXT = (
+    "Votre message est vide. Écrivez-moi votre question sur votre ligne Mobilis Pro "
+    "(perte ou vol, code PUK, résiliation, horaires, contacts...)."
+)
+UNREADABLE_TEXT = "Je n'ai pas pu lire votre message. Pouvez-vous l'écrire à nouveau, en texte simple ?"
+
+
+def too_long(max_chars: int) -> str:
+    return (
+        f"Votre message est un peu long pour moi ({max_chars} caractères au plus). "
+        "Pouvez-vous le résumer en une ou deux phrases ? Je vous répondrai volontiers."
+    )
+
+
+def rate_limited(wait_seconds: int) -> str:
+    return (
+        "Vous m'avez envoyé beaucoup de messages en peu de temps. Merci de patienter "
+        f"{wait_seconds} seconde(s) avant d'écrire à nouveau : je reste à votre disposition."
+    )
+
+
+def unavailable(fiche: Fiche) -> str:
+    """When Rasa or the action server could not answer: the essential contacts."""
+    service = fiche.phones["1000"]
+    return (
+        "Je rencontre un problème technique et ne peux pas répondre à votre question pour le moment. "
+        "Vous pouvez :\n"
+        f"• appeler le {service.name} au {service.number}, {service.hours_text} ;\n"
+        f"• écrire à {fiche.email_service_clientele} ;\n"
+        f"• vous rendre à l'{fiche.agency_name}, {fiche.agency_address}.\n"
+        "Vous pouvez aussi réessayer dans quelques minutes. Veuillez nous excuser."
+    )

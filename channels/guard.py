@@ -52,6 +52,8 @@ from typing import Any
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
+from actions import answers
+
 logger = logging.getLogger(__name__)
 
 ENV_MAX_CHARS = "CHAT_CAGOU_MAX_MESSAGE_CHARS"
@@ -68,38 +70,13 @@ MAX_TRACKED_SENDERS = 100_000  # in-process limiter: least recently seen senders
 # UUIDs and e-mail-like ids all fit.
 SENDER_ID = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,128}$")
 
-# --- the replies (French, polite) ---------------------------------------------------------
-
-EMPTY_TEXT = (
-    "Votre message est vide. Écrivez-moi votre question sur votre ligne Mobilis Pro "
-    "(perte ou vol, code PUK, résiliation, horaires, contacts...)."
-)
-UNREADABLE_TEXT = "Je n'ai pas pu lire votre message. Pouvez-vous l'écrire à nouveau, en texte simple ?"
-TOO_LONG_TEXT = (
-    "Votre message est un peu long pour moi ({max_chars} caractères au plus). "
-    "Pouvez-vous le résumer en une ou deux phrases ? Je vous répondrai volontiers."
-)
-RATE_LIMITED_TEXT = (
-    "Vous m'avez envoyé beaucoup de messages en peu de temps. Merci de patienter "
-    "{wait} seconde(s) avant d'écrire à nouveau : je reste à votre disposition."
-)
-
 
 @lru_cache(maxsize=1)
 def unavailable_text() -> str:
-    """The reply when Rasa could not answer: the essential contacts, from the fiche."""
-    from actions.fiche import load_fiche  # the single source of every fact
+    """The reply when Rasa could not answer (actions/answers.py), with the fiche's contacts."""
+    from actions.fiche import load_fiche  # loaded on first failure, not when channels are imported
 
-    fiche = load_fiche()
-    service = fiche.phones["1000"]
-    return (
-        "Je rencontre un problème technique et ne peux pas répondre à votre question pour le moment. "
-        "Vous pouvez :\n"
-        f"• appeler le {service.name} au {service.number}, {service.hours_text} ;\n"
-        f"• écrire à {fiche.email_service_clientele} ;\n"
-        f"• vous rendre à l'{fiche.agency_name}, {fiche.agency_address}.\n"
-        "Vous pouvez aussi réessayer dans quelques minutes. Veuillez nous excuser."
-    )
+    return answers.unavailable(load_fiche())
 
 
 # --- cleaning -----------------------------------------------------------------------------
@@ -325,15 +302,15 @@ class Guard:
 
     async def check(self, sender_id: Any, text: Any) -> Verdict:
         if not isinstance(text, str):
-            return Verdict(None, UNREADABLE_TEXT, "unreadable")
+            return Verdict(None, answers.UNREADABLE_TEXT, "unreadable")
         cleaned = clean_text(text)
         if not cleaned:
-            return Verdict(None, EMPTY_TEXT, "empty")
+            return Verdict(None, answers.EMPTY_TEXT, "empty")
         if len(cleaned) > self.max_chars:
-            return Verdict(None, TOO_LONG_TEXT.format(max_chars=self.max_chars), "too_long")
+            return Verdict(None, answers.too_long(self.max_chars), "too_long")
         wait = await self.limiter.hit(str(sender_id))
         if wait > 0:
-            return Verdict(None, RATE_LIMITED_TEXT.format(wait=max(1, math.ceil(wait))), "rate_limited")
+            return Verdict(None, answers.rate_limited(max(1, math.ceil(wait))), "rate_limited")
         return Verdict(cleaned, None)
 
     async def handle(

@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 import requests
 
+from actions.answers import EMPTY_TEXT, UNREADABLE_TEXT
 from channels.guard import (
-    EMPTY_TEXT,
-    UNREADABLE_TEXT,
     Guard,
     MemoryRateLimiter,
     clean_metadata,
