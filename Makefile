@@ -12,11 +12,14 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_DETERMINISTIC_OPS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install train run run-prod shell test eval bench bench-nlu lock clean staff-user purge
+.PHONY: help install train run run-prod shell test test-fast lint format eval bench bench-nlu lock clean staff-user purge
 
 help:
 	@echo "make run    install if needed, train if needed, start the assistant and the chat page (http://localhost:8080/)"
 	@echo "make test   everything: unit, data validation, NLU held-out, conversations, end-to-end"
+	@echo "make test-fast  the inner loop (< 1 min): no training, no server, no database, no browser"
+	@echo "make lint   ruff (lint + format check), mypy, cited docs/ and tests/ paths exist"
+	@echo "make format ruff format + the safe ruff fixes"
 	@echo "make shell  talk to the assistant in the terminal"
 	@echo "make eval   the blind conversation set (tests/blind/) over REST -> bench/results.md"
 	@echo "make bench  accuracy, training time, model size, latency -> bench/results.md"
@@ -65,6 +68,21 @@ shell: train
 
 test: train install
 	$(PY) -m pytest
+
+# The tests that need none of these (pyproject.toml declares the markers; `make test` runs all).
+SLOW_MARKERS := model or servers or postgres or redis or browser
+test-fast: install
+	$(PY) -m pytest -q -m "not ($(SLOW_MARKERS))"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) scripts/check_cited_paths.py
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 bench: train install bench-nlu
 	$(PY) bench/bench.py
