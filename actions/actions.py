@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -20,7 +22,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import answers
 from actions.answers import Context, Reply
 from actions.fiche import PROCEDURES, load_fiche
-from actions.hours import asked_moment, asks_holidays, asks_nights, now_noumea
+from actions.hours import Moment, asked_moment, asks_holidays, asks_nights, now_noumea
 from actions.understanding import (
     ASKS_HOURS,
     FACT_TOPICS,
@@ -75,6 +77,34 @@ def latest_intent(tracker: Tracker) -> str:
     return (tracker.latest_message.get("intent") or {}).get("name") or "nlu_fallback"
 
 
+@dataclass(frozen=True)
+class Turn:
+    """The customer's last message, read once per turn: its text, its intent as served, the
+    instant of the turn and the moment it asks about (dateparser is the costly part)."""
+
+    tracker: Tracker
+    text: str
+    intent: str
+    now: datetime
+    moment: Moment | None
+
+    @classmethod
+    def read(cls, tracker: Tracker, now: datetime) -> Turn:
+        text = tracker.latest_message.get("text") or ""
+        intent = latest_intent(tracker)
+        if text and not any(c.isalnum() for c in text):
+            intent = "nlu_fallback"  # emojis or punctuation alone: whatever DIET guessed, ask again
+        return cls(tracker, text, intent, now, asked_moment(text, now))
+
+    @property
+    def parse(self) -> dict[str, Any]:
+        return self.tracker.latest_message
+
+    @property
+    def confidence(self) -> float:
+        return (self.parse.get("intent") or {}).get("confidence", 0.0)
+
+
 def send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
     dispatcher.utter_message(text=reply.text, buttons=reply.buttons or None)
 
@@ -123,44 +153,38 @@ class ActionRepondre(Clocked, Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        parse = tracker.latest_message
-        intent = latest_intent(tracker)
-        text = parse.get("text") or ""
-        if text and not any(c.isalnum() for c in text):
-            intent = "nlu_fallback"  # emojis or punctuation alone: whatever DIET guessed, ask again
+        turn = Turn.read(tracker, self.clock())
         pending = tracker.get_slot("en_attente")
-        if intent in ("affirm", "deny") and pending:
-            return self.yes_no(dispatcher, tracker, intent, pending)
+        if turn.intent in ("affirm", "deny") and pending:
+            return self.yes_no(dispatcher, turn, pending)
 
-        topics = with_price_question(self.topics(tracker, intent), text)
-        if parse.get("language", "fr") != "fr":
-            return self.other_language(dispatcher, tracker, intent, topics)
+        topics = with_price_question(self.topics(turn), turn.text)
+        if turn.parse.get("language", "fr") != "fr":
+            return self.other_language(dispatcher, turn, topics)
         if not topics:
-            return self.not_understood(dispatcher, tracker, intent)
-        confidence = (parse.get("intent") or {}).get("confidence", 0.0)
+            return self.not_understood(dispatcher, turn)
         if tracker.get_slot("sujet") is None and needs_scope_check(
             topics,
-            text,
-            parse.get("unknown_nouns") or [],
-            parse.get("second_opinion"),
-            confidence,
-            asked_moment(text, self.clock()) is not None,
+            turn.text,
+            turn.parse.get("unknown_nouns") or [],
+            turn.parse.get("second_opinion"),
+            turn.confidence,
+            turn.moment is not None,
         ):
             send(dispatcher, answers.scope_question())
             return [SlotSet("en_attente", [t.as_slot() for t in topics])]
-        return self.answer(dispatcher, tracker, topics)
+        return self.answer(dispatcher, turn, topics)
 
     # --- reading the question ------------------------------------------------------------
 
-    def topics(self, tracker: Tracker, intent: str | None) -> list[Topic]:
-        parse = tracker.latest_message
-        text = parse.get("text") or ""
-        compound = clause_topics(parse, self.clock())
+    def topics(self, turn: Turn) -> list[Topic]:
+        tracker, parse, text, intent, moment = turn.tracker, turn.parse, turn.text, turn.intent, turn.moment
+        compound = clause_topics(parse, turn.now)
         if compound:
             return compound
         last_topic = tracker.get_slot("sujet") or tracker.get_slot("procedure")
         last_services = [tracker.get_slot("service")] if tracker.get_slot("service") else []
-        named = make_topic(intent or "", parse.get("entities") or [], text=text)
+        named = make_topic(intent, parse.get("entities") or [], text=text)
         follow = last_topic is not None and is_follow_up(text)
 
         if follow and intent not in PROCEDURES and last_topic in SERVICE_TOPICS:
@@ -169,10 +193,9 @@ class ActionRepondre(Clocked, Action):
             )
             if services:  # "et l'agence entreprise ?", "même vers le 1016 ?", "et l'autre numéro ?"
                 return [Topic(last_topic, None, services)]
-        if follow and intent not in PROCEDURES and asked_moment(text, self.clock()):
+        if follow and intent not in PROCEDURES and moment:
             return [Topic("horaires", None, named.services or last_services)]  # "et le samedi ?"
-        moment = asked_moment(text, self.clock())
-        confidence = (parse.get("intent") or {}).get("confidence", 0.0)
+        confidence = turn.confidence
         if (
             moment
             and ASKS_HOURS.search(fold(text))
@@ -217,33 +240,30 @@ class ActionRepondre(Clocked, Action):
             return True
         return intent == "contact_etranger" and not ASKS_TO_CALL.search(fold(text))
 
-    def context(self, tracker: Tracker, topic: Topic, topics: list[Topic] | None = None) -> Context:
-        text = tracker.latest_message.get("text") or ""
-        now = self.clock()
+    @staticmethod
+    def context(turn: Turn, topic: Topic, topics: list[Topic] | None = None) -> Context:
         timed = topic.intent in TIMED_TOPICS
         return Context(
-            instant=now,
-            abroad=is_abroad(tracker, topics),
+            instant=turn.now,
+            abroad=is_abroad(turn.tracker, topics),
             services=topic.services,
-            moment=asked_moment(text, now) if timed else None,
-            nights=timed and asks_nights(text),
-            holidays=timed and asks_holidays(text),
+            moment=turn.moment if timed else None,
+            nights=timed and asks_nights(turn.text),
+            holidays=timed and asks_holidays(turn.text),
         )
 
     # --- answering -----------------------------------------------------------------------
 
-    def reply_for(self, tracker: Tracker, topic: Topic, topics: list[Topic] | None = None) -> Reply:
-        ctx = self.context(tracker, topic, topics)
+    def reply_for(self, turn: Turn, topic: Topic, topics: list[Topic] | None = None) -> Reply:
+        ctx = self.context(turn, topic, topics)
         if topic.intent in PROCEDURES:
             return answers.procedure_answer(FICHE, topic.intent, topic.channel, ctx.abroad)
         if topic.intent in TIMED_TOPICS and ctx.moment and topic.intent != "horaires":
             return answers.hours_answer(FICHE, ctx)  # "le 1016 le samedi ?": the hours that day
         return answers.TOPIC_ANSWERS[topic.intent](FICHE, ctx)
 
-    def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, topics: list[Topic]
-    ) -> list[EventType]:
-        send(dispatcher, answers.combine(FICHE, [self.reply_for(tracker, t, topics) for t in topics]))
+    def answer(self, dispatcher: CollectingDispatcher, turn: Turn, topics: list[Topic]) -> list[EventType]:
+        send(dispatcher, answers.combine(FICHE, [self.reply_for(turn, t, topics) for t in topics]))
         return self.remember(topics)
 
     @staticmethod
@@ -259,33 +279,27 @@ class ActionRepondre(Clocked, Action):
         return events
 
     def yes_no(
-        self,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        intent: str,
-        pending: list[dict[str, Any]],
+        self, dispatcher: CollectingDispatcher, turn: Turn, pending: list[dict[str, Any]]
     ) -> list[EventType]:
         """The answer to "Votre question concerne-t-elle une ligne mobile Mobilis Pro ?"."""
-        if intent == "deny":
+        if turn.intent == "deny":
             send(dispatcher, answers.out_of_scope())
             return [SlotSet("en_attente", None)]
-        return self.answer(dispatcher, tracker, [Topic(**t) for t in pending])
+        return self.answer(dispatcher, turn, [Topic(**t) for t in pending])
 
     def other_language(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, intent: str, topics: list[Topic]
+        self, dispatcher: CollectingDispatcher, turn: Turn, topics: list[Topic]
     ) -> list[EventType]:
-        confidence = (tracker.latest_message.get("intent") or {}).get("confidence", 0)
+        tracker, intent, confidence = turn.tracker, turn.intent, turn.confidence
         recognised = (
             [t for t in topics if t.intent in FACT_TOPICS] if confidence >= FOREIGN_FACT_CONFIDENCE else []
         )
         if not recognised and intent == "out_of_scope":
             rescued = rescued_topic(tracker.latest_message)  # "Do you speak English? I have a complaint"
             recognised, intent = ([rescued], rescued.intent) if rescued else ([], intent)
-        fact = (
-            answers.combine(FICHE, [self.reply_for(tracker, t) for t in recognised]) if recognised else None
-        )
+        fact = answers.combine(FICHE, [self.reply_for(turn, t) for t in recognised]) if recognised else None
         # Ours if it names a phone or a line, or if DIET is sure: "Where can I rent a car?" is not.
-        text = fold(tracker.latest_message.get("text") or "")
+        text = fold(turn.text)
         in_scope = intent != "out_of_scope" and (
             bool(LINE_WORDS.search(text) or US_WORDS.search(text) or CUSTOMER_SERVICE.search(text))
             or confidence >= FOREIGN_SURE
@@ -293,13 +307,12 @@ class ActionRepondre(Clocked, Action):
         )
         if not in_scope:
             recognised, fact = [], None
-        ctx = Context(instant=self.clock(), abroad=is_abroad(tracker))
+        ctx = Context(instant=turn.now, abroad=is_abroad(tracker))
         send(dispatcher, answers.other_language_answer(FICHE, ctx, fact, in_scope))
         return self.remember(recognised) if recognised else []
 
-    def not_understood(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, intent: str
-    ) -> list[EventType]:
+    def not_understood(self, dispatcher: CollectingDispatcher, turn: Turn) -> list[EventType]:
+        tracker, intent = turn.tracker, turn.intent
         if intent in answers.SMALL_TALK:
             send(dispatcher, Reply(answers.SMALL_TALK[intent]))
             return []
@@ -315,7 +328,7 @@ class ActionRepondre(Clocked, Action):
         if consecutive_fallbacks(tracker) >= 2:
             send(
                 dispatcher,
-                answers.handoff_answer(FICHE, self.clock(), after_failure=True, abroad=is_abroad(tracker)),
+                answers.handoff_answer(FICHE, turn.now, after_failure=True, abroad=is_abroad(tracker)),
             )
             return []
         ranking = tracker.latest_message.get("intent_ranking") or []
