@@ -59,7 +59,7 @@ run: train install
 	@scripts/web.sh scripts/run.sh
 
 # Production topology on this machine: 2 Rasa + nginx, PostgreSQL tracker store, Redis lock
-# store, all from environment variables (deploy/prod.env.example, README "Production").
+# store, all from environment variables (deploy/prod.env.example, docs/production.md).
 run-prod: train install
 	@deploy/run-prod.sh
 

@@ -1,2 +1,2 @@
 """Production deployment of Chat Cagou: several Rasa instances behind nginx, PostgreSQL
-tracker store, Redis lock store (README.md (Production))."""
+tracker store, Redis lock store (docs/production.md)."""

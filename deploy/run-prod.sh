@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make run-prod`: the production topology on this machine (README.md, section "Production").
+# `make run-prod`: the production topology on this machine (docs/production.md).
 #   2 Rasa instances (PostgreSQL tracker store, Redis lock store) + action server(s) + nginx.
 # Configuration: environment variables only (deploy/prod.env.example lists them); the
 # secrets have no default and deploy/check_env.py refuses to start without them, e.g.

@@ -1,6 +1,6 @@
 """The console in headless Chromium, as staff use it: log in, filter the low-confidence
 conversations, open one, relabel a message, download the export, which `rasa data validate`
-then accepts. Screenshots go to tests/artifacts/; with UPDATE_SCREENSHOTS=1 the README's
+then accepts. Screenshots go to tests/artifacts/; with UPDATE_SCREENSHOTS=1 docs/console.md's
 pictures in docs/screenshots/ are taken again too."""
 
 from __future__ import annotations
