@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from components.base import StatelessComponent
 
 # Script and style elements carry code, not words; a link's text is a link ("clique ici"):
 # dropped with their content, like the URLs themselves.
@@ -36,17 +34,7 @@ def clean_for_nlu(text: str) -> str:
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
-class MessageCleaner(GraphComponent):
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> MessageCleaner:
-        return cls()
-
+class MessageCleaner(StatelessComponent):
     def _clean(self, message: Message) -> None:
         text = message.get(TEXT)
         if isinstance(text, str) and text:

@@ -20,14 +20,12 @@ import unicodedata
 from collections.abc import Iterable
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
+
+from components.base import StatelessComponent
 
 ABROAD_ENTITY = "etranger"
 LANGUAGE_KEY = "language"
@@ -195,7 +193,7 @@ def _countries(locale: str) -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
-def _language_identifier():
+def _language_identifier() -> Any:  # py3langid has no type information
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
@@ -275,19 +273,11 @@ def abroad_places(text: str, language: str = "fr") -> list[str]:
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
-class SituationExtractor(GraphComponent):
+class SituationExtractor(StatelessComponent):
     @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> SituationExtractor:
-        # Load the city names and the language model now, not on the first customer's message.
+    def warm_up(cls) -> None:
         _cities()
         _language_identifier()
-        return cls()
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
