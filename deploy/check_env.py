@@ -134,7 +134,7 @@ def check_or_exit(env: Mapping[str, str] | None = None) -> None:
         print("Chat Cagou (production): refusing to start, the environment is not safe:", file=sys.stderr)
         for problem in found:
             print(f"  - {problem}", file=sys.stderr)
-        print("See deploy/prod.env.example and README.md (Production).", file=sys.stderr)
+        print("See deploy/prod.env.example and docs/production.md.", file=sys.stderr)
         sys.exit(2)
 
 

@@ -155,7 +155,7 @@ def test_env_example_names_every_variable_and_only_placeholders_for_secrets():
     assert used - derived <= set(example), (used - derived) - set(example)
     for secret in SECRETS | {"FB_VERIFY", "FB_SECRET", "FB_PAGE_ACCESS_TOKEN"}:
         assert example[secret] == "CHANGE_ME"
-    docs = (ROOT / "README.md").read_text()
+    docs = (ROOT / "docs" / "production.md").read_text()
     undocumented = [k for k in example if f"`{k}`" not in docs]
     assert not undocumented, undocumented
 
