@@ -74,6 +74,7 @@ class SocketIOInput(RasaSocketIOInput):
         sio.eio.cors_allowed_origins = "*" if "*" in self.allowed_origins else list(self.allowed_origins)
         sio.eio.cors_credentials = False  # the widget sends no cookies
         sio.eio.transports = ["polling"]  # see 3. above
+        sio.eio.allow_upgrades = False  # else the handshake still offers "websocket" to clients
 
         # Replaces Rasa's handler (one handler per event and namespace).
         @sio.on("session_request", namespace=self.namespace)
