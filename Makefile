@@ -32,14 +32,17 @@ WEB_DEPS := web/node_modules/.package-lock.json
 
 # The venv is rebuilt from the lock file when the lock file changes, the widget's npm
 # packages from web/package-lock.json; otherwise nothing happens.
+# One terminal line per step, the output in logs/install.log (scripts/phase.py).
 install: $(VENV)/.installed $(WEB_DEPS)
+	@$(if $(INSTALLED),,echo "Dépendances à jour")
 $(WEB_DEPS): web/package-lock.json
-	cd web && npm ci --no-audit --no-fund --loglevel=error
-	touch $@
+	@$(eval INSTALLED := 1)python3 scripts/phase.py "Installation des paquets npm du widget" --log logs/install.log --append -- \
+	  sh -c 'cd web && npm ci --no-audit --no-fund --loglevel=error'
+	@touch $@
 $(VENV)/.installed: requirements.lock
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python -r requirements.lock
-	touch $@
+	@$(eval INSTALLED := 1)python3 scripts/phase.py "Installation de l'environnement Python" --log logs/install.log --append --progress pip -- \
+	  sh -c 'set -e; test -x $(PY) || python3 -m venv $(VENV); $(VENV)/bin/pip install --disable-pip-version-check --no-deps --ignore-requires-python -r requirements.lock'
+	@touch $@
 
 # Re-resolve the environment from requirements/*.in (maintainers only).
 lock:
@@ -51,13 +54,18 @@ lock:
 	  .venv-lock/bin/pip freeze --all | grep -v '^pip=='; } > requirements.lock
 	rm -rf .venv-lock
 
-# Trained again only when the data, the domain or the config changed.
+# Trained again only when the data, the domain or the config changed. One terminal line (the
+# component and epoch on a terminal), rasa's output in logs/train.log (scripts/phase.py).
 train: $(MODEL)
+	@$(if $(TRAINED),,echo "Modèle à jour")
 $(MODEL): $(TRAIN_INPUTS) | install
-	$(RASA) train --fixed-model-name chat-cagou --out models --num-threads 2
+	@$(eval TRAINED := 1)$(PY) scripts/phase.py "Entraînement du modèle" --log logs/train.log --progress rasa -- \
+	  $(PY) scripts/launch.py rasa train --fixed-model-name chat-cagou --out models --num-threads 2
 
+# Action server, Rasa, review console and chat page, logs in logs/; one line until they all
+# answer, then where to talk to the assistant (scripts/start.py).
 run: train install
-	@scripts/web.sh scripts/run.sh
+	@$(PY) scripts/start.py
 
 # Production topology on this machine: 2 Rasa + nginx, PostgreSQL tracker store, Redis lock
 # store, all from environment variables (deploy/prod.env.example, docs/production.md).
@@ -65,7 +73,7 @@ run-prod: train install
 	@deploy/run-prod.sh
 
 shell: train
-	@scripts/run.sh shell
+	@$(PY) scripts/start.py --shell
 
 test: train install
 	$(PY) -m pytest

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Serve the website chat page (web/) at http://localhost:${WEB_PORT:-8080}/.
 #   scripts/web.sh                 serve in the foreground (Ctrl-C to stop)
-#   scripts/web.sh CMD [ARGS...]   serve in the background while CMD runs, e.g.
-#                                  `scripts/web.sh scripts/run.sh` (what `make run` does)
+#   scripts/web.sh CMD [ARGS...]   serve in the background while CMD runs
+# `make run` starts the page with the other servers itself (scripts/start.py, logs/web.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WEB_PORT=${WEB_PORT:-8080} RASA_URL=${RASA_URL:-http://localhost:${RASA_PORT:-5005}}
