@@ -34,13 +34,13 @@ WEB_DEPS := web/node_modules/.package-lock.json
 # packages from web/package-lock.json; otherwise nothing happens.
 # One terminal line per step, the output in logs/install.log (scripts/phase.py).
 install: $(VENV)/.installed $(WEB_DEPS)
-	@$(if $(INSTALLED),,echo "Dépendances à jour")
+	@$(if $(INSTALLED),,echo "Dependencies up to date")
 $(WEB_DEPS): web/package-lock.json
-	@$(eval INSTALLED := 1)python3 scripts/phase.py "Installation des paquets npm du widget" --log logs/install.log --append -- \
+	@$(eval INSTALLED := 1)python3 scripts/phase.py "Installing the widget's npm packages" --log logs/install.log --append -- \
 	  sh -c 'cd web && npm ci --no-audit --no-fund --loglevel=error'
 	@touch $@
 $(VENV)/.installed: requirements.lock
-	@$(eval INSTALLED := 1)python3 scripts/phase.py "Installation de l'environnement Python" --log logs/install.log --append --progress pip -- \
+	@$(eval INSTALLED := 1)python3 scripts/phase.py "Installing the Python environment" --log logs/install.log --append --progress pip -- \
 	  sh -c 'set -e; test -x $(PY) || python3 -m venv $(VENV); $(VENV)/bin/pip install --disable-pip-version-check --no-deps --ignore-requires-python -r requirements.lock'
 	@touch $@
 
@@ -57,9 +57,9 @@ lock:
 # Trained again only when the data, the domain or the config changed. One terminal line (the
 # component and epoch on a terminal), rasa's output in logs/train.log (scripts/phase.py).
 train: $(MODEL)
-	@$(if $(TRAINED),,echo "Modèle à jour")
+	@$(if $(TRAINED),,echo "Model up to date")
 $(MODEL): $(TRAIN_INPUTS) | install
-	@$(eval TRAINED := 1)$(PY) scripts/phase.py "Entraînement du modèle" --log logs/train.log --progress rasa -- \
+	@$(eval TRAINED := 1)$(PY) scripts/phase.py "Training the model" --log logs/train.log --progress rasa -- \
 	  $(PY) scripts/launch.py rasa train --fixed-model-name chat-cagou --out models --num-threads 2
 
 # Action server, Rasa, review console and chat page, logs in logs/; one line until they all

@@ -61,10 +61,10 @@ class RasaTrainProgress:
             return
         found = self.EPOCHS.search(segment)
         if found:
-            self.epochs = f"époque {found.group(1)}/{found.group(2)}"
+            self.epochs = f"epoch {found.group(1)}/{found.group(2)}"
             return
         if self.VALIDATING.search(segment):
-            self.stage = "vérification des données"
+            self.stage = "validating the data"
 
     def detail(self) -> str:
         if self.component:
@@ -85,7 +85,7 @@ class PipProgress:
         if found:
             self.current = os.path.basename(found.group(1))
         elif segment.startswith("Installing collected packages"):
-            self.current = "installation des paquets"
+            self.current = "installing the packages"
 
     def detail(self) -> str:
         return self.current
@@ -211,7 +211,7 @@ def run(label: str, command: list[str], log_path: str, append: bool, progress_ki
     except OSError as error:
         log.write_line(f"{command[0]}: {error}")
         log.close()
-        status.finish(f"échec : {error} (journal : {log_path})")
+        status.finish(f"failed: {error} (log: {log_path})")
         return 127
     fd = proc.stdout.fileno()
     interrupted = False
@@ -232,15 +232,15 @@ def run(label: str, command: list[str], log_path: str, append: bool, progress_ki
     finally:
         log.close()
     if interrupted:
-        status.finish(f"interrompu (journal : {log_path})")
+        status.finish(f"interrupted (log: {log_path})")
         return 130
     if code == 0:
-        status.finish(f"terminé en {status.elapsed()} (journal : {log_path})")
+        status.finish(f"done in {status.elapsed()} (log: {log_path})")
         return 0
-    status.finish(f"échec (code {code}) après {status.elapsed()}. Fin du journal {log_path} :")
+    status.finish(f"failed (code {code}) after {status.elapsed()}. End of {log_path}:")
     for line in log.tail:
         print("  " + line)
-    print(f"Journal complet : {log_path}")
+    print(f"Full log: {log_path}")
     return code if code > 0 else 1
 
 

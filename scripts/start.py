@@ -64,7 +64,7 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class StartError(Exception):
-    """A server cannot start; the message says which and why (French, for the terminal)."""
+    """A server cannot start; the message says which and why (for the terminal)."""
 
     def __init__(self, message: str, server: Server | None = None) -> None:
         super().__init__(message)
@@ -136,12 +136,11 @@ def _die_with_parent() -> None:
 @dataclass
 class Server:
     name: str  # log file name
-    label: str  # French, for the terminal
+    label: str  # for the terminal, in the middle of a sentence
     command: list[str]
     probe: Callable[[Server], bool]
     log: Path
     env: dict[str, str]
-    feminine: bool = False  # French agreement of `label` in "s'est arrêté(e)"
     waiting: str = ""  # what the terminal says while it is the last one not ready
     proc: subprocess.Popen | None = None
     ready: bool = False
@@ -161,7 +160,7 @@ class Server:
         )
 
     def stopped(self) -> str:
-        return f"{self.label} s'est arrêté{'e' if self.feminine else ''}"
+        return f"{self.label} stopped"
 
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -230,7 +229,7 @@ class Settings:
         def port(name: str, default: int) -> int:
             value = os.environ.get(name, "").strip() or str(default)
             if not value.isdigit() or not 0 < int(value) < 65536:
-                raise StartError(f"{name}={value!r} n'est pas un numéro de port")
+                raise StartError(f"{name}={value!r} is not a port number")
             return int(value)
 
         tracker = os.environ.get("CHAT_CAGOU_TRACKER_DB", "").strip()
@@ -296,8 +295,8 @@ def rasa_probe(ready_file: Path, url: str) -> Callable[[Server], bool]:
         if server.proc is None or report.get("pid") != server.proc.pid:
             return False  # a file of an earlier start
         if not report.get("ready"):
-            why = report.get("error") or "aucun modèle chargé"
-            raise StartError(f"Rasa n'a pas pu charger le modèle ({why})", server)
+            why = report.get("error") or "no model loaded"
+            raise StartError(f"Rasa could not load the model ({why})", server)
         return answers(url)
 
     return probe
@@ -318,7 +317,7 @@ def make_servers(settings: Settings, shell: bool = False) -> tuple[list[Server],
     launch = [PY, str(ROOT / "scripts" / "launch.py")]
     actions = Server(
         "actions",
-        "le serveur d'actions",
+        "the action server",
         [*launch, "actions", "--actions", "actions", "--port", str(settings.action_port)],
         http_probe(f"http://127.0.0.1:{settings.action_port}/health"),
         logs / "actions.log",
@@ -336,29 +335,27 @@ def make_servers(settings: Settings, shell: bool = False) -> tuple[list[Server],
         rasa_probe(ready_file, f"http://127.0.0.1:{settings.rasa_port}/"),
         logs / "rasa.log",
         rasa_env,
-        waiting="Rasa charge le modèle",
+        waiting="Rasa is loading the model",
     )
     console_cmd = [PY, "-m", "console", "serve", "--port", str(settings.console_port)]
     if not os.environ.get("CONSOLE_SECRET_KEY"):
         console_cmd.append("--dev")
     console = Server(
         "console",
-        "la console de revue",
+        "the review console",
         console_cmd,
         http_probe(f"http://127.0.0.1:{settings.console_port}/"),
         logs / "console.log",
         env,
-        feminine=True,
     )
     rasa_url = os.environ.get("RASA_URL") or f"http://localhost:{settings.rasa_port}"
     web = Server(
         "web",
-        "la page du chat",
+        "the chat page",
         [PY, "web/serve.py", "--port", str(settings.web_port), "--rasa-url", rasa_url],
         http_probe(f"http://127.0.0.1:{settings.web_port}/"),
         logs / "web.log",
         env,
-        feminine=True,
     )
     ready_file.unlink(missing_ok=True)  # a file of an earlier start
     return [actions, rasa, console, web], endpoints
@@ -387,15 +384,15 @@ def stop_all(servers: list[Server]) -> None:
 
 
 def report_failure(status: Status, error: StartError) -> None:
-    status.finish(f"échec : {error}.")
+    status.finish(f"failed: {error}.")
     server = error.server
     if server is not None:
         lines = tail(server.log)
         if lines:
-            print(f"Fin de {shown_path(server.log)} :")
+            print(f"End of {shown_path(server.log)}:")
             for line in lines:
                 print("  " + line)
-        print(f"Journal complet : {shown_path(server.log)}")
+        print(f"Full log: {shown_path(server.log)}")
 
 
 def wait_until_ready(servers: list[Server], status: Status, timeout: float) -> None:
@@ -404,7 +401,7 @@ def wait_until_ready(servers: list[Server], status: Status, timeout: float) -> N
         for server in servers:
             code = server.exit_code()
             if code is not None:
-                raise StartError(f"{server.stopped()} pendant le démarrage ({exit_text(code)})", server)
+                raise StartError(f"{server.stopped()} during start-up ({exit_text(code)})", server)
             if not server.ready:
                 server.ready = server.probe(server)
         waiting = [s for s in servers if not s.ready]
@@ -412,11 +409,11 @@ def wait_until_ready(servers: list[Server], status: Status, timeout: float) -> N
             return
         if time.monotonic() > deadline:
             names = ", ".join(s.label for s in waiting)
-            raise StartError(f"pas de réponse après {duration(timeout)} : {names}", waiting[0])
+            raise StartError(f"no answer after {duration(timeout)}: {names}", waiting[0])
         if len(waiting) == 1 and waiting[0].waiting:
             status.update(waiting[0].waiting)
         else:
-            status.update("en attente : " + ", ".join(s.label for s in waiting))
+            status.update("waiting for " + ", ".join(s.label for s in waiting))
         time.sleep(0.25)
 
 
@@ -439,18 +436,18 @@ def staff_accounts() -> int | None:
 def ready_block(settings: Settings, accounts: int | None) -> list[str]:
     rest = f"http://localhost:{settings.rasa_port}/webhooks/rest/webhook"
     lines = [
-        "Chat Cagou est prêt :",
-        f"  Page du chat       http://localhost:{settings.web_port}/",
-        f"  Console de revue   http://localhost:{settings.console_port}/",
+        "Chat Cagou is ready:",
+        f"  Chat page          http://localhost:{settings.web_port}/",
+        f"  Review console     http://localhost:{settings.console_port}/",
     ]
     if accounts == 0:
-        lines.append("  Pas encore de compte pour la console : make staff-user NAME=prenom.nom ROLE=admin")
+        lines.append("  No console account yet: make staff-user NAME=firstname.lastname ROLE=admin")
     elif accounts is None:
-        lines.append("  Comptes de la console : make staff-user NAME=prenom.nom ROLE=admin")
+        lines.append("  Console accounts: make staff-user NAME=firstname.lastname ROLE=admin")
     lines += [
-        f"  En REST            curl -s {rest} -H 'Content-Type: application/json' \\",
-        """                          -d '{"sender": "moi", "message": "code PUK ?"}'""",
-        f"Journaux dans {shown_path(settings.log_dir)}/ (rasa, actions, console, web). Ctrl-C pour tout arrêter.",
+        f"  REST               curl -s {rest} -H 'Content-Type: application/json' \\",
+        """                          -d '{"sender": "me", "message": "code PUK ?"}'""",
+        f"Logs in {shown_path(settings.log_dir)}/ (rasa, actions, console, web). Ctrl-C stops everything.",
     ]
     return lines
 
@@ -468,40 +465,40 @@ def monitor(servers: list[Server]) -> StartError:
 def run(settings: Settings) -> int:
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     if not MODEL.is_file():
-        print(f"Pas de modèle entraîné ({shown_path(MODEL)}) : lancer make run (ou make train).")
+        print(f"No trained model ({shown_path(MODEL)}): use make run (or make train).")
         return 1
     servers, _ = make_servers(settings)
-    status = Status("Démarrage des serveurs")
+    status = Status("Starting the servers")
     status.start()
     try:
         for server in servers:
             server.start()
         wait_until_ready(servers, status, settings.timeout)
-        status.finish(f"prêts en {duration(status.elapsed())}")
+        status.finish(f"ready in {duration(status.elapsed())}")
         for line in ready_block(settings, staff_accounts()):
             print(line)
         sys.stdout.flush()
         error = monitor(servers)
-        print(f"Arrêt : {error}.")
+        print(f"Stopping: {error}.")
         if error.server is not None:
-            print(f"Fin de {shown_path(error.server.log)} :")
+            print(f"End of {shown_path(error.server.log)}:")
             for line in tail(error.server.log):
                 print("  " + line)
         stop_all(servers)
-        print("Les autres serveurs sont arrêtés.")
+        print("The other servers are stopped.")
         return 1
     except StartError as error:
         report_failure(status, error)
         stop_all(servers)
-        print("Les autres serveurs sont arrêtés.")
+        print("The other servers are stopped.")
         return 1
     except (Interrupted, KeyboardInterrupt):
         if status.open:
-            status.finish("interrompu")
+            status.finish("interrupted")
         # on a terminal, over the "^C" it echoed
-        print(("\r" if status.tty else "") + "Arrêt de Chat Cagou…", end=" ", flush=True)
+        print(("\r" if status.tty else "") + "Stopping Chat Cagou…", end=" ", flush=True)
         stop_all(servers)
-        print("arrêté.")
+        print("stopped.")
         return 0
     finally:
         stop_all(servers)  # nothing left running, whatever happened
@@ -511,13 +508,13 @@ def shell(settings: Settings) -> int:
     """The action server in the background, `rasa shell` in the foreground."""
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     servers, endpoints = make_servers(settings, shell=True)
-    status = Status("Démarrage du serveur d'actions")
+    status = Status("Starting the action server")
     status.start()
     try:
         for server in servers:
             server.start()
         wait_until_ready(servers, status, settings.timeout)
-        status.finish("prêt (Ctrl-C ou /stop pour quitter)")
+        status.finish("ready (Ctrl-C or /stop to quit)")
         command = [PY, str(ROOT / "scripts" / "launch.py"), "rasa", "shell", "--model", str(MODEL)]
         command += ["--endpoints", str(endpoints), "--port", str(settings.rasa_port)]
         chat = subprocess.Popen(command, cwd=ROOT, env=servers[0].env)
@@ -541,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
     except StartError as error:
-        print(f"Chat Cagou : {error}.", file=sys.stderr)
+        print(f"Chat Cagou: {error}.", file=sys.stderr)
         return 2
     return shell(settings) if args.shell else run(settings)
 

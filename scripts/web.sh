@@ -22,9 +22,9 @@ trap 'kill $WEB_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 20); do
   if curl -sf -o /dev/null "http://localhost:$WEB_PORT/"; then break; fi
   if ! kill -0 $WEB_PID 2>/dev/null; then
-    echo "La page web n'a pas démarré :" >&2; cat logs/web.log >&2; exit 1
+    echo "The chat page did not start:" >&2; cat logs/web.log >&2; exit 1
   fi
   sleep 0.5
 done
-echo "Page du chat : http://localhost:$WEB_PORT/  (widget Chat Cagou, Rasa $RASA_URL)"
+echo "Chat page: http://localhost:$WEB_PORT/  (Chat Cagou widget, Rasa $RASA_URL)"
 "$@"

@@ -28,8 +28,8 @@ from actions.fiche import load_fiche
 from harness.ports import free_port
 from harness.project import MODEL, NO_MODEL, ROOT
 
-READY = "Chat Cagou est prêt"
-BLOCK_END = "Ctrl-C pour tout arrêter"
+READY = "Chat Cagou is ready"
+BLOCK_END = "Ctrl-C stops everything"
 MAX_LINES = 40
 START_DEADLINE = 600  # seconds; a few tens when the model is trained and the venv installed
 PORT_NAMES = ("RASA_PORT", "ACTION_PORT", "CONSOLE_PORT", "WEB_PORT")
@@ -164,7 +164,7 @@ def test_make_run_is_quiet_ready_when_it_says_so_and_stops_on_ctrl_c(tmp_path: P
         assert "make staff-user NAME=" in block and "ROLE=admin" in block, block
         assert len(block.splitlines()) < 12, block
         # nothing was installed or trained again
-        assert "Modèle à jour" in text, text
+        assert "Model up to date" in text, text
 
         # at the moment the block is printed, everything answers
         reply = requests.post(
@@ -208,7 +208,7 @@ def test_make_run_is_quiet_ready_when_it_says_so_and_stops_on_ctrl_c(tmp_path: P
     left = sorted(pid for pid in children if alive(pid))
     assert not left, f"processes left after Ctrl-C: {left}"
     assert not [name for name, port in ports.items() if listening(port)], text
-    assert text.splitlines()[-1] == "Arrêt de Chat Cagou… arrêté.", text
+    assert text.splitlines()[-1] == "Stopping Chat Cagou… stopped.", text
     assert len(text.splitlines()) < MAX_LINES, text
     print(f"\nmake run: {len(text.splitlines())} lines, ready in {time_to_ready:.1f} s\n{text}")
 
