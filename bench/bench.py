@@ -6,8 +6,6 @@ are measured, not asserted (the tests assert quality, never speed)."""
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -18,8 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.holdout import MODEL, load_agent, load_holdout, predict, score  # noqa: E402
-from tests.servers import running_servers  # noqa: E402
+from bench.machine import machine  # noqa: E402
+from harness.nlu_holdout import load_agent, load_holdout, predict, score  # noqa: E402
+from harness.project import MODEL, RASA, quiet_env  # noqa: E402
+from harness.servers import running_servers  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.md"
 LATENCY_MESSAGES = 200
@@ -39,27 +39,13 @@ QUESTIONS = [
 ]
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GB RAM, Python {platform.python_version()}, {platform.system()}"
-
-
 def train_time() -> float:
     """A full training from scratch into a temporary directory (Rasa's cache disabled)."""
     with tempfile.TemporaryDirectory() as out:
-        env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
         start = time.perf_counter()
         subprocess.run(
             [
-                str(Path(sys.executable).parent / "rasa"),
+                str(RASA),
                 "train",
                 "--out",
                 out,
@@ -68,7 +54,7 @@ def train_time() -> float:
                 "2",
             ],
             cwd=ROOT,
-            env=env,
+            env=quiet_env(),
             check=True,
             capture_output=True,
         )

@@ -1,7 +1,7 @@
 """How fast the review console is with 100,000 events.
 
 Real events first: those of a tracker store the assistant wrote (--source), or, without one,
-of conversations sent now to the running assistant (tests/servers.py starts it). They are
+of conversations sent now to the running assistant (harness/servers.py starts it). They are
 copied in bulk into a new database (SQLite file, or PostgreSQL with --postgres) until it holds
 --events events: each copy under a new sender id, moved back in time (spread over 90 days) and
 given one of the three channels. Then: the first indexing, and each page timed over HTTP
@@ -32,7 +32,9 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from console import db, indexer  # noqa: E402
-from console.testing import SCRIPT, StaffClient, produce_conversations, running_console, staff_user  # noqa: E402
+from harness.console import SCRIPT, StaffClient, produce_conversations, running_console, staff_user  # noqa: E402
+from harness.postgres import scratch_database  # noqa: E402
+from harness.servers import running_servers  # noqa: E402
 
 MORE = {  # a few more real questions, for a mix of intents
     "horaires": ["vous êtes ouverts quand ?"],
@@ -42,13 +44,10 @@ MORE = {  # a few more real questions, for a mix of intents
     "perte": ["on m'a volé mon portable", "par téléphone"],
 }
 CHANNELS = ["rest", "socketio", "facebook"]
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def source_events(source: str, workdir: Path) -> list[tuple]:
     if not source:
-        from tests.servers import running_servers
-
         print("no --source: talking to the assistant for real events...", file=sys.stderr)
         with running_servers(workdir) as servers:
             prefix = "bench-" + uuid.uuid4().hex[:6]
@@ -136,17 +135,7 @@ def main() -> int:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="console-bench-")))
         rows = source_events(args.source, workdir)
         if args.postgres:
-            server = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-            db_name = "console_bench_" + uuid.uuid4().hex[:8]
-            with server.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{db_name}"'))
-
-            def drop(db_name: str = db_name) -> None:
-                with server.connect() as conn:
-                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-
-            stack.callback(drop)
-            db_url = sa.engine.make_url(PG_SERVER).set(database=db_name).render_as_string(hide_password=False)
+            db_url = stack.enter_context(scratch_database("console_bench")).url
         else:
             db_url = f"sqlite:///{workdir / 'bench.db'}"
         engine = db.make_engine(db_url)

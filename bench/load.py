@@ -22,15 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
-import secrets
-import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from actions.fiche import hour_text, load_fiche  # noqa: E402
+from harness.servers import running_servers  # noqa: E402
+from harness.topology import running_prod  # noqa: E402
 
 RESULTS = ROOT / "bench" / "load_results.md"
 RETRIES = 4
@@ -193,111 +191,34 @@ def summarise(
 # --- the two setups ---------------------------------------------------------------------------
 
 
-def free_ports(count: int) -> int:
-    from tests.prod_topology import free_ports as find
-
-    return find(count)
+def measure(
+    setup: str, url: str, stored: Callable[[str], list[str]], conversations: int, messages: int, prefix: str
+) -> dict:
+    """The load against the REST channel at `url`; `stored(sender)`: the tracker store's user texts."""
+    outcomes, elapsed, senders = asyncio.run(
+        run_load(url + "/webhooks/rest/webhook", conversations, messages, prefix)
+    )
+    time.sleep(1)  # the last trackers saved
+    return summarise(setup, outcomes, elapsed, stored, senders, messages)
 
 
 def bench_prod(conversations: int, messages: int, workdir: Path) -> dict:
-    import psycopg2
-    import redis
-
-    from deploy.prod import Topology
-
-    pg = dict(host="127.0.0.1", port=5432, user="postgres")
-    db_name = f"chat_cagou_bench_{uuid.uuid4().hex[:8]}"
-    prefix = "chatcagoubench" + uuid.uuid4().hex[:8]
     redis_db = int(os.environ.get("CHAT_CAGOU_BENCH_REDIS_DB", "10"))
-    admin = psycopg2.connect(dbname="postgres", **pg)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{db_name}"')
-    rasa_base, action_base, lb = free_ports(2), free_ports(1), free_ports(2)
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("FB_", "DB_", "REDIS_", "NGINX_", "ACTION_", "RASA_"))
-        },
-        "RASA_AUTH_TOKEN": secrets.token_hex(32),
-        "DB_HOST": pg["host"],
-        "DB_PORT": str(pg["port"]),
-        "DB_USER": pg["user"],
-        "DB_PASSWORD": "",
-        "DB_NAME": db_name,
-        "DB_LOGIN_DB": "",
-        "REDIS_DB": str(redis_db),
-        "REDIS_KEY_PREFIX": prefix,
-        "RASA_PORT_BASE": str(rasa_base),
-        "ACTION_PORT_BASE": str(action_base),
-        "NGINX_PORT": str(lb),
-        "ACTION_LB_PORT": str(lb + 1),
-    }
-    topology = Topology(workdir / "prod", env)
-    try:
-        started = time.perf_counter()
-        topology.start()
+    started = time.perf_counter()
+    with running_prod(workdir / "prod", redis_db=redis_db) as prod:
         print(f"prod topology up in {time.perf_counter() - started:.0f}s", flush=True)
-        outcomes, elapsed, senders = asyncio.run(
-            run_load(topology.public_url + "/webhooks/rest/webhook", conversations, messages, "load-prod")
-        )
-
-        def stored(sender: str) -> list[str]:
-            with psycopg2.connect(dbname=db_name, **pg) as db, db.cursor() as cur:
-                cur.execute(
-                    "SELECT data FROM events WHERE sender_id = %s AND type_name = 'user' ORDER BY id",
-                    (sender,),
-                )
-                return [json.loads(d).get("text") for (d,) in cur.fetchall()]
-
-        time.sleep(1)
-        return summarise(
-            "production topology (2 Rasa + nginx, PostgreSQL, Redis)",
-            outcomes,
-            elapsed,
-            stored,
-            senders,
-            messages,
-        )
-    finally:
-        topology.stop()
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        admin.close()
-        red = redis.Redis(db=redis_db)
-        for key in red.scan_iter(match=prefix + "*"):
-            red.delete(key)
+        setup = "production topology (2 Rasa + nginx, PostgreSQL, Redis)"
+        return measure(setup, prod.url, prod.user_texts, conversations, messages, "load-prod")
 
 
 def bench_single(conversations: int, messages: int, workdir: Path) -> dict:
-    from tests.servers import Servers
-
     path = workdir / "single"
     path.mkdir(parents=True, exist_ok=True)
-    servers = Servers(path)
-    try:
-        started = time.perf_counter()
-        servers.start()
+    started = time.perf_counter()
+    with running_servers(path) as servers:
         print(f"single process up in {time.perf_counter() - started:.0f}s", flush=True)
-        outcomes, elapsed, senders = asyncio.run(
-            run_load(servers.rasa_url + "/webhooks/rest/webhook", conversations, messages, "load-single")
-        )
-
-        def stored(sender: str) -> list[str]:
-            with sqlite3.connect(servers.tracker_db) as db:
-                rows = db.execute(
-                    "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id",
-                    (sender,),
-                ).fetchall()
-            return [json.loads(d).get("text") for (d,) in rows]
-
-        time.sleep(1)
-        return summarise(
-            "single process (`make run`: 1 Rasa, SQLite)", outcomes, elapsed, stored, senders, messages
-        )
-    finally:
-        servers.stop()
+        setup = "single process (`make run`: 1 Rasa, SQLite)"
+        return measure(setup, servers.rasa_url, servers.user_texts, conversations, messages, "load-single")
 
 
 def write_results(results: list[dict], conversations: int, messages: int) -> None:

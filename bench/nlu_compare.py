@@ -3,7 +3,7 @@
 Pipelines:
   project        config.yml (spaCy fr_core_news_sm + lemma and char n-gram counts + DIET)
   rasa_default   bench/configs/rasa_default.yml (Rasa 3.6's default pipeline, no spaCy)
-  sklearn        bench/sklearn_baseline.py (TF-IDF word + char n-grams, LogisticRegression)
+  sklearn        harness/sklearn_baseline.py (TF-IDF word + char n-grams, LogisticRegression)
 
 For each: 5-fold stratified cross-validation on data/nlu (the same folds for all three) and a
 score on the held-out set tests/nlu_holdout.yml (trained on all of data/nlu), with its
@@ -33,7 +33,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.holdout import FALLBACK  # noqa: E402 - after the path set-up above
+from bench.machine import machine  # noqa: E402 - after the path set-up above
+from harness.nlu_holdout import FALLBACK  # noqa: E402
 
 BENCH = ROOT / "bench"
 CACHE = BENCH / "cache"
@@ -89,11 +89,11 @@ class Pipeline:
             import yaml
 
             return json.dumps(yaml.safe_load(self.config.read_text(encoding="utf-8")), sort_keys=True)
-        return (BENCH / "sklearn_baseline.py").read_text(encoding="utf-8")
+        return (ROOT / "harness" / "sklearn_baseline.py").read_text(encoding="utf-8")
 
     def fallback_threshold(self) -> float:
         if self.kind == "sklearn":
-            from bench.sklearn_baseline import DEFAULT_THRESHOLD
+            from harness.sklearn_baseline import DEFAULT_THRESHOLD
 
             return DEFAULT_THRESHOLD
         import yaml
@@ -158,7 +158,7 @@ def worker_predict_rasa(model: str, texts_file: str, result: str) -> None:
 
     from rasa.core.agent import Agent
 
-    from bench.holdout import best_real_intent
+    from harness.nlu_holdout import best_real_intent
 
     texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
     start = time.perf_counter()
@@ -196,7 +196,7 @@ def worker_predict_rasa(model: str, texts_file: str, result: str) -> None:
 def worker_train_sklearn(examples_file: str, out_dir: str, result: str) -> None:
     import pickle
 
-    from bench.sklearn_baseline import train
+    from harness.sklearn_baseline import train
 
     # Texts and intents parsed by the parent (Rasa's YAML reader): no Rasa import in this child.
     texts, intents = json.loads(Path(examples_file).read_text(encoding="utf-8"))
@@ -211,7 +211,7 @@ def worker_train_sklearn(examples_file: str, out_dir: str, result: str) -> None:
 def worker_predict_sklearn(model: str, texts_file: str, result: str) -> None:
     import pickle
 
-    from bench.sklearn_baseline import DEFAULT_THRESHOLD, apply_fallback, predict_with_confidence
+    from harness.sklearn_baseline import DEFAULT_THRESHOLD, apply_fallback, predict_with_confidence
 
     texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
     start = time.perf_counter()
@@ -290,7 +290,7 @@ def make_splits(workdir: Path, with_cv: bool) -> list[Split]:
     from rasa.shared.nlu.training_data.training_data import TrainingData
     from sklearn.model_selection import StratifiedKFold
 
-    from bench.holdout import load_holdout
+    from harness.nlu_holdout import load_holdout
 
     holdout = load_holdout()
     splits = [
@@ -387,7 +387,7 @@ def run_split(pipeline: Pipeline, split: Split, workdir: Path, use_cache: bool) 
             ["predict-rasa", model, str(texts_file), str(predict_out)], job / "predict.log", job
         )
     else:
-        from bench.sklearn_baseline import training_examples
+        from harness.sklearn_baseline import training_examples
 
         examples_file = job / "examples.json"
         examples_file.write_text(
@@ -428,7 +428,7 @@ def run_split(pipeline: Pipeline, split: Split, workdir: Path, use_cache: bool) 
 
 
 def scores(expected: list[str], predicted: list[str]) -> dict:
-    from bench.holdout import HoldoutExample, score
+    from harness.nlu_holdout import HoldoutExample, score
 
     result = score([HoldoutExample("", e, None) for e in expected], predicted)
     return {
@@ -503,22 +503,6 @@ def summarise(pipeline: Pipeline, splits: list[Split], runs: dict[str, dict]) ->
 # --------------------------------------------------------------------------------------------
 # Report and plots
 # --------------------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GB RAM, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
 
 
 def plot_all(summaries: list[dict], holdout: Split) -> dict[str, Path]:
@@ -875,7 +859,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="nlu-compare-") as tmp:
         workdir = Path(tmp)
         splits = make_splits(workdir, with_cv=not args.no_cv)
-        from bench.sklearn_baseline import training_examples
+        from harness.sklearn_baseline import training_examples
 
         train_count = len(training_examples(NLU_DATA)[0])
         runs: dict[str, dict[str, dict]] = {p.name: {} for p in wanted}
