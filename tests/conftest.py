@@ -1,9 +1,16 @@
-"""Shared fixtures: the fiche, the seed document it was written from, Rasa SDK trackers."""
+"""Shared fixtures: the fiche, the seed document it was written from, Rasa SDK trackers, and the
+servers of harness/ (started once per session): `servers` (action server + Rasa) and `prod`
+(the production topology).
+
+Markers (pyproject.toml): a test that uses `servers` must be marked `servers` and `model`; one
+that uses `prod`, `servers`, `model`, `postgres` and `redis`. Collection fails otherwise, so that
+`pytest -m "not (model or servers or postgres or redis or browser)"` never starts them."""
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +18,45 @@ import pytest
 from rasa_sdk import Tracker
 
 from actions.fiche import load_fiche
+from harness.browser import CHROMIUM, chromium_installed
+from harness.project import MODEL, NO_MODEL, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "models" / "chat-cagou.tar.gz"
+# fixture -> the markers a test using it must carry
+FIXTURE_MARKERS = {
+    "servers": {"servers", "model"},
+    "prod": {"servers", "model", "postgres", "redis"},
+    "nlu_agent": {"model"},
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = []
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        marks = {mark.name for mark in item.iter_markers()}
+        for fixture, needed in FIXTURE_MARKERS.items():
+            if fixture in fixtures and not needed <= marks:
+                missing.append(f"{item.nodeid}: uses `{fixture}`, not marked {sorted(needed - marks)}")
+    if missing:
+        raise pytest.UsageError("tests without their markers:\n" + "\n".join(missing))
+
+
+def require_model() -> None:
+    if not MODEL.exists():
+        pytest.fail(NO_MODEL)
+
+
+# Browser modules skip without the machine's Chromium, before any server starts; in CI (which
+# installs it) they run and `require_chromium` fails instead.
+skip_without_chromium = pytest.mark.skipif(
+    not chromium_installed() and not os.environ.get("CI"),
+    reason=f"{CHROMIUM} is missing (apt-get install chromium)",
+)
+
+
+def require_chromium() -> None:
+    if not chromium_installed():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does it)")
 
 
 def seed_path() -> Path | None:
@@ -70,13 +113,28 @@ def make_tracker(
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory):
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The real action server and Rasa (REST channel), started once for the session."""
-    from tests.servers import running_servers
+    from harness.servers import running_servers
 
-    if not MODEL.exists():
-        pytest.fail("no trained model: run `make train` (make test does it)")
+    require_model()
     with running_servers(tmp_path_factory.mktemp("servers")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The production topology (deploy/prod.py: action server, two Rasa instances, nginx,
+    PostgreSQL tracker store, Redis lock store, Messenger on a Graph API stub), once for the
+    session, in a database and under a Redis key prefix of its own (Redis database
+    CHAT_CAGOU_TEST_REDIS_DB, default 9)."""
+    from harness.topology import nginx_installed, running_prod
+
+    require_model()
+    if not nginx_installed():
+        pytest.fail("nginx is not installed (.ci/run installs it: apt-get install -y nginx)")
+    redis_db = int(os.environ.get("CHAT_CAGOU_TEST_REDIS_DB", "9"))
+    with running_prod(tmp_path_factory.mktemp("prod"), redis_db=redis_db, messenger=True) as running:
         yield running
 
 
@@ -87,17 +145,16 @@ def servers(tmp_path_factory):
 @pytest.fixture(scope="session")
 def nlu_agent():
     """The trained model (models/chat-cagou.tar.gz), loaded once for the whole session."""
-    from bench.holdout import load_agent
+    from harness.nlu_holdout import load_agent
 
-    if not MODEL.exists():
-        pytest.fail("no trained model: run `make train` (make test does it)")
+    require_model()
     return load_agent(MODEL)
 
 
 @pytest.fixture(scope="session")
 def holdout_parses(nlu_agent):
     """(held-out examples, [(intent as served, best real intent)]) from the trained model."""
-    from bench.holdout import load_holdout, predict_served_and_top
+    from harness.nlu_holdout import load_holdout, predict_served_and_top
 
     examples = load_holdout()
     return examples, predict_served_and_top(nlu_agent, [e.text for e in examples])

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.blind_eval import evaluate, print_failures
+from harness.blind_set import evaluate, print_failures
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.servers, pytest.mark.model]
 
 PASS_RATE = 0.96
 CATEGORY_PASS_RATE = 0.88

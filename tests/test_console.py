@@ -22,7 +22,7 @@ from markupsafe import escape
 
 from console.db import make_engine
 from console.indexer import NOUMEA
-from console.testing import (
+from harness.console import (
     EMAIL,
     PHONE,
     StaffClient,
@@ -32,8 +32,9 @@ from console.testing import (
     staff_user,
     validate_export,
 )
+from harness.waiting import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.servers, pytest.mark.model]
 
 PER_PAGE = 4  # small pages, so that the tests go through the pagination
 AGED_DAYS = 200
@@ -69,17 +70,16 @@ def age(engine, sender_id: str, days: int) -> None:
 
 
 def wait_for_events(engine, sender_id: str, n_user: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def stored() -> bool:
         with engine.connect() as conn:
             count = conn.execute(
                 sa.text("SELECT count(*) FROM events WHERE sender_id = :id AND type_name = 'user'"),
                 {"id": sender_id},
             ).scalar()
-        if count >= n_user:
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"{sender_id}: the tracker store has not got its {n_user} messages")
+        return count >= n_user
+
+    if not wait_until(stored, timeout, interval=0.2):
+        raise TimeoutError(f"{sender_id}: the tracker store has not got its {n_user} messages")
 
 
 def make_backend(

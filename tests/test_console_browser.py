@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import uuid
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -20,19 +19,13 @@ import sqlalchemy as sa
 from console.domain import plain_text, training_examples
 from console.indexer import intent_and_confidence
 from console.masking import fold, mask
-from console.testing import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    PHONE,
-    produce_conversations,
-    running_console,
-    staff_user,
-    validate_export,
-)
-from tests.conftest import ROOT
+from harness.browser import launched_chromium
+from harness.console import PHONE, produce_conversations, running_console, staff_user, validate_export
+from harness.project import ROOT
+from tests.conftest import require_chromium, skip_without_chromium
 from tests.test_console import age
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.servers, pytest.mark.model, pytest.mark.browser, skip_without_chromium]
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 DOCS_SHOTS = ROOT / "docs" / "screenshots"
@@ -71,10 +64,6 @@ def least_confident(db_url: str, senders: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def console(servers, tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     db_url = f"sqlite:///{servers.tracker_db}"
     senders = produce_conversations(servers.say, "browser-" + uuid.uuid4().hex[:8])
     admin = ("admin-" + uuid.uuid4().hex[:4], secrets.token_urlsafe(12))
@@ -90,15 +79,9 @@ def console(servers, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        # never a browser download: the machine's Chromium
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS + ["--lang=fr-FR"], headless=True
-        )
+    require_chromium()
+    with launched_chromium(["--lang=fr-FR"]) as chromium:
         yield chromium
-        chromium.close()
 
 
 def test_staff_journey_in_chromium(console, browser):

@@ -16,7 +16,8 @@ from console.config import ConfigError, Settings, tracker_store_url
 from console.domain import domain_intents, plain_text, training_entity_texts, training_examples
 from console.export import annotated_example, build_export
 from console.masking import EMAIL_MASK, PHONE_MASK, fold, mask
-from console.testing import ROOT, console_env, running_console
+from harness.console import console_env, running_console
+from harness.project import ROOT
 
 
 @pytest.mark.parametrize(
@@ -169,6 +170,7 @@ def test_serve_refuses_to_start_without_secret_key(tmp_path):
     assert done.returncode == 2 and "CONSOLE_SECRET_KEY" in done.stderr
 
 
+@pytest.mark.servers
 def test_production_start_on_a_database_rasa_has_not_written_yet(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'empty.db'}"
     with running_console(db_url, tmp_path / "console.log", CONSOLE_COOKIE_SECURE=None) as console:

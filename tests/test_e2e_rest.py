@@ -6,11 +6,9 @@ import uuid
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from harness.servers import texts
 
-
-def texts(messages):
-    return "\n".join(m.get("text", "") for m in messages)
+pytestmark = [pytest.mark.servers, pytest.mark.model]
 
 
 def new_sender():

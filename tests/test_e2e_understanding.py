@@ -9,15 +9,12 @@ import uuid
 
 import pytest
 
-from bench.blind_eval import contains, fiche_facts
+from harness.blind_set import contains, fiche_facts
+from harness.servers import texts
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.servers, pytest.mark.model]
 
 SHORT_NUMBER = re.compile(r"(?<![\d+])10(00|16|12)(?![\d@])")
-
-
-def texts(messages):
-    return "\n".join(m.get("text", "") for m in messages)
 
 
 def conversation(servers, *messages):

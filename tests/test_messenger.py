@@ -2,7 +2,7 @@
 
 Unit tests of the pure parts (signatures, message shaping, dedupe), then the real `rasa run`
 with credentials.yml and FB_* variables, its Graph API base URL pointed at a stub HTTP
-server started here: what would have been sent to Facebook is what the stub received.
+server (harness/graph_stub.py): what would have been sent to Facebook is what the stub received.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from contextlib import closing
 
 import pytest
 import requests
@@ -35,7 +35,9 @@ from channels.messenger import (
     text_length,
     user_events,
 )
-from tests.servers import MODEL, ROOT, Servers
+from harness.graph_stub import GraphStub, message_text
+from harness.project import MODEL, RASA, ROOT
+from harness.servers import Servers
 
 SECRET = "app-secret-for-tests"
 VERIFY = "verify-token-for-tests"
@@ -184,76 +186,6 @@ def test_missing_secrets(monkeypatch):
         MessengerInput.from_credentials(None)
 
 
-# --- the Graph API stub -----------------------------------------------------------------
-
-
-class GraphStub:
-    """A local Send API: records each POST /me/messages; `delay` slows its answers."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-        self.delay = 0.0
-        self.changed = threading.Condition()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                url = urlsplit(self.path)
-                time.sleep(stub.delay)  # a slow Graph API, to show the webhook does not wait
-                with stub.changed:
-                    stub.calls.append({"path": url.path, "query": parse_qs(url.query), "body": body})
-                    stub.changed.notify_all()
-                reply = json.dumps(
-                    {"recipient_id": body["recipient"]["id"], "message_id": "m_" + uuid.uuid4().hex}
-                )
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(reply.encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v21.0"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def messages(self, recipient: str) -> list[dict]:
-        """The `message` objects sent to `recipient` (sender actions left out)."""
-        with self.changed:
-            return [
-                c["body"]["message"]
-                for c in self.calls
-                if c["body"]["recipient"]["id"] == recipient and "message" in c["body"]
-            ]
-
-    def wait_for(
-        self, recipient: str, predicate: Callable[[list[dict]], bool], timeout: float = 30
-    ) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not predicate(self.messages(recipient)):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(
-                        f"stub got for {recipient}: {json.dumps(self.messages(recipient))[:3000]}"
-                    )
-                self.changed.wait(left)
-            return self.messages(recipient)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def message_text(message: dict) -> str:
-    if "attachment" in message:
-        return message["attachment"]["payload"].get("text", "")
-    return message.get("text", "")
-
-
 def reply_containing(needle: str) -> Callable[[list[dict]], bool]:
     return lambda messages: any(needle in message_text(m) for m in messages)
 
@@ -278,8 +210,6 @@ def assert_within_limits(messages: list[dict]) -> None:
 
 @pytest.fixture(scope="module")
 def messenger(tmp_path_factory):
-    if not MODEL.exists():
-        pytest.fail("no trained model: run `make train` (make test does it)")
     stub = GraphStub()
     workdir = tmp_path_factory.mktemp("messenger")
     servers = Servers(
@@ -293,12 +223,12 @@ def messenger(tmp_path_factory):
             "FB_DEDUPE_DB": str(workdir / "mids.db"),
         },
     )
-    try:
+    with closing(stub):
         servers.start()
-        yield servers, stub
-    finally:
-        servers.stop()
-        stub.stop()
+        try:
+            yield servers, stub
+        finally:
+            servers.stop()
 
 
 class Facebook:
@@ -351,7 +281,8 @@ def psid() -> str:
     return str(uuid.uuid4().int)[:16]
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_verification_handshake(messenger):
     servers, _ = messenger
     url = f"{servers.rasa_url}/webhooks/facebook/webhook"
@@ -365,7 +296,8 @@ def test_verification_handshake(messenger):
     assert wrong.status_code == 403 and "42" not in wrong.text
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_signed_text_message_answered_after_a_quick_ack(messenger):
     servers, stub = messenger
     user = psid()
@@ -394,7 +326,8 @@ def test_signed_text_message_answered_after_a_quick_ack(messenger):
     assert actions[:2] == ["mark_seen", "typing_on"]
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_button_template_then_postback(messenger):
     servers, stub = messenger
     user, facebook = psid(), Facebook(servers)
@@ -413,7 +346,8 @@ def test_button_template_then_postback(messenger):
     tracker_becomes(servers, user, ["je veux résilier", '/resiliation{"canal":"agence"}'])
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_quick_replies_then_quick_reply(messenger):
     servers, stub = messenger
     user, facebook = psid(), Facebook(servers)
@@ -432,7 +366,8 @@ def test_quick_replies_then_quick_reply(messenger):
     tracker_becomes(servers, user, ["/preciser_canal", "/code_puk"])
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_batched_events_all_answered_in_order(messenger):
     servers, stub = messenger
     user, facebook = psid(), Facebook(servers)
@@ -450,7 +385,8 @@ def test_batched_events_all_answered_in_order(messenger):
     assert first["Code PUK"] < first["Résiliation"]
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_bad_signatures_refused_and_nothing_reaches_the_tracker(messenger):
     servers, stub = messenger
     facebook = Facebook(servers)
@@ -489,7 +425,8 @@ def test_bad_signatures_refused_and_nothing_reaches_the_tracker(messenger):
         assert stub.messages(user) == [], case
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_retried_message_answered_once(messenger):
     servers, stub = messenger
     user, facebook = psid(), Facebook(servers)
@@ -512,19 +449,16 @@ def test_retried_message_answered_once(messenger):
 # --- start-up configuration -----------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_rasa_refuses_to_start_with_some_secrets_missing(tmp_path):
     """The channel's error reaches the operator (Rasa would mask an ImportError as "unknown channel")."""
-    import os
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("FB_")}
     env.update({"FB_VERIFY": VERIFY, "RASA_TELEMETRY_ENABLED": "false"})
     (tmp_path / "endpoints.yml").write_text("")
     run = subprocess.run(
         [
-            str(Path(sys.executable).parent / "rasa"),
+            str(RASA),
             "run",
             "--model",
             str(MODEL),
@@ -545,11 +479,10 @@ def test_rasa_refuses_to_start_with_some_secrets_missing(tmp_path):
     assert "missing environment variable(s) FB_SECRET, FB_PAGE_ACCESS_TOKEN" in run.stdout + run.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_webhook_off_without_secrets(servers):
     """The shared servers (conftest) run without FB_* variables: a development machine."""
-    import os
-
     if any(os.environ.get(name) for name in ("FB_VERIFY", "FB_SECRET", "FB_PAGE_ACCESS_TOKEN")):
         pytest.skip("FB_* variables set in this environment")
     url = f"{servers.rasa_url}/webhooks/facebook/webhook"

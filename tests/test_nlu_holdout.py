@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.holdout import load_holdout, score
-from tests.conftest import ROOT
+from harness.nlu_holdout import load_holdout, score
+from harness.project import ROOT
 
 MIN_MACRO_F1 = 0.95
 
@@ -35,6 +35,7 @@ def test_holdout_covers_every_intent_with_8_examples():
     assert min(counts.values()) >= 8, counts
 
 
+@pytest.mark.model
 def test_holdout_macro_f1(holdout_score):
     _examples, result = holdout_score
     report = "\n".join(f"  {text!r}: expected {exp}, got {got}" for text, exp, got in result.errors)

@@ -1,7 +1,7 @@
 """Regression guard of the NLU against a plain baseline (issue 6).
 
 The trained model (models/chat-cagou.tar.gz) must not fall below a scikit-learn baseline
-(bench/sklearn_baseline.py: TF-IDF word + char n-grams, logistic regression), trained here on
+(harness/sklearn_baseline.py: TF-IDF word + char n-grams, logistic regression), trained here on
 the same data/nlu in a few seconds, on the robustness subset of tests/nlu_holdout.yml (no
 accents, typos, SMS spelling, long messages, tu/vous) and on the whole held-out set.
 The floor of 0.95 held-out macro-F1 is test_nlu_holdout.py.
@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import pytest
 
-from bench.holdout import score
-from tests.conftest import ROOT
+from harness import sklearn_baseline
+from harness.nlu_holdout import score
+from harness.project import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
 def baseline(holdout_parses):
-    from bench import sklearn_baseline
-
     examples, _ = holdout_parses
     texts, intents = sklearn_baseline.training_examples(ROOT / "data" / "nlu")
     model = sklearn_baseline.train(texts, intents)

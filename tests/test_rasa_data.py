@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import MODEL, ROOT
+from harness.project import MODEL, RASA, ROOT
+from tests.conftest import require_model
 
-RASA = str(Path(sys.executable).parent / "rasa")
 ENV = {
     "RASA_TELEMETRY_ENABLED": "false",
     "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -21,7 +21,9 @@ ENV = {
 
 
 def rasa(*args, timeout=600):
-    return subprocess.run([RASA, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(RASA), *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_rasa_data_validate_fail_on_warning():
@@ -29,9 +31,9 @@ def test_rasa_data_validate_fail_on_warning():
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
+@pytest.mark.model
 def test_conversation_stories(tmp_path):
-    if not MODEL.exists():
-        pytest.fail("no trained model: run `make train` (make test does it)")
+    require_model()
     proc = rasa(
         "test",
         "core",

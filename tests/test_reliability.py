@@ -1,7 +1,8 @@
 """Reliability of the production topology, against the real processes (deploy/prod.py):
 two Rasa instances behind nginx, PostgreSQL tracker store, Redis lock store, action server.
 
-The topology is started once (tests/prod_topology.py); the tests run in this file's order,
+The topology is started once (the `prod` fixture of tests/conftest.py, harness/topology.py); the
+tests run in this file's order,
 the last one leaves one Rasa instance killed.
 """
 
@@ -14,26 +15,23 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 
 import pytest
-import redis
 import requests
 
 from actions.fiche import hour_text, load_fiche
 from channels.guard import unavailable_text
 from deploy.lock_store import AtomicRedisLockStore
+from harness.servers import texts
+from harness.socketio_client import Widget
+from harness.waiting import wait_until
 
-pytestmark = pytest.mark.slow
-pytest_plugins = ["tests.prod_topology"]
+pytestmark = [pytest.mark.servers, pytest.mark.model, pytest.mark.postgres, pytest.mark.redis]
 
 FICHE = load_fiche()
 SERVICE = FICHE.phones["1000"]
 CONTACTS = [SERVICE.number, FICHE.email_service_clientele, FICHE.agency_address]
-
-
-def texts(messages: list[dict]) -> str:
-    return "\n".join(m.get("text", "") for m in messages)
 
 
 def new_sender(kind: str) -> str:
@@ -81,30 +79,14 @@ def test_one_conversation_through_both_instances_keeps_its_context(prod):
 
 def test_widget_socketio_through_nginx_keeps_its_session(prod):
     """socket.io polling needs every request of a client on the same instance (sticky upstream)."""
-    import queue
-
-    import socketio
-
-    events: queue.Queue = queue.Queue()
-    client = socketio.Client(reconnection=False)
-    client.on("session_confirm", lambda data: events.put(("session_confirm", data)))
-    client.on("bot_uttered", lambda data: events.put(("bot_uttered", data)))
-    client.connect(
-        prod.url, transports=["polling"], headers={"Origin": "http://localhost:8080"}, wait_timeout=10
-    )
-    try:
-        client.emit("session_request", {"session_id": None})
-        kind, session_id = events.get(timeout=30)
-        assert kind == "session_confirm"
-        answers = []
-        for text in ("je veux résilier", "et par mail ?"):
-            client.emit("user_uttered", {"message": text, "session_id": session_id})
-            kind, data = events.get(timeout=60)
-            answers.append(data.get("text", ""))
-        assert answers[0].startswith(label("resiliation"))
-        assert answers[1].startswith(f"{label('resiliation')} — {FICHE.channels['courrier']}"), answers[1]
-    finally:
-        client.disconnect()
+    with closing(Widget(prod.url, origin="http://localhost:8080")) as widget:
+        session_id = widget.session()
+        answers = [
+            widget.ask(text, session_id, timeout=60).get("text", "")
+            for text in ("je veux résilier", "et par mail ?")
+        ]
+    assert answers[0].startswith(label("resiliation"))
+    assert answers[1].startswith(f"{label('resiliation')} — {FICHE.channels['courrier']}"), answers[1]
 
 
 # --- the lock store ------------------------------------------------------------------------
@@ -112,17 +94,8 @@ def test_widget_socketio_through_nginx_keeps_its_session(prod):
 
 def lock_tickets(prod, sender: str) -> int:
     """How many messages of `sender` hold or wait for the conversation's lock (Redis)."""
-    raw = redis.Redis(db=prod.redis_db).get(f"{prod.redis_prefix}:lock:{sender}")
+    raw = prod.redis.client().get(f"{prod.redis.prefix}:lock:{sender}")
     return len(json.loads(raw)["tickets"]) if raw else 0
-
-
-def wait_until(predicate, timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @contextmanager
@@ -188,7 +161,9 @@ def test_lock_store_issues_unique_tickets_under_contention(prod):
     give some clients the same ticket (GET then SET)."""
     conversation = "contention-" + uuid.uuid4().hex[:8]
     stores = [
-        AtomicRedisLockStore(host="127.0.0.1", port=6379, db=prod.redis_db, key_prefix=prod.redis_prefix)
+        AtomicRedisLockStore(
+            host=prod.redis.host, port=prod.redis.port, db=prod.redis.db, key_prefix=prod.redis.prefix
+        )
         for _ in range(8)
     ]
     start = threading.Barrier(len(stores))
@@ -205,7 +180,7 @@ def test_lock_store_issues_unique_tickets_under_contention(prod):
     for ticket in tickets:
         stores[ticket % len(stores)].cleanup(conversation, ticket)
     assert stores[0].get_lock(conversation) is None  # deleted with its last ticket
-    assert redis.Redis(db=prod.redis_db).exists(prod.redis_prefix + ":lock:" + conversation) == 0
+    assert prod.redis.client().exists(prod.redis.prefix + ":lock:" + conversation) == 0
 
 
 def test_a_message_waiting_behind_a_dead_instance_ticket_is_served(prod):
@@ -215,7 +190,9 @@ def test_a_message_waiting_behind_a_dead_instance_ticket_is_served(prod):
     import asyncio
 
     conversation = "dead-holder-" + uuid.uuid4().hex[:8]
-    store = AtomicRedisLockStore(host="127.0.0.1", port=6379, db=prod.redis_db, key_prefix=prod.redis_prefix)
+    store = AtomicRedisLockStore(
+        host=prod.redis.host, port=prod.redis.port, db=prod.redis.db, key_prefix=prod.redis.prefix
+    )
     store.issue_ticket(conversation, 1)  # the killed instance's ticket, never released
 
     async def retried() -> float:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import sqlite3
 import subprocess
 import sys
 import time
 import uuid
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -33,7 +33,8 @@ from channels.guard import (
     unavailable_text,
 )
 from deploy.check_env import problems
-from tests.servers import ROOT
+from harness.project import ROOT
+from harness.socketio_client import Widget
 
 GOOD_TOKEN = "4f0c9d2a8b7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a"
 
@@ -248,12 +249,6 @@ def answer_of(response: requests.Response) -> str:
     return "\n".join(m.get("text", "") for m in messages)
 
 
-def stored_events(servers, sender: str) -> list[dict]:
-    with sqlite3.connect(servers.tracker_db) as db:
-        rows = db.execute("SELECT data FROM events WHERE sender_id = ? ORDER BY id", (sender,)).fetchall()
-    return [json.loads(data) for (data,) in rows]
-
-
 BAD_BODIES = {
     "not-json": b"{sender: x}",
     "truncated": b'{"sender": "a", "message": "b',
@@ -283,7 +278,8 @@ BAD_BODIES = {
 }
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 @pytest.mark.parametrize("name", list(BAD_BODIES))
 def test_rest_malformed_requests_get_400(servers, name):
     response = post(servers, BAD_BODIES[name], raw=True)
@@ -291,15 +287,17 @@ def test_rest_malformed_requests_get_400(servers, name):
     assert response.json()["error"].startswith("invalid_")
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_rest_refusals_are_not_stored(servers):
     for name in ("sender-missing", "message-number"):
         post(servers, BAD_BODIES[name], raw=True)
-    assert stored_events(servers, "default") == []  # Rasa's RestInput would file them under "default"
-    assert stored_events(servers, "a") == []
+    assert servers.events("default") == []  # Rasa's RestInput would file them under "default"
+    assert servers.events("a") == []
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 @pytest.mark.parametrize(
     "text, expected",
     [
@@ -315,10 +313,11 @@ def test_rest_empty_or_too_long_gets_a_polite_reply_and_is_not_stored(servers, t
     sender = f"sec-{uuid.uuid4().hex[:8]}"
     answer = answer_of(post(servers, {"sender": sender, "message": text}))
     assert answer.startswith(expected)
-    assert stored_events(servers, sender) == []
+    assert servers.events(sender) == []
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 @pytest.mark.parametrize("name", list(ODD_TEXTS))
 def test_rest_odd_texts_are_plain_text_for_the_nlu(servers, name):
     sender = f"sec-{name}-{uuid.uuid4().hex[:6]}"
@@ -326,11 +325,12 @@ def test_rest_odd_texts_are_plain_text_for_the_nlu(servers, name):
     # An answer of the assistant's (which one is the NLU's business: tests/test_e2e_rest.py),
     # not a failure. The text is never interpreted: it reaches the NLU and the store as text.
     assert answer != unavailable_text() and answer.strip()
-    users = [e for e in stored_events(servers, sender) if e["event"] == "user"]
+    users = [e for e in servers.events(sender) if e["event"] == "user"]
     assert [u["text"] for u in users] == [ODD_TEXTS[name].strip()]  # stored as typed, as text
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_rest_control_characters_are_removed_before_storage(servers):
     sender = f"sec-controls-{uuid.uuid4().hex[:6]}"
     answer = answer_of(
@@ -345,15 +345,17 @@ def test_rest_control_characters_are_removed_before_storage(servers):
     assert "page\x00" not in user["metadata"]
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_rest_input_channel_cannot_be_spoofed(servers):
     sender = f"sec-spoof-{uuid.uuid4().hex[:6]}"
     answer_of(post(servers, {"sender": sender, "message": "bonjour", "input_channel": "facebook"}))
-    user = next(e for e in stored_events(servers, sender) if e["event"] == "user")
+    user = next(e for e in servers.events(sender) if e["event"] == "user")
     assert user["input_channel"] == "rest"
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_rest_rate_limit_per_sender(servers):
     """Default limit: 30 messages per 60 s per sender (CHAT_CAGOU_RATE_LIMIT)."""
     sender = f"sec-flood-{uuid.uuid4().hex[:6]}"
@@ -361,11 +363,12 @@ def test_rest_rate_limit_per_sender(servers):
     assert all("Chat Cagou" in a for a in answers[:30])
     assert "patienter" in answers[30] and "Merci" in answers[30]
     assert "Chat Cagou" in answer_of(post(servers, {"sender": sender + "b", "message": "bonjour"}))
-    users = [e for e in stored_events(servers, sender) if e["event"] == "user"]
+    users = [e for e in servers.events(sender) if e["event"] == "user"]
     assert len(users) == 30  # the refused one is not stored
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_rest_stream_mode_is_guarded_too(servers):
     response = requests.post(
         f"{servers.rasa_url}/webhooks/rest/webhook?stream=true",
@@ -375,7 +378,8 @@ def test_rest_stream_mode_is_guarded_too(servers):
     assert response.status_code == 200 and "Votre message est vide" in response.text
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_http_api_not_enabled_in_the_default_setup(servers):
     for method, path in (
         ("GET", "/conversations/x/tracker"),
@@ -387,7 +391,8 @@ def test_http_api_not_enabled_in_the_default_setup(servers):
         assert requests.request(method, servers.rasa_url + path, timeout=10).status_code in (404, 405), path
 
 
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_server_still_healthy_and_tracker_readable_after_bad_input(servers):
     """A later reader: every stored event is valid JSON, and Rasa reads every tracker back."""
     assert requests.get(servers.rasa_url + "/", timeout=10).status_code == 200
@@ -402,47 +407,25 @@ def test_server_still_healthy_and_tracker_readable_after_bad_input(servers):
 # --- socket.io, single process ----------------------------------------------------------------
 
 
-class Widget:
-    def __init__(self, url: str) -> None:
-        import socketio
-
-        self.events: queue.Queue = queue.Queue()
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("session_confirm", lambda data: self.events.put(("session_confirm", data)))
-        self.client.on("bot_uttered", lambda data: self.events.put(("bot_uttered", data)))
-        self.client.connect(
-            url, transports=["polling"], headers={"Origin": "http://localhost:8080"}, wait_timeout=10
-        )
-        self.client.emit("session_request", {"session_id": None})
-        self.session_id = self.next("session_confirm")
-
-    def next(self, name: str, timeout: float = 30):
-        while True:
-            event, data = self.events.get(timeout=timeout)
-            if event == name:
-                return data
-
-    def ask(self, message: Any) -> str:
-        self.client.emit("user_uttered", {"message": message, "session_id": self.session_id})
-        return self.next("bot_uttered").get("text", "")
-
-
-@pytest.mark.slow
+@pytest.mark.servers
+@pytest.mark.model
 def test_socketio_bad_input_gets_a_reply(servers):
-    widget = Widget(servers.rasa_url)
-    try:
-        assert widget.ask("").startswith("Votre message est vide")
-        assert widget.ask("  \n ").startswith("Votre message est vide")
-        assert widget.ask("x" * 100_000).startswith("Votre message est un peu long")
+    with closing(Widget(servers.rasa_url, origin="http://localhost:8080")) as widget:
+        session_id = widget.session()
+
+        def ask(message: Any) -> str:
+            return widget.ask(message, session_id).get("text", "")
+
+        assert ask("").startswith("Votre message est vide")
+        assert ask("  \n ").startswith("Votre message est vide")
+        assert ask("x" * 100_000).startswith("Votre message est un peu long")
         for wrong in (12, ["code puk"], {"text": "code puk"}, None, True):
-            assert widget.ask(wrong) == UNREADABLE_TEXT, wrong
+            assert ask(wrong) == UNREADABLE_TEXT, wrong
         # not even an object: ignored (no session to answer in), the socket keeps working
         widget.client.emit("user_uttered", "code PUK ?")
         widget.client.emit("user_uttered", ["code PUK ?"])
-        assert widget.ask(CONTROL_TEXT).startswith("Code PUK")
-        answer = widget.ask(ODD_TEXTS["script"])  # plain text for the NLU, answered like any text
+        assert ask(CONTROL_TEXT).startswith("Code PUK")
+        answer = ask(ODD_TEXTS["script"])  # plain text for the NLU, answered like any text
         assert answer.strip() and answer != unavailable_text()
-    finally:
-        widget.client.disconnect()
-    users = [e["text"] for e in stored_events(servers, widget.session_id) if e["event"] == "user"]
+    users = [e["text"] for e in servers.events(session_id) if e["event"] == "user"]
     assert users == ["code PUK ?", ODD_TEXTS["script"]]

@@ -1,4 +1,4 @@
-"""Security of the production topology (deploy/prod.py, tests/prod_topology.py): Rasa's HTTP API
+"""Security of the production topology (deploy/prod.py, harness/topology.py): Rasa's HTTP API
 behind its token and not routed by nginx, the rate limit shared by the instances through
 Redis, bad input through nginx on REST and on the Messenger webhook, and what lands in the
 PostgreSQL tracker store still readable (by Rasa, and as PostgreSQL jsonb).
@@ -19,12 +19,10 @@ from typing import Any
 import pytest
 import requests
 
-pytestmark = pytest.mark.slow
-pytest_plugins = ["tests.prod_topology"]
+from harness.servers import texts
+from harness.waiting import wait_until
 
-
-def texts(messages: list[dict]) -> str:
-    return "\n".join(m.get("text", "") for m in messages)
+pytestmark = [pytest.mark.servers, pytest.mark.model, pytest.mark.postgres, pytest.mark.redis]
 
 
 API = [
@@ -140,7 +138,7 @@ def test_rest_odd_input_through_nginx_answered_and_stored_readable(prod):
 def assert_tracker_readable(prod, sender: str) -> None:
     """What a later reader needs: rows that PostgreSQL itself parses as jsonb (no \\u0000, no
     lone surrogate), and Rasa's own API giving the tracker back."""
-    with prod.connect() as db, db.cursor() as cur:
+    with prod.database.connect() as db, db.cursor() as cur:
         cur.execute(
             "SELECT count(*), count((data::jsonb) ->> 'event') FROM events WHERE sender_id = %s", (sender,)
         )
@@ -215,20 +213,6 @@ def test_messenger_unsigned_or_forged_refused(prod):
     assert forged.status_code == 403
 
 
-def sent_texts(prod, recipient: str) -> list[str]:
-    """The texts sent to `recipient` through the Send API stub (plain and button template)."""
-    found = []
-    with prod.graph.lock:
-        messages = [
-            m.get("message", {}) for m in prod.graph.sent if m.get("recipient", {}).get("id") == recipient
-        ]
-    for message in messages:
-        text = message.get("text") or (message.get("attachment", {}).get("payload", {}) or {}).get("text")
-        if text:
-            found.append(text)
-    return found
-
-
 def test_messenger_odd_messages_get_a_reply(prod):
     """Signed messages with odd content, one at a time: each is answered through the Send API."""
     sender = str(9_000_000_000 + uuid.uuid4().int % 1_000_000_000)
@@ -242,16 +226,14 @@ def test_messenger_odd_messages_get_a_reply(prod):
         ({"nested": "object"}, None),
     ]
     for text, expected in cases:
-        before = len(sent_texts(prod, sender))
+        before = len(prod.graph.texts(sender))
         response = signed_post(
             prod, page(message_event(sender, {"mid": f"m-{uuid.uuid4().hex}", "text": text}))
         )
         assert response.status_code == 200 and response.text == "EVENT_RECEIVED"
-        deadline = time.monotonic() + 60
-        while len(sent_texts(prod, sender)) == before and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda n=before: len(prod.graph.texts(sender)) > n, timeout=60, interval=0.2)
         time.sleep(0.5)  # the other parts of a long answer
-        replies = sent_texts(prod, sender)[before:]
+        replies = prod.graph.texts(sender)[before:]
         assert replies, f"no answer to {str(text)[:20]!r}"
         if expected:
             assert replies[0].startswith(expected), replies[0]

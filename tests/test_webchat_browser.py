@@ -5,76 +5,43 @@ origin. Screenshots go to tests/artifacts/ (kept by CI as artifacts, ignored by 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.servers import MODEL, ROOT, Servers, free_port
+from harness.browser import launched_chromium
+from harness.ports import free_port
+from harness.project import ROOT
+from harness.servers import running_servers
+from harness.web_page import running_web_page
+from tests.conftest import require_chromium, require_model, skip_without_chromium
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.servers, pytest.mark.model, pytest.mark.browser, skip_without_chromium]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TIMEOUT_MS = 30_000
-
-
-def load_serve():
-    spec = importlib.util.spec_from_file_location("chat_cagou_web_serve", ROOT / "web" / "serve.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Iterator[tuple]:
     """(page URL, servers): the page on a free port, Rasa allowing that origin only."""
-    if not MODEL.exists():
-        pytest.fail("no trained model: run `make train` (make test does it)")
-    serve = load_serve()
-    if not serve.SOCKET_IO.is_file():
-        pytest.fail("web/node_modules missing: run `npm ci` in web/ (make install does it)")
+    require_model()
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
-    servers = Servers(tmp_path_factory.mktemp("webchat"), extra_env={"CHAT_CAGOU_WEB_ORIGINS": origin})
-    web = None
-    try:
-        servers.start()
-        web = serve.make_server("127.0.0.1", port, servers.rasa_url)
-        threading.Thread(target=web.serve_forever, daemon=True).start()
-        yield origin + "/", servers
-    finally:
-        if web is not None:
-            web.shutdown()
-            web.server_close()
-        servers.stop()
+    workdir = tmp_path_factory.mktemp("webchat")
+    with (
+        running_servers(workdir, extra_env={"CHAT_CAGOU_WEB_ORIGINS": origin}) as servers,
+        running_web_page(port, servers.rasa_url) as url,
+    ):
+        yield url, servers
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing (apt-get install chromium; .ci/run does it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    require_chromium()
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
