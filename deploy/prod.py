@@ -28,9 +28,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import requests
-
 from deploy.check_env import check_or_exit
+from harness.processes import spawn
+from harness.processes import stop as stop_process
+from harness.waiting import wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -110,38 +111,6 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return values
 
 
-def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited ({proc.returncode}):\n{tail(log)}")
-        try:
-            if requests.get(url, timeout=2).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not answer within {timeout}s:\n{tail(log)}")
-
-
-def tail(log: Path, size: int = 3000) -> str:
-    try:
-        return log.read_text(errors="replace")[-size:]
-    except OSError:
-        return ""
-
-
-def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 class Topology:
     """Action servers + Rasa instances + nginx, started from `settings(env)`."""
 
@@ -156,9 +125,9 @@ class Topology:
             int(self.env["ACTION_PORT_BASE"]) + i for i in range(int(self.env["ACTION_SERVERS"]))
         ]
         self.public_url = f"http://{self.env['NGINX_HOST']}:{self.env['NGINX_PORT']}"
-        self.actions: list[subprocess.Popen | None] = [None] * len(self.action_ports)
-        self.rasa: list[subprocess.Popen | None] = [None] * len(self.rasa_ports)
-        self.nginx: subprocess.Popen | None = None
+        self.actions: list[subprocess.Popen[bytes] | None] = [None] * len(self.action_ports)
+        self.rasa: list[subprocess.Popen[bytes] | None] = [None] * len(self.rasa_ports)
+        self.nginx: subprocess.Popen[bytes] | None = None
 
     # --- addresses ------------------------------------------------------------------
     def rasa_url(self, index: int) -> str:
@@ -169,21 +138,24 @@ class Topology:
 
     # --- action servers -------------------------------------------------------------
     def start_actions(self, index: int | None = None, wait: bool = True) -> None:
+        started = []
         for i in range(len(self.action_ports)) if index is None else [index]:
             log = self.run_dir / f"actions-{i + 1}.log"
-            self.actions[i] = subprocess.Popen(
-                [str(PYTHON), "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.action_ports[i])],
-                cwd=ROOT,
-                env={**self.env, "SANIC_HOST": "127.0.0.1"},
-                stdout=log.open("ab"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            command = [
+                str(PYTHON),
+                "-m",
+                "rasa_sdk",
+                "--actions",
+                "actions",
+                "--port",
+                str(self.action_ports[i]),
+            ]
+            proc = spawn(command, log, {**self.env, "SANIC_HOST": "127.0.0.1"}, new_session=True)
+            self.actions[i] = proc
+            started.append((self.action_url(i) + "/health", proc, log))
         if wait:
-            for i in range(len(self.action_ports)) if index is None else [index]:
-                wait_http(
-                    self.action_url(i) + "/health", self.actions[i], self.run_dir / f"actions-{i + 1}.log"
-                )
+            for url, proc, log in started:
+                wait_http(url, proc, log)
 
     def stop_actions(self, index: int | None = None, sig: int = signal.SIGTERM) -> None:
         for i in range(len(self.action_ports)) if index is None else [index]:
@@ -211,14 +183,7 @@ class Topology:
         indexes = range(len(self.rasa_ports)) if index is None else [index]
         for i in indexes:
             log = self.run_dir / f"rasa-{i + 1}.log"
-            self.rasa[i] = subprocess.Popen(
-                self.rasa_command(i),
-                cwd=ROOT,
-                env=dict(self.env),
-                stdout=log.open("ab"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.rasa[i] = spawn(self.rasa_command(i), log, self.env, new_session=True)
         if wait:
             for i in indexes:
                 self.wait_rasa(i)
@@ -276,12 +241,8 @@ class Topology:
         )
         if check.returncode != 0:
             raise RuntimeError(f"nginx configuration refused:\n{check.stderr}")
-        self.nginx = subprocess.Popen(
-            [nginx, "-p", str(self.run_dir), "-e", str(log), "-c", str(conf), "-g", "daemon off;"],
-            stdout=(self.run_dir / "nginx.out").open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        command = [nginx, "-p", str(self.run_dir), "-e", str(log), "-c", str(conf), "-g", "daemon off;"]
+        self.nginx = spawn(command, self.run_dir / "nginx.out", os.environ, cwd=None, new_session=True)
         wait_http(self.public_url + "/healthz", self.nginx, log, timeout=30)
 
     def stop_nginx(self) -> None:
