@@ -19,23 +19,16 @@ import argparse
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import deque
 from datetime import datetime
 
+from terminal import Status, duration  # scripts/ is on sys.path: this file is run as a script
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TAIL_LINES = 25
-
-
-def duration(seconds: float) -> str:
-    total = round(seconds)
-    if total < 60:
-        return f"{total} s"
-    return f"{total // 60} min {total % 60:02d} s"
 
 
 class RasaTrainProgress:
@@ -145,44 +138,6 @@ class LogWriter:
         self.file.close()
 
 
-class Status:
-    """The single terminal line."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.tty = sys.stdout.isatty()
-        self.started = time.monotonic()
-        self.shown = ""
-
-    def elapsed(self) -> str:
-        return duration(time.monotonic() - self.started)
-
-    def start(self) -> None:
-        if not self.tty:
-            sys.stdout.write(f"{self.label}… ")
-            sys.stdout.flush()
-        else:
-            self.update("")
-
-    def update(self, detail: str) -> None:
-        if not self.tty:
-            return
-        text = f"{self.label}… {detail + ' ' if detail else ''}({self.elapsed()})"
-        width = shutil.get_terminal_size((80, 24)).columns - 1
-        text = text[:width]
-        if text != self.shown:
-            sys.stdout.write("\r\x1b[K" + text)
-            sys.stdout.flush()
-            self.shown = text
-
-    def finish(self, outcome: str) -> None:
-        if self.tty:
-            sys.stdout.write(f"\r\x1b[K{self.label}… {outcome}\n")
-        else:
-            sys.stdout.write(outcome + "\n")
-        sys.stdout.flush()
-
-
 def stop(proc: subprocess.Popen) -> int:
     for action, grace in ((None, 5), (proc.terminate, 15), (proc.kill, None)):
         if action is not None:
@@ -235,9 +190,9 @@ def run(label: str, command: list[str], log_path: str, append: bool, progress_ki
         status.finish(f"interrupted (log: {log_path})")
         return 130
     if code == 0:
-        status.finish(f"done in {status.elapsed()} (log: {log_path})")
+        status.finish(f"done in {duration(status.elapsed())} (log: {log_path})")
         return 0
-    status.finish(f"failed (code {code}) after {status.elapsed()}. End of {log_path}:")
+    status.finish(f"failed (code {code}) after {duration(status.elapsed())}. End of {log_path}:")
     for line in log.tail:
         print("  " + line)
     print(f"Full log: {log_path}")

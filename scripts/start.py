@@ -35,7 +35,6 @@ import contextlib
 import ctypes
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
+from terminal import Status, duration  # scripts/ is on sys.path: this file is run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -86,11 +86,6 @@ def shown_path(path: Path) -> str:
         return str(path.resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
-
-
-def duration(seconds: float) -> str:
-    total = round(seconds)
-    return f"{total} s" if total < 60 else f"{total // 60} min {total % 60:02d} s"
 
 
 def exit_text(code: int) -> str:
@@ -175,43 +170,6 @@ class Server:
         if self.log_file is not None:
             self.log_file.close()
             self.log_file = None
-
-
-class Status:
-    """One terminal line: rewritten in place on a tty, written once otherwise."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.tty = sys.stdout.isatty()
-        self.started = time.monotonic()
-        self.shown = ""
-        self.open = False  # the line is started and not finished
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def start(self) -> None:
-        self.open = True
-        if self.tty:
-            self.update("")
-        else:
-            sys.stdout.write(f"{self.label}… ")
-            sys.stdout.flush()
-
-    def update(self, detail: str) -> None:
-        if not self.tty:
-            return
-        text = f"{self.label}… {detail + ' ' if detail else ''}({duration(self.elapsed())})"
-        text = text[: shutil.get_terminal_size((80, 24)).columns - 1]
-        if text != self.shown:
-            sys.stdout.write("\r\x1b[K" + text)
-            sys.stdout.flush()
-            self.shown = text
-
-    def finish(self, outcome: str) -> None:
-        self.open = False
-        sys.stdout.write((f"\r\x1b[K{self.label}… " if self.tty else "") + outcome + "\n")
-        sys.stdout.flush()
 
 
 @dataclass

@@ -214,7 +214,10 @@ def test_make_run_is_quiet_ready_when_it_says_so_and_stops_on_ctrl_c(tmp_path: P
 
 
 def load_start_script():
-    """scripts/start.py as a module (scripts/ is not a package)."""
+    """scripts/start.py as a module (scripts/ is not a package: its scripts import each other
+    as they run, with scripts/ first on sys.path)."""
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.append(str(ROOT / "scripts"))
     spec = importlib.util.spec_from_file_location("chat_cagou_start", ROOT / "scripts" / "start.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
