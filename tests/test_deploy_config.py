@@ -138,6 +138,123 @@ def test_dockerfile_ships_what_the_services_import():
     assert "USER chatcagou" in dockerfile  # not root
 
 
+# --- the image's build context (.dockerignore) and its packages -----------------------------
+
+
+def dockerignore_patterns(text: str) -> list[tuple[bool, re.Pattern[str]]]:
+    """(excludes, regex) for each pattern, as Docker's patternmatcher reads them: `*` and `?`
+    stay within a path segment, `**` spans segments, a leading `!` lets a path back in."""
+    patterns = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        excludes = not line.startswith("!")
+        pattern = line.lstrip("!").strip().strip("/")
+        regex = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        patterns.append((excludes, re.compile(regex + "$")))
+    return patterns
+
+
+def in_build_context(path: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Whether `path` (relative, '/'-separated) is sent to the Docker engine: the last pattern
+    matching the path or one of its parent directories decides."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for excludes, regex in patterns:
+        if any(regex.match(prefix) for prefix in prefixes):
+            excluded = excludes
+    return not excluded
+
+
+DOCKERIGNORE = dockerignore_patterns((ROOT / ".dockerignore").read_text())
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "deploy/prod.env",
+        ".env",
+        "actions/.env",
+        "deploy/.env.production",
+        "tracker.db",
+        "messenger_mids.db",
+        "logs/rasa.log",
+        "actions/debug.log",
+        ".venv/bin/python",
+        "tests/test_fiche.py",
+        "harness/servers.py",
+        "bench/results.md",
+        "deploy/prod.py",
+        "deploy/nginx/chat-cagou.conf.template",
+        "actions/__pycache__/answers.cpython-311.pyc",
+        "models/other-model.tar.gz",
+        "requirements-dev.lock",
+    ],
+)
+def test_secrets_and_local_state_never_enter_the_build_context(path):
+    assert not in_build_context(path, DOCKERIGNORE), path
+
+
+def test_what_the_image_copies_is_in_the_build_context():
+    copied = [
+        src
+        for line in (DEPLOY / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+        for src in line.split()[1:-1]
+    ]
+    assert copied
+    for src in copied:
+        files = [p for p in (ROOT / src).rglob("*") if p.is_file()] if (ROOT / src).is_dir() else [ROOT / src]
+        for file in files:
+            relative = file.relative_to(ROOT).as_posix()
+            if "__pycache__" not in relative and (file.exists() or src.startswith("models/")):
+                assert in_build_context(relative, DOCKERIGNORE), relative
+
+
+def test_no_file_of_this_checkout_that_holds_secrets_or_state_would_enter_the_image():
+    """Whatever lies in the checkout now (an env file beside the example, a database, logs):
+    none of it is sent to the Docker engine."""
+    risky = re.compile(r"(^|/)(\.env[^/]*|[^/]*\.env|[^/]*\.db|[^/]*\.sqlite3?|[^/]*\.log)$")
+    leaks = [
+        relative
+        for file in ROOT.rglob("*")
+        if file.is_file()
+        and ".venv" not in file.parts
+        and "node_modules" not in file.parts
+        and risky.search(relative := file.relative_to(ROOT).as_posix())
+        and in_build_context(relative, DOCKERIGNORE)
+    ]
+    assert not leaks, leaks
+
+
+def test_the_image_installs_the_runtime_lock_only():
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "requirements.lock" in dockerfile and "requirements-dev.lock" not in dockerfile
+    runtime = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line
+    }
+    dev_tools = {"pytest", "pytest-timeout", "playwright", "ruff", "mypy", "types-requests"}
+    assert not runtime & dev_tools, runtime & dev_tools
+    dev = (ROOT / "requirements-dev.lock").read_text()
+    assert all(f"{tool}==" in dev.lower().replace("_", "-") for tool in dev_tools)
+
+
 def test_env_example_names_every_variable_and_only_placeholders_for_secrets():
     example = {}
     for line in (DEPLOY / "prod.env.example").read_text().splitlines():
