@@ -23,10 +23,24 @@ SHORT_NUMBER = re.compile(r"(?<![\d+])10(00|16|12)(?![\d@])")
 
 
 def reply(
-    intent, text="", entities=None, slots=None, clauses=None, unknown=None, language="fr", when=MONDAY_10H
+    intent,
+    text="",
+    entities=None,
+    slots=None,
+    clauses=None,
+    unknown=None,
+    language="fr",
+    when=MONDAY_10H,
+    ranking=None,
+    confidence=0.9,
+    second_opinion=None,
 ):
-    tracker = make_tracker(intent, entities, slots, text=text)
+    """The one message action_repondre sends for this parse (components' outputs included)."""
+    tracker = make_tracker(intent, entities, slots, text=text, ranking=ranking)
+    tracker.latest_message["intent"]["confidence"] = confidence
     tracker.latest_message.update(clauses=clauses or [], unknown_nouns=unknown or [], language=language)
+    if second_opinion is not None:
+        tracker.latest_message["second_opinion"] = second_opinion
     action = ActionRepondre()
     action.clock = lambda: when
     dispatcher = CollectingDispatcher()
@@ -342,38 +356,26 @@ def test_a_short_follow_up_the_nlu_cannot_place_continues_the_last_topic():
 
 
 def test_hesitant_diet_and_agreeing_second_classifier():
-    tracker_ranking = [
-        {"name": "nlu_fallback", "confidence": 0.4},
-        {"name": "support_technique", "confidence": 0.35},
-    ]
-    tracker = make_tracker("nlu_fallback", ranking=tracker_ranking, text="le SAV se joint par téléphone ?")
-    tracker.latest_message.update(
-        clauses=[],
-        unknown_nouns=[],
-        language="fr",
+    message, _ = reply(
+        "nlu_fallback",
+        "le SAV se joint par téléphone ?",
+        ranking=[
+            {"name": "nlu_fallback", "confidence": 0.4},
+            {"name": "support_technique", "confidence": 0.35},
+        ],
         second_opinion={"name": "support_technique", "confidence": 0.5},
     )
-    action = ActionRepondre()
-    action.clock = lambda: MONDAY_10H
-    dispatcher = CollectingDispatcher()
-    action.run(dispatcher, tracker, {})
-    assert dispatcher.messages[0]["text"].startswith("SAV et support technique")
+    assert message["text"].startswith("SAV et support technique")
 
 
 def test_off_topic_for_the_second_classifier_and_no_line_word_asks_first():
-    tracker = make_tracker("horaires", text="quelle heure est-il à Paris ?")
-    tracker.latest_message["intent"]["confidence"] = 0.6
-    tracker.latest_message.update(
-        clauses=[],
-        unknown_nouns=[],
-        language="fr",
+    message, _ = reply(
+        "horaires",
+        "quelle heure est-il à Paris ?",
+        confidence=0.6,
         second_opinion={"name": "out_of_scope", "confidence": 0.7},
     )
-    action = ActionRepondre()
-    action.clock = lambda: MONDAY_10H
-    dispatcher = CollectingDispatcher()
-    action.run(dispatcher, tracker, {})
-    assert "ligne mobile Mobilis Pro" in dispatcher.messages[0]["text"]
+    assert "ligne mobile Mobilis Pro" in message["text"]
 
 
 def test_two_channels_with_a_negation_ask_for_the_last():
