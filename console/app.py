@@ -45,6 +45,7 @@ CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 MAX_NOTE = 2000
+MAX_DAYS = 36500
 
 
 # --- middleware ----------------------------------------------------------------------------
@@ -145,7 +146,8 @@ def conversation_url(sender_id: str) -> str:
 def field(data: FormData, name: str) -> str:
     """A text field of a submitted form, '' when absent (a file in its place counts as absent)."""
     value = data.get(name)
-    return value if isinstance(value, str) else ""
+    # NUL: PostgreSQL refuses it in a string (a 500 instead of a refusal)
+    return value.replace("\x00", "") if isinstance(value, str) else ""
 
 
 def safe_next(target: str | None) -> str:
@@ -405,6 +407,8 @@ async def conversation_submit(request: Request, data: FormData) -> Response:
     elif op in ("label", "unlabel"):
         try:
             event_id = int(field(data, "event_id"))
+            if not 0 < event_id <= queries.MAX_EVENT_ID:
+                raise ValueError(event_id)
         except ValueError:
             return render(
                 request, "error.html", {"title": "Requête invalide", "message": "Message inconnu."}, 400
@@ -503,7 +507,7 @@ async def admin_page(request: Request) -> Response:
 
 @page(roles=("admin",))
 async def purge_preview_page(request: Request) -> Response:
-    days = int_param(request.query_params.get("days"), 90, 0, 36500)
+    days = int_param(request.query_params.get("days"), 90, 0, MAX_DAYS)
     cutoff = queries.cutoff_for_days(days)
     preview = await run_in_threadpool(queries.purge_preview, request.app.state.engine, cutoff)
     return render(request, "purge.html", {"days": days, "cutoff": cutoff, "preview": preview, "done": None})
@@ -514,6 +518,10 @@ async def purge_submit(request: Request, data: FormData) -> Response:
     try:
         days = int(field(data, "days"))
         cutoff = float(field(data, "cutoff"))
+        # NaN would pass every comparison below, and on PostgreSQL `timestamp < 'NaN'` is
+        # true for every event: never a purge without a finite cutoff and a sane duration
+        if not math.isfinite(cutoff) or not 0 <= days <= MAX_DAYS:
+            raise ValueError(cutoff)
     except ValueError:
         return render(request, "error.html", {"title": "Requête invalide", "message": "Durée invalide."}, 400)
     # the cutoff of the preview the admin confirmed, within a day of `days` ago

@@ -25,6 +25,16 @@ FLAGS = {
 }
 SUGGESTED_TAGS = ("à revoir", "erreur NLU", "traité")
 MAX_TRANSCRIPT_EVENTS = 5000
+# Dates a filter accepts: outside, date arithmetic overflows (9999-12-31 + 1 day)
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2999, 12, 31)
+# Rasa's event ids are integers of the database: a larger number is no event (and would
+# overflow SQLite's INTEGER)
+MAX_EVENT_ID = 2**63 - 1
+
+
+def text_param(value: str | None, limit: int) -> str:
+    """A text parameter, stripped, without NUL (PostgreSQL refuses it in a string), cut."""
+    return (value or "").replace("\x00", "").strip()[:limit]
 
 
 def noumea_midnight(day: date) -> float:
@@ -52,13 +62,13 @@ class Filters:
     @classmethod
     def from_query(cls, params: Mapping[str, str]) -> Filters:
         f = cls()
-        f.channel = (params.get("channel") or "").strip()[:64]
-        f.intent = (params.get("intent") or "").strip()[:255]
+        f.channel = text_param(params.get("channel"), 64)
+        f.intent = text_param(params.get("intent"), 255)
         f.flag = params.get("flag") or ""
         if f.flag not in FLAGS:
             f.flag = ""
-        f.tag = (params.get("tag") or "").strip()[:50]
-        f.q = (params.get("q") or "").strip()[:200]
+        f.tag = text_param(params.get("tag"), 50)
+        f.q = text_param(params.get("q"), 200)
         reviewed = params.get("reviewed") or ""
         f.reviewed = reviewed if reviewed in ("yes", "no") else ""
         below = (params.get("below") or "").strip().replace(",", ".")
@@ -71,12 +81,17 @@ class Filters:
                 f.below = None
                 f.errors.append("Le seuil de confiance doit être un nombre entre 0 et 1.")
         for name in ("date_from", "date_to"):
-            value = (params.get(name) or "").strip()
+            value = text_param(params.get(name), 40)
             if value:
                 try:
-                    setattr(f, name, date.fromisoformat(value))
+                    day = date.fromisoformat(value)
                 except ValueError:
                     f.errors.append(f"Date invalide : {value}")
+                    continue
+                if FIRST_DAY <= day <= LAST_DAY:
+                    setattr(f, name, day)
+                else:
+                    f.errors.append(f"Date hors limites : {value}")
         return f
 
     def as_query(self) -> dict[str, str]:
