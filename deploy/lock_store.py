@@ -24,6 +24,14 @@ ticket): the customer's message hangs until the proxy gives up. Here a waiting i
 renews its own ticket at each poll, so only the tickets of dead instances (or of a message
 served for longer than the lifetime) expire; and it polls every 0.1 s instead of 1 s, so
 that a customer's queued message starts as soon as the previous one is done.
+
+And Redis never blocks Rasa's event loop. Rasa's lock store calls the synchronous redis client
+from the loop, with a 10 s read timeout and no connect timeout: a stalled Redis (a full
+network buffer, a paused container, a dropped route) froze every conversation of the instance,
+not only the ones waiting for a lock. Here every Redis call runs in a worker thread
+(`asyncio.to_thread`), and the client gives up after `socket_timeout` and
+`socket_connect_timeout` (default 2 s each, settable in the endpoints file): the message then
+fails with `LockError`, and the channel answers with the contacts (channels/guard.py).
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from rasa.core.lock import TicketLock
@@ -44,6 +53,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_ATTEMPTS = 100
 POLL_SECONDS = 0.1
+SOCKET_TIMEOUT = 2.0  # seconds: a Redis that does not answer fails the turn, not the process
 
 
 class AtomicRedisLockStore(RedisLockStore):
@@ -52,7 +62,34 @@ class AtomicRedisLockStore(RedisLockStore):
             kwargs = {"host": endpoint_config.url or "localhost", **endpoint_config.kwargs, **kwargs}
         if kwargs.get("password") == "":
             kwargs["password"] = None  # "${REDIS_PASSWORD}" set to nothing: no AUTH
+        kwargs["socket_timeout"] = float(kwargs.get("socket_timeout") or SOCKET_TIMEOUT)
+        connect_timeout = float(kwargs.pop("socket_connect_timeout", None) or kwargs["socket_timeout"])
         super().__init__(**kwargs)
+        # Rasa's constructor has no connect timeout: without one, connecting to an address
+        # that drops packets waits for the kernel (minutes). The pool opens every connection
+        # with these arguments.
+        self.red.connection_pool.connection_kwargs["socket_connect_timeout"] = connect_timeout
+
+    @asynccontextmanager
+    async def lock(
+        self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME, wait_time_in_seconds: float = 1
+    ) -> AsyncGenerator[TicketLock, None]:
+        """Rasa's `LockStore.lock`, with every Redis call in a worker thread."""
+        ticket = await asyncio.to_thread(self.issue_ticket, conversation_id, lock_lifetime)
+        try:
+            yield await self._acquire_lock(conversation_id, ticket, wait_time_in_seconds)
+        finally:
+            await asyncio.to_thread(self._cleanup_quietly, conversation_id, ticket)
+
+    def _cleanup_quietly(self, conversation_id: str, ticket: int) -> None:
+        try:
+            self.cleanup(conversation_id, ticket)
+        except Exception as error:  # noqa: BLE001 - the ticket expires by itself (TICKET_LOCK_LIFETIME)
+            logger.warning(
+                "Lock store: could not release a ticket of conversation %s (%s)",
+                conversation_id,
+                type(error).__name__,
+            )
 
     def _transaction(
         self, conversation_id: str, change: Callable[[TicketLock | None], tuple[TicketLock | None, bool, T]]
@@ -132,7 +169,12 @@ class AtomicRedisLockStore(RedisLockStore):
             return lock, True, lock
 
         while True:
-            lock = self._transaction(conversation_id, renew)
+            try:
+                lock = await asyncio.to_thread(self._transaction, conversation_id, renew)
+            except LockError:
+                raise
+            except Exception as error:  # Redis unreachable or too slow: as issue_ticket
+                raise LockError(f"Error while waiting for the lock. Error:\n{error}") from error
             if lock is None:
                 raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
             if not lock.is_locked(ticket):
