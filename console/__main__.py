@@ -43,8 +43,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level="info",
         access_log=not args.quiet,
         ws="none",
-        proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("CONSOLE_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        # X-Forwarded-* are read by the app, from CONSOLE_TRUSTED_PROXIES only
+        # (console.app.TrustedProxyHeaders): uvicorn's own handling stays off
+        proxy_headers=False,
     )
     return 0
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from functools import wraps
@@ -37,6 +37,9 @@ from console.masking import mask
 log = logging.getLogger("console")
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "chat_cagou_console"
+# With the Secure cookie (production), the browser keeps a `__Host-` cookie only if it is
+# Secure, has Path=/ and no Domain: no subdomain can set or shadow it.
+HOST_COOKIE_PREFIX = "__Host-"
 # Answer without a session: nothing there carries customer data.
 PUBLIC_PATHS = ("/login", "/healthz")
 PUBLIC_PREFIXES = ("/static/",)
@@ -80,6 +83,47 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def session_cookie_name(secure: bool) -> str:
+    return HOST_COOKIE_PREFIX + SESSION_COOKIE if secure else SESSION_COOKIE
+
+
+class TrustedProxyHeaders:
+    """The client's address (and scheme) from X-Forwarded-For (and X-Forwarded-Proto), only
+    when the direct peer is one of the trusted proxies: otherwise anyone could pick the
+    address the login throttle counts against. The rightmost address that is not a trusted
+    proxy is the client's (the proxies append; what the client wrote stands to the left)."""
+
+    def __init__(self, app: ASGIApp, trusted: Iterable[str]):
+        self.app = app
+        self.networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+    def trusted(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] == "http" and client and self.trusted(client[0]):
+            headers = dict(scope["headers"])
+            forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+            hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+            for hop in reversed(hops):
+                if not self.trusted(hop):
+                    try:
+                        ipaddress.ip_address(hop)
+                    except ValueError:
+                        break  # not an address: keep the peer's
+                    scope = {**scope, "client": (hop, 0)}
+                    break
+            proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").strip().lower()
+            if proto in ("http", "https"):
+                scope = {**scope, "scheme": proto}
+        await self.app(scope, receive, send)
+
+
 class RequireLogin:
     """Refuses every path but the public ones without a valid session: GET is sent to the
     login page, anything else gets 403. Runs inside SessionMiddleware."""
@@ -112,14 +156,13 @@ class RequireLogin:
         await self.app(scope, receive, send)
 
     def _user(self, session: dict[str, Any]) -> dict[str, Any] | None:
-        uid, fingerprint, since = session.get("uid"), session.get("fp"), session.get("t", 0)
-        if not uid or not fingerprint or time.time() - since > self.settings.session_max_age:
+        sid = session.get("sid")
+        if not isinstance(sid, str) or not sid:
             return None
-        user = auth.user_by_id(self.engine, uid)
+        user = auth.session_user(self.engine, sid)
         if user is None or user["role"] not in auth.ROLES:
             return None
-        expected = auth.session_fingerprint(user["password_hash"], self.settings.secret_key)
-        return user if auth.csrf_ok({"csrf": expected}, fingerprint) else None
+        return user
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -271,50 +314,55 @@ async def login_page(request: Request) -> Response:
     )
 
 
+def name_for_log(name: str, known: bool) -> str:
+    """A failed login's name, for the log: an unknown name may be a password typed in the
+    wrong field, so only its length is written."""
+    return repr(name) if known else f"an unknown name ({len(name)} characters)"
+
+
 @form(login=False)
 async def login_submit(request: Request, data: FormData) -> Response:
     state = request.app.state
     name = field(data, "name").strip()[:100]
     password = field(data, "password")
     client = request.client.host if request.client else "?"
-    keys = ("name:" + name.lower(), "ip:" + client)
-    if state.name_throttle.blocked(keys[0]) or state.ip_throttle.blocked(keys[1]):
+    # counted before the password is checked: parallel attempts cannot all get through
+    wait = state.login_throttle.attempt(name, client)
+    if wait > 0:
+        log.warning("login throttled from %s (%.0f s to wait)", client, wait)
         return render(
             request,
             "login.html",
             {
                 "next": safe_next(field(data, "next")),
                 "name": name,
-                "error": "Trop d'essais. Réessayez dans un quart d'heure.",
+                "error": f"Trop d'essais. Réessayez dans {max(1, math.ceil(wait))} s.",
             },
             status=429,
         )
-    user = await run_in_threadpool(auth.authenticate, state.engine, name, password)
+    user, known = await run_in_threadpool(auth.check_login, state.engine, name, password)
     if user is None:
-        state.name_throttle.failed(keys[0])
-        state.ip_throttle.failed(keys[1])
-        log.warning("failed login for %r from %s", name, client)
+        log.warning("failed login for %s from %s", name_for_log(name, known), client)
         return render(
             request,
             "login.html",
             {"next": safe_next(field(data, "next")), "name": name, "error": "Nom ou mot de passe incorrect."},
             status=401,
         )
-    state.name_throttle.succeeded(keys[0])
+    state.login_throttle.succeeded(name, client)
+    sid = await run_in_threadpool(auth.open_session, state.engine, user["id"], state.settings.session_max_age)
     # a new session (and a new CSRF token) at login: nothing of the anonymous one is kept
     request.session.clear()
-    request.session.update(
-        uid=user["id"],
-        t=time.time(),
-        csrf=auth.new_csrf_token(),
-        fp=auth.session_fingerprint(user["password_hash"], state.settings.secret_key),
-    )
+    request.session.update(sid=sid, csrf=auth.new_csrf_token())
     log.info("login %s (%s)", user["name"], user["role"])
     return RedirectResponse(safe_next(field(data, "next")), status_code=303)
 
 
 @form()
 async def logout(request: Request, data: FormData) -> Response:
+    sid = request.session.get("sid")
+    if isinstance(sid, str):
+        await run_in_threadpool(auth.close_session, request.app.state.engine, sid)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -569,12 +617,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     log.info("console on %s", describe_url(settings.db_url))
     routes = build_routes()
     middleware = [
+        Middleware(TrustedProxyHeaders, trusted=settings.trusted_proxies),
         Middleware(SecurityHeaders),
         Middleware(
             SessionMiddleware,
             secret_key=settings.secret_key,
-            session_cookie=SESSION_COOKIE,
+            session_cookie=session_cookie_name(settings.cookie_secure),
             max_age=settings.session_max_age,
+            path="/",
+            domain=None,
             same_site="lax",
             https_only=settings.cookie_secure,
         ),
@@ -584,6 +635,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.engine = engine
     app.state.templates = make_templates()
-    app.state.name_throttle = auth.Throttle(limit=5)
-    app.state.ip_throttle = auth.Throttle(limit=30)
+    app.state.login_throttle = auth.LoginThrottle()
     return app

@@ -7,6 +7,7 @@ does, so that the console always reads the store the assistant writes to.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -100,6 +101,10 @@ class Settings:
     data_path: Path
     session_max_age: int = 8 * 3600
     per_page: int = 25
+    # peers whose X-Forwarded-For / X-Forwarded-Proto are believed (the load balancer)
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    # events older than this many days are deleted by a daily task of the console (None: off)
+    retention_days: int | None = None
 
     @classmethod
     def from_env(cls, dev: bool | None = None, need_secret: bool = True) -> Settings:
@@ -117,6 +122,9 @@ class Settings:
         elif len(secret) < MIN_SECRET_LENGTH and not dev:
             raise ConfigError(f"CONSOLE_SECRET_KEY must have at least {MIN_SECRET_LENGTH} characters")
         cookie_secure = os.environ.get("CONSOLE_COOKIE_SECURE")
+        proxies = os.environ.get(
+            "CONSOLE_TRUSTED_PROXIES", os.environ.get("CONSOLE_FORWARDED_ALLOW_IPS", "127.0.0.1")
+        )
         return cls(
             db_url=database_url(),
             secret_key=secret,
@@ -127,4 +135,32 @@ class Settings:
             data_path=Path(os.environ.get("CONSOLE_DATA", ROOT / "data")),
             session_max_age=int(os.environ.get("CONSOLE_SESSION_HOURS", "8")) * 3600,
             per_page=max(1, int(os.environ.get("CONSOLE_PER_PAGE", "25"))),
+            trusted_proxies=parse_proxies(proxies),
+            retention_days=retention_days(os.environ.get("CHAT_CAGOU_RETENTION_DAYS")),
         )
+
+
+def parse_proxies(value: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks (10.0.0.0/8); each must parse."""
+    found = tuple(p.strip() for p in value.split(",") if p.strip())
+    for proxy in found:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as error:
+            raise ConfigError(f"CONSOLE_TRUSTED_PROXIES: {proxy!r} is not an address or network") from error
+    return found
+
+
+def retention_days(value: str | None) -> int | None:
+    """CHAT_CAGOU_RETENTION_DAYS: unset or empty means no automatic purge."""
+    if not (value or "").strip():
+        return None
+    try:
+        days = int(str(value).strip())
+    except ValueError:
+        days = 0
+    if not 1 <= days <= 36500:
+        raise ConfigError(
+            f"CHAT_CAGOU_RETENTION_DAYS must be a number of days from 1 to 36500, not {value!r}"
+        )
+    return days

@@ -4,7 +4,7 @@ console's own tables, all named console_*, created beside it.
 Two kinds of console tables:
 - derived ones (console_conversations, console_messages, console_state), rebuilt from
   `events` at any time by the indexer; they make the lists and the insights fast;
-- staff work (users, tags, notes, reviews, labels), which only staff create.
+- staff work (users, sessions, tags, notes, reviews, labels), which only staff create.
 """
 
 from __future__ import annotations
@@ -85,6 +85,16 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# open sessions: the cookie carries a random id, this table its SHA-256; logout deletes the row
+sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
 )
 
 tags = sa.Table(

@@ -15,6 +15,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 import pytest
@@ -24,7 +25,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionSt
 from starlette.testclient import TestClient
 
 from console import auth
-from console.app import CSP, SESSION_COOKIE, build_routes, create_app
+from console.app import CSP, HOST_COOKIE_PREFIX, SESSION_COOKIE, build_routes, create_app
 from console.config import Settings
 from console.db import create_tables
 from console.domain import plain_text
@@ -241,7 +242,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def console_app(db_path: Path):
+def console_app(db_path: Path, **settings_fields: Any):
     settings = Settings(
         db_url=f"sqlite:///{db_path}",
         secret_key=SECRET,
@@ -249,6 +250,7 @@ def console_app(db_path: Path):
         cookie_secure=True,
         domain_path=ROOT / "domain.yml",
         data_path=ROOT / "data",
+        **settings_fields,
     )
     return create_app(settings)
 
@@ -384,8 +386,10 @@ def test_login_sets_a_secure_session_and_goes_to_the_page_asked_for(client):
     done = login(client, ADMIN, next_path="/insights")
     assert done.status_code == 303 and done.headers["location"] == "/insights"
     cookie = done.headers["set-cookie"].lower()
-    assert cookie.startswith(SESSION_COOKIE + "=")
+    # production (Secure) cookie: the __Host- name, Path=/ and no Domain
+    assert cookie.startswith((HOST_COOKIE_PREFIX + SESSION_COOKIE).lower() + "=")
     assert "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+    assert "path=/;" in cookie and "domain" not in cookie
     page = client.get("/insights")
     assert page.status_code == 200
     assert "alice" in page.text and "administrateur" in page.text
