@@ -7,7 +7,9 @@ What Rasa 3.6's channel gets wrong, and what this one does instead:
   missing, forged or wrong-algorithm signature gets HTTP 403 before anything is parsed;
 - it answers the webhook only after the bot has replied (Messenger retries slow webhooks)
   and would answer a retry again: here the webhook is acknowledged at once, the work runs in
-  the background, and each message id (`mid`) is handled once (`SeenMessages`);
+  the background, each message id (`mid`) is handled once, and marked seen only once Rasa
+  has the message; one queue per sender, and the messages being handled are drained at
+  shutdown (channels/dedupe.py);
 - it handles only the first event of a batch: here every event is handled, in order;
 - it sends text longer than 2,000 characters and drops buttons beyond 3: here replies are
   split at line boundaries, up to 3 buttons become a button template and more become quick
@@ -22,16 +24,14 @@ the repository: see docs/channels.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import os
-import sqlite3
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -41,6 +41,15 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels.dedupe import DEFAULT_DB as DEFAULT_DEDUPE_DB
+from channels.dedupe import ENV_DB as ENV_DEDUPE_DB
+from channels.dedupe import (
+    SeenStore,
+    SenderQueues,
+    handed_over,
+    shutdown_timeout,
+    store_from_env,
+)
 from channels.guard import guarded
 
 logger = logging.getLogger(__name__)
@@ -50,11 +59,9 @@ ENV_VERIFY = "FB_VERIFY"
 ENV_SECRET = "FB_SECRET"
 ENV_TOKEN = "FB_PAGE_ACCESS_TOKEN"
 ENV_GRAPH_URL = "FB_GRAPH_API_URL"
-ENV_DEDUPE_DB = "FB_DEDUPE_DB"
 ENV_REQUIRED = "FB_MESSENGER_REQUIRED"
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v21.0"
-DEFAULT_DEDUPE_DB = "messenger_mids.db"
 
 # Messenger Platform limits.
 MAX_TEXT = 2000  # characters of a text message
@@ -106,41 +113,7 @@ def token_matches(expected: str, given: str | None) -> bool:
     )
 
 
-# --- message ids seen (retries) ---------------------------------------------------------
-
-
-class SeenMessages:
-    """The message ids already accepted, in a small SQLite table.
-
-    `first_time(key)` is an atomic INSERT OR IGNORE: it survives a restart of Rasa and is
-    shared by the processes of one host (SQLite locks the file). Ids older than `ttl`
-    seconds are pruned now and then (Messenger retries for hours, not weeks).
-    `path=":memory:"` keeps the set in-process only.
-    """
-
-    def __init__(self, path: str = DEFAULT_DEDUPE_DB, ttl: float = 7 * 24 * 3600) -> None:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.ttl = ttl
-        self._lock = threading.Lock()
-        self._inserts = 0
-        self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-        self._db.execute("CREATE TABLE IF NOT EXISTS seen_mid (mid TEXT PRIMARY KEY, seen_at REAL NOT NULL)")
-
-    def first_time(self, key: str) -> bool:
-        now = time.time()
-        with self._lock:
-            inserted = (
-                self._db.execute(
-                    "INSERT OR IGNORE INTO seen_mid (mid, seen_at) VALUES (?, ?)", (key, now)
-                ).rowcount
-                == 1
-            )
-            self._inserts += 1
-            if self._inserts % 500 == 0:
-                self._db.execute("DELETE FROM seen_mid WHERE seen_at < ?", (now - self.ttl,))
-        return inserted
+# --- message ids seen (retries): channels/dedupe.py --------------------------------------
 
 
 # --- incoming events --------------------------------------------------------------------
@@ -491,14 +464,52 @@ class MessengerInput(InputChannel):
         self.enabled = bool(fb_verify and fb_secret and fb_access_token)
         self.graph_api_url = graph_api_url
         self.dedupe_db = dedupe_db
-        self._seen: SeenMessages | None = None
-        self._tasks: set[asyncio.Task] = set()  # strong references: asyncio keeps weak ones only
+        self._seen: SeenStore | None = None
+        self._queues: SenderQueues | None = None
 
     @property
-    def seen(self) -> SeenMessages:
+    def seen(self) -> SeenStore:
+        """The message ids claimed and handled (FB_DEDUPE_STORE: SQLite or Redis)."""
         if self._seen is None:
-            self._seen = SeenMessages(self.dedupe_db)
+            self._seen = store_from_env(self.dedupe_db)
         return self._seen
+
+    @property
+    def queues(self) -> SenderQueues:
+        """The messages being handled, one queue per sender."""
+        if self._queues is None:
+            self._queues = SenderQueues(self.seen)
+        return self._queues
+
+    @property
+    def _tasks(self) -> set[asyncio.Task[None]]:
+        """The tasks handling messages (tests wait for them)."""
+        return self.queues.tasks
+
+    async def accept(
+        self,
+        found: list[tuple[str, str, str]],
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        metadata: dict[str, Any] | None,
+    ) -> bool:
+        """Claim the (key, sender, text) events not seen yet and start handling them, each in
+        its sender's queue. False (nothing started) when the message-id store is unavailable."""
+        claimed: list[tuple[str, str, str]] = []
+        try:
+            for key, sender, text in found:
+                if await self.seen.claim(key):
+                    claimed.append((key, sender, text))
+        except Exception as error:  # noqa: BLE001 - Messenger retries the call: nothing is lost
+            logger.error("Messenger: message-id store unavailable (%s)", type(error).__name__)
+            for key, _, _ in claimed:
+                with contextlib.suppress(Exception):  # the claim expires by itself
+                    await self.seen.release(key)
+            return False
+        for key, sender, text in claimed:
+            self.queues.start(
+                key, sender, functools.partial(self._handle, [(sender, text)], on_new_message, metadata)
+            )
+        return True
 
     def graph_client(self) -> GraphClient:
         return GraphClient(self.fb_access_token or "", self.fb_secret or "", self.graph_api_url)
@@ -507,9 +518,9 @@ class MessengerInput(InputChannel):
         return MessengerOutput(self.graph_client()) if self.enabled else None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        on_new_message = guarded(
-            on_new_message
-        )  # length, rate limit, answer when Rasa cannot (channels/guard.py)
+        # length, rate limit, answer when Rasa cannot (channels/guard.py); `handed_over` sees
+        # whether Rasa took the message, which the guard hides (channels/dedupe.py)
+        on_new_message = guarded(handed_over(on_new_message))
         fb_webhook = Blueprint("messenger_webhook", __name__)
 
         @fb_webhook.route("/", methods=["GET"])
@@ -551,15 +562,15 @@ class MessengerInput(InputChannel):
             except (AttributeError, TypeError, ValueError):  # fields of the wrong JSON types
                 return response.text("invalid payload", status=400)
             # Claimed before the work starts, so a retry arriving meanwhile is dropped too.
-            events = [(sender, text) for key, sender, text in found if self.seen.first_time(key)]
-            if events:
-                task = asyncio.get_running_loop().create_task(
-                    self._handle(events, on_new_message, self.get_metadata(request))
-                )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            if not await self.accept(found, on_new_message, self.get_metadata(request)):
+                return response.text("unavailable", status=503)  # Messenger retries later
             # Acknowledged at once: Messenger retries webhooks that answer slowly.
             return response.text("EVENT_RECEIVED")
+
+        @fb_webhook.listener("before_server_stop")
+        async def drain(app: Any, loop: Any) -> None:
+            # Rasa still runs: the messages being handled get their answer (FB_SHUTDOWN_TIMEOUT).
+            await self.queues.drain(shutdown_timeout())
 
         return fb_webhook
 

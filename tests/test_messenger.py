@@ -21,6 +21,7 @@ from contextlib import closing
 import pytest
 import requests
 
+from channels.dedupe import SqliteSeen
 from channels.messenger import (
     MAX_QUICK_REPLIES,
     MAX_TEMPLATE_TEXT,
@@ -28,7 +29,6 @@ from channels.messenger import (
     MAX_TITLE,
     MessengerConfigError,
     MessengerInput,
-    SeenMessages,
     messages_for,
     signature_problem,
     split_text,
@@ -167,10 +167,12 @@ def test_events_of_a_batch_in_order_echoes_and_receipts_ignored():
 
 def test_seen_messages_survive_a_restart(tmp_path):
     path = str(tmp_path / "mids.db")
-    assert SeenMessages(path).first_time("mid:a")
-    again = SeenMessages(path)  # a new process would open the same file
-    assert not again.first_time("mid:a")
-    assert again.first_time("mid:b")
+    first = SqliteSeen(path)
+    assert first.claim_now("mid:a")
+    first.confirm_now("mid:a")
+    again = SqliteSeen(path)  # a new process would open the same file
+    assert not again.claim_now("mid:a")
+    assert again.claim_now("mid:b")
 
 
 def test_missing_secrets(monkeypatch):
