@@ -1,4 +1,4 @@
-"""Command line: `python -m console serve | staff-user | purge | sync`."""
+"""Command line: `python -m console serve | staff-user | purge | erase | sync`."""
 
 from __future__ import annotations
 
@@ -85,8 +85,8 @@ def cmd_staff_user(args: argparse.Namespace) -> int:
 def cmd_purge(args: argparse.Namespace) -> int:
     from console import queries
 
-    if args.days < 0:
-        print("--days doit être positif", file=sys.stderr)
+    if not 0 <= args.days <= 36500:
+        print("--days doit être entre 0 et 36500", file=sys.stderr)
         return 2
     engine = _engine()
     print(f"base : {describe_url(engine.url)}", file=sys.stderr)
@@ -98,10 +98,11 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
     when = datetime.fromtimestamp(cutoff, NOUMEA).strftime("%d/%m/%Y %H:%M")
     print(
-        f"{preview['conversations']} conversation(s) ({preview['events']} événements) sans activité "
-        f"depuis {args.days} jours (avant le {when}, heure de Nouméa) seront supprimées."
+        f"{preview['conversations']} conversation(s) ({preview['events']} événements) ont des "
+        f"événements de plus de {args.days} jours (avant le {when}, heure de Nouméa) : ces "
+        f"événements seront supprimés ; {preview['whole']} conversation(s) disparaîtront entièrement."
     )
-    if args.dry_run or preview["conversations"] == 0:
+    if args.dry_run or preview["events"] == 0:
         return 0
     if not args.yes:
         if not sys.stdin.isatty():
@@ -111,7 +112,44 @@ def cmd_purge(args: argparse.Namespace) -> int:
             print("rien n'est supprimé")
             return 1
     done = queries.purge(engine, cutoff)
-    print(f"supprimé : {done['conversations']} conversation(s), {done['events']} événements")
+    print(
+        f"supprimé : {done['events']} événements de {done['conversations']} conversation(s), "
+        f"dont {done['whole']} entièrement"
+    )
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    """Erases one customer: by sender id, or every conversation whose messages contain a text."""
+    from console import queries
+    from console.app import erase_customer, ref_key
+
+    engine = _engine()
+    print(f"base : {describe_url(engine.url)}", file=sys.stderr)
+    if args.sender:
+        senders = [args.sender]
+    else:
+        try:
+            senders = [m["sender_id"] for m in queries.senders_mentioning(engine, args.search)]
+        except ValueError:
+            print("--search : 4 caractères au moins", file=sys.stderr)
+            return 2
+    # the reference the console shows; the key matters only for the log line
+    key = ref_key(os.environ.get("CONSOLE_SECRET_KEY") or "cli")
+    found = senders
+    print(f"{len(found)} conversation(s) concernée(s).")
+    if not found or args.dry_run:
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("confirmation requise : relancer avec --yes", file=sys.stderr)
+            return 2
+        if input("Tout effacer ? Tapez 'oui' : ").strip().lower() != "oui":
+            print("rien n'est effacé")
+            return 1
+    for sender_id in found:
+        counts = erase_customer(engine, key, sender_id, "the command line")
+        print("effacé : " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
     return 0
 
 
@@ -147,11 +185,20 @@ def main(argv: list[str] | None = None) -> int:
     staff.add_argument("--role", default="viewer", help="viewer or admin")
     staff.add_argument("--delete", action="store_true", help="delete the account")
     staff.set_defaults(run=cmd_staff_user)
-    purge = sub.add_parser("purge", help="delete conversations without activity for N days")
+    purge = sub.add_parser("purge", help="delete the events older than N days")
     purge.add_argument("--days", type=int, required=True)
     purge.add_argument("--yes", action="store_true", help="no confirmation prompt")
     purge.add_argument("--dry-run", action="store_true", help="only count")
     purge.set_defaults(run=cmd_purge)
+    erase = sub.add_parser(
+        "erase", help="erase one customer: events, tags, notes, reviews, labels, Messenger dedupe ids"
+    )
+    which = erase.add_mutually_exclusive_group(required=True)
+    which.add_argument("--sender", help="the conversation's sender id")
+    which.add_argument("--search", help="every conversation whose customer messages contain this text")
+    erase.add_argument("--yes", action="store_true", help="no confirmation prompt")
+    erase.add_argument("--dry-run", action="store_true", help="only count")
+    erase.set_defaults(run=cmd_erase)
     sync = sub.add_parser("sync", help="index new events now")
     sync.add_argument(
         "--rebuild", action="store_true", help="drop the index and build it again from the events"

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import hmac
 import ipaddress
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import jinja2
 from sqlalchemy.engine import Engine
@@ -30,7 +36,7 @@ from console import auth, chart, queries
 from console.config import Settings, describe_url
 from console.db import create_tables, make_engine
 from console.domain import domain_entities, domain_intents, training_entity_texts, training_examples
-from console.export import annotated_example, build_export
+from console.export import REVIEW_WARNING, annotated_example, build_export
 from console.indexer import NOUMEA
 from console.masking import mask
 
@@ -49,6 +55,8 @@ CSP = (
 )
 MAX_NOTE = 2000
 MAX_DAYS = 36500
+REF = re.compile(r"[0-9a-f]{32}")
+RETENTION_INTERVAL = 24 * 3600  # the automatic purge runs at start, then daily
 
 
 # --- middleware ----------------------------------------------------------------------------
@@ -182,8 +190,23 @@ def confidence(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-def conversation_url(sender_id: str) -> str:
-    return "/conversations/" + quote(sender_id, safe="")
+SENDER_NAMESPACES = ("web", "fb", "rest", "sio")
+
+
+def ref_key(secret_key: str) -> bytes:
+    """The key of the conversation references, derived from the console's key."""
+    return hmac.new(secret_key.encode(), b"chat-cagou console conversation ref", hashlib.sha256).digest()
+
+
+def conversation_url(key: bytes, sender_id: str) -> str:
+    return "/conversations/" + queries.conversation_ref(key, sender_id)
+
+
+def sender_label(key: bytes, sender_id: str) -> str:
+    """What the pages show of a sender id: its channel namespace and a short reference."""
+    namespace, sep, _ = sender_id.partition(":")
+    prefix = namespace + ":" if sep and namespace in SENDER_NAMESPACES else ""
+    return prefix + "réf. " + queries.conversation_ref(key, sender_id)[:8]
 
 
 def field(data: FormData, name: str) -> str:
@@ -200,12 +223,18 @@ def safe_next(target: str | None) -> str:
     return "/conversations"
 
 
-def make_templates() -> Jinja2Templates:
+def make_templates(key: bytes) -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
     )
     env.filters.update(
-        nc_time=nc_time, percent=percent, confidence=confidence, conversation_url=conversation_url, mask=mask
+        nc_time=nc_time,
+        percent=percent,
+        confidence=confidence,
+        conversation_url=lambda sender_id: conversation_url(key, sender_id),
+        conversation_ref=lambda sender_id: queries.conversation_ref(key, sender_id),
+        sender_label=lambda sender_id: sender_label(key, sender_id),
+        mask=mask,
     )
     env.globals.update(flag_names=queries.FLAGS)
     return Jinja2Templates(env=env)
@@ -376,6 +405,9 @@ async def conversations_page(request: Request) -> Response:
     items, total = await run_in_threadpool(
         queries.list_conversations, state.engine, filters, page_no, per_page
     )
+    await run_in_threadpool(
+        queries.remember_refs, state.engine, state.ref_key, [i["sender_id"] for i in items]
+    )
     choices = await run_in_threadpool(queries.filter_choices, state.engine)
     pages = max(1, math.ceil(total / per_page))
     base = filters.as_query()
@@ -397,6 +429,24 @@ async def conversations_page(request: Request) -> Response:
     )
 
 
+def not_found(request: Request) -> Response:
+    return render(
+        request,
+        "error.html",
+        {"title": "Conversation introuvable", "message": "Elle n'existe pas ou a été purgée."},
+        status=404,
+    )
+
+
+async def resolve_sender(request: Request) -> str | None:
+    """The sender id of the conversation the path names by its reference."""
+    ref = request.path_params["ref"]
+    if not REF.fullmatch(ref):
+        return None
+    state = request.app.state
+    return await run_in_threadpool(queries.sender_of_ref, state.engine, ref, state.ref_key)
+
+
 async def conversation_page(request: Request) -> Response:
     if request.method == "POST":
         return await conversation_submit(request)
@@ -406,15 +456,17 @@ async def conversation_page(request: Request) -> Response:
 @page()
 async def conversation_view(request: Request) -> Response:
     state = request.app.state
-    sender_id = request.path_params["sender_id"]
+    sender_id = await resolve_sender(request)
+    if sender_id is None:
+        # an older link, by sender id: to the same page by its reference
+        legacy = request.path_params["ref"].replace("\x00", "")
+        if legacy and await run_in_threadpool(queries.conversation_exists, state.engine, legacy):
+            await run_in_threadpool(queries.remember_refs, state.engine, state.ref_key, [legacy])
+            return RedirectResponse(conversation_url(state.ref_key, legacy), status_code=303)
+        return not_found(request)
     found = await run_in_threadpool(queries.conversation, state.engine, sender_id)
     if found is None:
-        return render(
-            request,
-            "error.html",
-            {"title": "Conversation introuvable", "message": "Elle n'existe pas ou a été purgée."},
-            status=404,
-        )
+        return not_found(request)
     return render(
         request,
         "conversation.html",
@@ -431,8 +483,10 @@ async def conversation_view(request: Request) -> Response:
 async def conversation_submit(request: Request, data: FormData) -> Response:
     state = request.app.state
     engine, user = state.engine, request.state.user
-    sender_id = request.path_params["sender_id"]
-    back = conversation_url(sender_id)
+    sender_id = await resolve_sender(request)
+    if sender_id is None:
+        return not_found(request)
+    back = conversation_url(state.ref_key, sender_id)
     op = field(data, "op")
     if op in ("tag", "untag"):
         tag = " ".join(field(data, "tag").split())[:50]
@@ -528,8 +582,12 @@ async def insights_page(request: Request) -> Response:
 
 @page()
 async def labels_page(request: Request) -> Response:
-    labels = await run_in_threadpool(queries.all_labels, request.app.state.engine)
-    return render(request, "labels.html", {"labels": labels})
+    state = request.app.state
+    labels = await run_in_threadpool(queries.all_labels, state.engine)
+    await run_in_threadpool(
+        queries.remember_refs, state.engine, state.ref_key, [x["sender_id"] for x in labels]
+    )
+    return render(request, "labels.html", {"labels": labels, "review_warning": REVIEW_WARNING})
 
 
 @page(roles=("admin",))
@@ -550,7 +608,16 @@ async def export_labels(request: Request) -> Response:
 @page(roles=("admin",))
 async def admin_page(request: Request) -> Response:
     users = await run_in_threadpool(auth.list_users, request.app.state.engine)
-    return render(request, "admin.html", {"users": users, "days": 90})
+    return render(
+        request,
+        "admin.html",
+        {
+            "users": users,
+            "days": request.app.state.settings.retention_days or 90,
+            "retention_days": request.app.state.settings.retention_days,
+            "review_warning": REVIEW_WARNING,
+        },
+    )
 
 
 @page(roles=("admin",))
@@ -579,13 +646,72 @@ async def purge_submit(request: Request, data: FormData) -> Response:
         )
     done = await run_in_threadpool(queries.purge, request.app.state.engine, cutoff)
     log.warning(
-        "purge by %s: %d conversations, %d events older than %d days",
+        "purge by %s: %d events older than %d days, from %d conversations (%d entirely)",
         request.state.user["name"],
-        done["conversations"],
         done["events"],
         days,
+        done["conversations"],
+        done["whole"],
     )
     return render(request, "purge.html", {"days": days, "cutoff": cutoff, "preview": None, "done": done})
+
+
+def erase_customer(engine: Engine, key: bytes, sender_id: str, by: str) -> dict[str, int]:
+    """Erases one customer everywhere the console can reach; logs counts and the
+    conversation's reference, never the sender id or any content."""
+    counts = queries.erase_sender(engine, sender_id)
+    dedupe = os.environ.get("FB_DEDUPE_DB", "").strip()
+    if dedupe:
+        counts["messenger_dedupe"] = queries.erase_messenger_dedupe(dedupe, sender_id)
+    log.warning(
+        "erasure by %s of conversation %s: %s",
+        by,
+        queries.conversation_ref(key, sender_id)[:8],
+        ", ".join(f"{n} {kind}" for kind, n in counts.items()),
+    )
+    return counts
+
+
+@page(roles=("admin",))
+async def erase_page(request: Request) -> Response:
+    state = request.app.state
+    q = queries.text_param(request.query_params.get("q"), 200)
+    matches, error = None, None
+    if q:
+        try:
+            matches = await run_in_threadpool(queries.senders_mentioning, state.engine, q)
+        except ValueError:
+            error = "Cherchez au moins 4 caractères."
+    conversation = queries.text_param(request.query_params.get("conversation"), 64)
+    if conversation and REF.fullmatch(conversation):
+        sender_id = await run_in_threadpool(queries.sender_of_ref, state.engine, conversation, state.ref_key)
+        if sender_id is not None:
+            matches = await run_in_threadpool(queries.sender_summary, state.engine, sender_id)
+    if matches:
+        await run_in_threadpool(
+            queries.remember_refs, state.engine, state.ref_key, [m["sender_id"] for m in matches]
+        )
+    return render(request, "erase.html", {"q": q, "matches": matches, "error": error, "done": None})
+
+
+@form(roles=("admin",))
+async def erase_submit(request: Request, data: FormData) -> Response:
+    state = request.app.state
+    ref = field(data, "conversation")
+    sender_id = (
+        await run_in_threadpool(queries.sender_of_ref, state.engine, ref) if REF.fullmatch(ref) else None
+    )
+    if sender_id is None or field(data, "confirm") != "yes":
+        return render(
+            request,
+            "error.html",
+            {"title": "Requête invalide", "message": "Effacement non confirmé ou conversation inconnue."},
+            400,
+        )
+    done = await run_in_threadpool(
+        erase_customer, state.engine, state.ref_key, sender_id, request.state.user["name"]
+    )
+    return render(request, "erase.html", {"q": "", "matches": None, "error": None, "done": done})
 
 
 # --- the app -------------------------------------------------------------------------------
@@ -599,15 +725,39 @@ def build_routes() -> list:
         Route("/login", login_page, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/conversations", conversations_page),
-        Route("/conversations/{sender_id:path}", conversation_page, methods=["GET", "POST"]),
+        Route("/conversations/{ref:path}", conversation_page, methods=["GET", "POST"]),
         Route("/insights", insights_page),
         Route("/labels", labels_page),
         Route("/labels/export.yml", export_labels),
         Route("/admin", admin_page),
         Route("/admin/purge", purge_preview_page, methods=["GET"]),
         Route("/admin/purge", purge_submit, methods=["POST"]),
+        Route("/admin/erase", erase_page, methods=["GET"]),
+        Route("/admin/erase", erase_submit, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
+
+
+def retention_purge(engine: Engine, days: int) -> dict[str, int]:
+    """One run of the automatic purge (CHAT_CAGOU_RETENTION_DAYS): events older than `days`."""
+    done = queries.purge(engine, queries.cutoff_for_days(days))
+    log.info(
+        "retention purge (%d days): %d events deleted from %d conversations (%d entirely)",
+        days,
+        done["events"],
+        done["conversations"],
+        done["whole"],
+    )
+    return done
+
+
+async def retention_loop(engine: Engine, days: int, interval: float = RETENTION_INTERVAL) -> None:
+    while True:
+        try:
+            await run_in_threadpool(retention_purge, engine, days)
+        except Exception:
+            log.exception("retention purge failed; next try in %d s", interval)
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -631,9 +781,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         Middleware(RequireLogin, settings=settings, engine=engine),
     ]
-    app = Starlette(routes=routes, middleware=middleware)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = None
+        if settings.retention_days:
+            log.info("retention: events older than %d days are deleted daily", settings.retention_days)
+            task = asyncio.create_task(retention_loop(engine, settings.retention_days))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.templates = make_templates()
+    app.state.ref_key = ref_key(settings.secret_key)
+    app.state.templates = make_templates(app.state.ref_key)
     app.state.login_throttle = auth.LoginThrottle()
     return app

@@ -137,8 +137,18 @@ labels = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+# the opaque references in the console's URLs (an HMAC of the sender id): the pages and
+# their addresses never show a sender id (a phone number for some channels)
+refs = sa.Table(
+    "console_refs",
+    metadata,
+    sa.Column("ref", sa.String(64), primary_key=True),
+    sa.Column("sender_id", sa.String(255), nullable=False, index=True),
+)
+
 DERIVED = (conversations, messages, state)
-STAFF_WORK_BY_SENDER = (tags, notes, reviews, labels)
+# deleted with the conversation (purge, erasure)
+STAFF_WORK_BY_SENDER = (tags, notes, reviews, labels, refs)
 
 
 def make_engine(url: str | URL) -> Engine:

@@ -50,6 +50,13 @@ def annotated_example(
     return " ".join("".join(out).split())  # one line: each example is a line of the YAML
 
 
+# Shown on the export's pages and written at the top of the file: masking is not enough
+REVIEW_WARNING = (
+    "ATTENTION : relisez chaque exemple avant de le committer et retirez les noms, numéros "
+    "et toute donnée personnelle que le masquage n'a pas reconnus."
+)
+
+
 def build_export(
     labels: list[dict[str, Any]], existing: dict[str, set[str]], intents: list[str]
 ) -> tuple[str, int, int]:
@@ -73,7 +80,9 @@ def build_export(
     lines = [
         f"# Exporté de la console Chat Cagou le {now} (heure de Nouméa) : {written} exemple(s).",
         f"# {skipped} message(s) réétiqueté(s) non repris (déjà dans data/, doublon ou intention inconnue).",
-        "# Coordonnées des clients masquées. À relire, puis à ajouter dans data/nlu/.",
+        f"# {REVIEW_WARNING}",
+        "# Numéros et emails reconnus sont masqués ; pas les noms, adresses, numéros de contrat",
+        "# ou de client écrits autrement. À relire, puis à ajouter dans data/nlu/.",
         'version: "3.1"',
     ]
     if not by_intent:

@@ -230,6 +230,31 @@ def sync(engine: Engine) -> int:
                 return total
 
 
+def refold(conn: Connection, senders: list[str]) -> None:
+    """Rebuilds the summaries and message rows of these conversations from the events they
+    have left (after the retention purge deleted their oldest events)."""
+    e = db.events.c
+    for chunk in _chunks(senders):
+        conn.execute(db.conversations.delete().where(db.conversations.c.sender_id.in_(chunk)))
+        conn.execute(db.messages.delete().where(db.messages.c.sender_id.in_(chunk)))
+        convs: dict[str, dict[str, Any]] = {}
+        new_messages: list[dict[str, Any]] = []
+        rows = conn.execute(
+            sa.select(e.id, e.sender_id, e.type_name, e.timestamp, e.intent_name, e.action_name, e.data)
+            .where(e.sender_id.in_(chunk))
+            .order_by(e.id)
+        )
+        for row in rows:
+            conv = convs.get(row.sender_id)
+            if conv is None:
+                conv = convs[row.sender_id] = _new_conversation(row.sender_id, row.timestamp or 0.0)
+            fold_event(conv, row, new_messages)
+        if convs:
+            conn.execute(db.conversations.insert(), list(convs.values()))
+        if new_messages:
+            conn.execute(db.messages.insert(), new_messages)
+
+
 def after_purge(conn: Connection) -> None:
     """SQLite reuses the highest ids once they are deleted: never stay above the highest left."""
     top = conn.execute(sa.select(sa.func.max(db.events.c.id))).scalar() or 0

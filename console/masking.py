@@ -9,10 +9,13 @@ PHONE_MASK = "‹téléphone masqué›"
 EMAIL_MASK = "‹email masqué›"
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
-# 6 digits or more, grouped by spaces, dots or dashes, with an optional +687 / 00 33 prefix:
-# New Caledonian numbers have 6 digits, French ones 10. The services' 4-digit numbers
-# (1000, 1016...), amounts and dates (slashes) are left alone.
-PHONE = re.compile(r"(?<![\w])(?:\+|00)?\d(?:[ .\-]?\d){5,}(?![\w])")
+# 6 digits or more, with an optional +687 / 00 33 / (+687) prefix, grouped by any spaces
+# (no-break and narrow no-break ones too, doubled), dots, dashes or parentheses ("+33 (0)6"),
+# and found even when glued to a word ("au0612345678", "tel:78.12.34"): New Caledonian
+# numbers have 6 digits, French ones 10. The services' 4-digit numbers (1000, 1016...),
+# amounts and dates (slashes) are left alone.
+_SEP = r"[\s.\-()]{0,3}"
+PHONE = re.compile(rf"(?<!\d)(?:\(?(?:\+|00)\s*)?\(?\d(?:{_SEP}\d){{5,}}\)?(?!\d)")
 
 
 def pii_spans(text: str) -> list[tuple[int, int, str]]:

@@ -3,8 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
+import json
+import math
+import os
+import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -201,6 +208,70 @@ def filter_choices(engine: Engine) -> dict[str, list[str]]:
         )
         tags = list(conn.execute(sa.select(db.tags.c.tag).distinct().order_by(db.tags.c.tag)).scalars())
     return {"channels": channels, "intents": intents, "tags": sorted(set(tags) | set(SUGGESTED_TAGS))}
+
+
+# --- opaque references of conversations ------------------------------------------------
+
+
+def conversation_ref(key: bytes, sender_id: str) -> str:
+    """The reference of a conversation in URLs and pages: a keyed hash of its sender id."""
+    return hmac.new(key, sender_id.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
+
+
+def remember_refs(engine: Engine, key: bytes, senders: Iterable[str]) -> None:
+    """Records the references of these conversations, so that their links can be followed."""
+    wanted = {conversation_ref(key, s): s for s in set(senders)}
+    if not wanted:
+        return
+    with engine.connect() as conn:
+        known = set(conn.execute(sa.select(db.refs.c.ref).where(db.refs.c.ref.in_(list(wanted)))).scalars())
+    for ref, sender_id in wanted.items():
+        if ref in known:
+            continue
+        try:
+            with engine.begin() as conn:
+                conn.execute(db.refs.insert().values(ref=ref, sender_id=sender_id))
+        except sa.exc.IntegrityError:
+            pass  # another request recorded it meanwhile
+
+
+def backfill_refs(engine: Engine, key: bytes) -> None:
+    """Records the references of every indexed conversation that has none yet."""
+    indexer.sync(engine)
+    with engine.connect() as conn:
+        missing = list(
+            conn.execute(
+                sa.select(c.sender_id)
+                .outerjoin(db.refs, db.refs.c.sender_id == c.sender_id)
+                .where(db.refs.c.ref.is_(None))
+            ).scalars()
+        )
+    for i in range(0, len(missing), 500):
+        rows = [{"ref": conversation_ref(key, s), "sender_id": s} for s in missing[i : i + 500]]
+        try:
+            with engine.begin() as conn:
+                conn.execute(db.refs.insert(), rows)
+        except sa.exc.IntegrityError:
+            remember_refs(engine, key, [r["sender_id"] for r in rows])  # one by one
+
+
+def sender_of_ref(engine: Engine, ref: str, key: bytes | None = None) -> str | None:
+    """The sender id of a reference; with `key`, conversations not given a reference yet
+    are given theirs first if the reference is unknown."""
+    query = sa.select(db.refs.c.sender_id).where(db.refs.c.ref == ref)
+    with engine.connect() as conn:
+        found = conn.execute(query).scalar()
+    if found is None and key is not None:
+        backfill_refs(engine, key)
+        with engine.connect() as conn:
+            found = conn.execute(query).scalar()
+    return found
+
+
+def conversation_exists(engine: Engine, sender_id: str) -> bool:
+    indexer.sync(engine)
+    with engine.connect() as conn:
+        return conn.execute(sa.select(c.sender_id).where(c.sender_id == sender_id)).first() is not None
 
 
 # --- one conversation --------------------------------------------------------------------
@@ -449,60 +520,177 @@ def insights(engine: Engine, days: int | None) -> dict[str, Any]:
     }
 
 
-# --- purge -------------------------------------------------------------------------------
+# --- retention purge and erasure ----------------------------------------------------------
+#
+# Retention is by the age of each event: a customer who writes every month keeps only the
+# last N days of the conversation, not everything since the first message. Conversations
+# left without events go entirely, with all the console keeps on them; the others lose the
+# relabels of deleted messages and the notes older than the cutoff, and their summaries
+# are rebuilt from the events left.
 
 
-def _stale_senders(conn: Connection, cutoff: float) -> list[tuple[str, int]]:
+def _senders_with_old_events(conn: Connection, cutoff: float) -> list[tuple[str, int, bool]]:
+    """(sender, events older than cutoff, whether all its events are) per conversation."""
     e = db.events.c
-    return [
-        (r[0], r[1])
-        for r in conn.execute(
-            sa.select(e.sender_id, sa.func.count())
-            .group_by(e.sender_id)
-            .having(sa.func.max(e.timestamp) < cutoff)
-        )
-    ]
+    old = (
+        sa.select(e.sender_id, sa.func.count().label("n"))
+        .where(e.timestamp < cutoff)
+        .group_by(e.sender_id)
+        .subquery()
+    )
+    total = (
+        sa.select(e.sender_id, sa.func.count().label("n"))
+        .where(e.sender_id.in_(sa.select(old.c.sender_id)))
+        .group_by(e.sender_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(old.c.sender_id, old.c.n, total.c.n).join(total, total.c.sender_id == old.c.sender_id)
+    )
+    return [(r[0], r[1], r[1] == r[2]) for r in rows]
+
+
+def _check_cutoff(cutoff: float) -> None:
+    # NaN compares false in Python but `timestamp < 'NaN'` is true on PostgreSQL
+    if not math.isfinite(cutoff):
+        raise ValueError(f"cutoff must be a finite timestamp, not {cutoff!r}")
 
 
 def purge_preview(engine: Engine, cutoff: float) -> dict[str, int]:
-    """How many conversations (and events) had their last event before `cutoff`."""
+    """How many events are older than `cutoff`, in how many conversations, and how many
+    conversations have nothing newer (they go entirely)."""
+    _check_cutoff(cutoff)
     with engine.connect() as conn:
         if not db.has_events_table(conn):
-            return {"conversations": 0, "events": 0}
-        stale = _stale_senders(conn, cutoff)
-    return {"conversations": len(stale), "events": sum(n for _, n in stale)}
+            return {"conversations": 0, "events": 0, "whole": 0}
+        found = _senders_with_old_events(conn, cutoff)
+    return {
+        "conversations": len(found),
+        "events": sum(n for _, n, _ in found),
+        "whole": sum(1 for *_, whole in found if whole),
+    }
+
+
+def _delete_senders(conn: Connection, senders: list[str]) -> None:
+    """Everything the console keeps on these conversations (not Rasa's events)."""
+    for table in (db.conversations, db.messages, *db.STAFF_WORK_BY_SENDER):
+        conn.execute(table.delete().where(table.c.sender_id.in_(senders)))
 
 
 def purge(engine: Engine, cutoff: float) -> dict[str, int]:
-    """Deletes those conversations: Rasa's events and all that the console keeps on them."""
-    deleted = {"conversations": 0, "events": 0}
-    # no fold of a conversation while it goes
+    """Deletes every event older than `cutoff` and what depends on it (see above)."""
+    _check_cutoff(cutoff)
+    done = {"conversations": 0, "events": 0, "whole": 0}
+    e = db.events.c
+    # no fold of a conversation while it changes
     with indexer._lock, engine.begin() as conn:
         if not db.has_events_table(conn):
-            return deleted
-        stale = [s for s, _ in _stale_senders(conn, cutoff)]
-        for i in range(0, len(stale), 500):
-            chunk = stale[i : i + 500]
-            # re-checked in the DELETE: a conversation that came back to life meanwhile stays
-            alive = set(
-                conn.execute(
-                    sa.select(db.events.c.sender_id).where(
-                        db.events.c.sender_id.in_(chunk), db.events.c.timestamp >= cutoff
-                    )
-                ).scalars()
-            )
-            chunk = [s for s in chunk if s not in alive]
-            if not chunk:
-                continue
-            deleted["events"] += conn.execute(
-                db.events.delete().where(db.events.c.sender_id.in_(chunk))
+            return done
+        senders = [s for s, _, _ in _senders_with_old_events(conn, cutoff)]
+        for i in range(0, len(senders), 500):
+            chunk = senders[i : i + 500]
+            done["events"] += conn.execute(
+                db.events.delete().where(e.sender_id.in_(chunk), e.timestamp < cutoff)
             ).rowcount
-            deleted["conversations"] += len(chunk)
-            for table in (db.conversations, db.messages, *db.STAFF_WORK_BY_SENDER):
-                conn.execute(table.delete().where(table.c.sender_id.in_(chunk)))
+            done["conversations"] += len(chunk)
+            left = set(
+                conn.execute(sa.select(e.sender_id).distinct().where(e.sender_id.in_(chunk))).scalars()
+            )
+            gone = [s for s in chunk if s not in left]
+            kept = [s for s in chunk if s in left]
+            done["whole"] += len(gone)
+            if gone:
+                _delete_senders(conn, gone)
+            if kept:
+                conn.execute(
+                    db.labels.delete().where(
+                        db.labels.c.sender_id.in_(kept),
+                        db.labels.c.event_id.not_in(sa.select(e.id).where(e.sender_id.in_(kept))),
+                    )
+                )
+                conn.execute(
+                    db.notes.delete().where(db.notes.c.sender_id.in_(kept), db.notes.c.created_at < cutoff)
+                )
+                indexer.refold(conn, kept)
         indexer.after_purge(conn)
-    return deleted
+    return done
 
 
 def cutoff_for_days(days: int, now: float | None = None) -> float:
     return (now or time.time()) - days * 86400
+
+
+def erase_sender(engine: Engine, sender_id: str) -> dict[str, int]:
+    """Erases one customer (a data-protection request): Rasa's events of this sender id and
+    everything the console keeps on it. Returns how many rows went, per kind."""
+    counts: dict[str, int] = {}
+    with indexer._lock, engine.begin() as conn:
+        if db.has_events_table(conn):
+            counts["events"] = conn.execute(
+                db.events.delete().where(db.events.c.sender_id == sender_id)
+            ).rowcount
+        for table in (db.conversations, db.messages, *db.STAFF_WORK_BY_SENDER):
+            counts[table.name.removeprefix("console_")] = conn.execute(
+                table.delete().where(table.c.sender_id == sender_id)
+            ).rowcount
+        if db.has_events_table(conn):
+            indexer.after_purge(conn)
+    return counts
+
+
+def sender_summary(engine: Engine, sender_id: str) -> list[dict[str, Any]]:
+    """The same row as senders_mentioning, for one conversation."""
+    e = db.events.c
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(e.timestamp), sa.func.max(e.timestamp)).where(
+                e.sender_id == sender_id, e.type_name == "user"
+            )
+        ).one()
+    return [{"sender_id": sender_id, "messages": row[0], "first_ts": row[1], "last_ts": row[2]}]
+
+
+def senders_mentioning(engine: Engine, text: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Conversations whose customer messages contain `text` as written (the raw events, not
+    the masked index: a customer asking for erasure gives their number or email)."""
+    text = text_param(text, 200)
+    if len(text) < 4:
+        raise ValueError("search text too short (4 characters at least)")
+    e = db.events.c
+    with engine.connect() as conn:
+        if not db.has_events_table(conn):
+            return []
+        rows = conn.execute(
+            sa.select(e.sender_id, sa.func.count(), sa.func.min(e.timestamp), sa.func.max(e.timestamp))
+            .where(
+                e.type_name == "user",
+                # as written, or as Rasa's json.dumps escapes it (accents, no-break spaces)
+                sa.or_(*(e.data.like(_like(t), escape="\\") for t in {text, json.dumps(text)[1:-1]})),
+            )
+            .group_by(e.sender_id)
+            .order_by(sa.func.max(e.timestamp).desc())
+            .limit(limit)
+        )
+        return [{"sender_id": r[0], "messages": r[1], "first_ts": r[2], "last_ts": r[3]} for r in rows]
+
+
+# Messenger's retry dedupe (channels/messenger.py, SeenMessages) keeps the ids of accepted
+# events for a week in this SQLite table; a postback without a mid is keyed by its sender.
+MESSENGER_DEDUPE_TABLE = "seen_mid"
+
+
+def erase_messenger_dedupe(path: str, sender_id: str) -> int:
+    """Deletes the Messenger dedupe keys that carry this sender's page-scoped id."""
+    psid = sender_id.removeprefix("fb:")
+    if not psid or not os.path.isfile(path):
+        return 0
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn, conn:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MESSENGER_DEDUPE_TABLE,)
+        ).fetchone()
+        if not exists:
+            return 0
+        return conn.execute(
+            f"DELETE FROM {MESSENGER_DEDUPE_TABLE} WHERE mid LIKE ? ESCAPE '\\'",
+            ("postback:" + _like(psid)[1:-1] + ":%",),
+        ).rowcount

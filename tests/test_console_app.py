@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 import sqlalchemy as sa
@@ -24,8 +24,8 @@ import yaml
 from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionStarted, UserUttered
 from starlette.testclient import TestClient
 
-from console import auth
-from console.app import CSP, HOST_COOKIE_PREFIX, SESSION_COOKIE, build_routes, create_app
+from console import auth, queries
+from console.app import CSP, HOST_COOKIE_PREFIX, SESSION_COOKIE, build_routes, create_app, ref_key
 from console.config import Settings
 from console.db import create_tables
 from console.domain import plain_text
@@ -320,10 +320,12 @@ def reader(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def listed(client: TestClient, **params: str) -> list[str]:
-    """The sender ids of the conversation list, in its order, for these filters."""
+    """The sender ids of the conversation list, in its order, for these filters (the links
+    carry references only: the console's own table maps them back)."""
     page = client.get("/conversations", params=params)
     assert page.status_code == 200, page.text[:500]
-    return [unquote(s) for s in ROW_LINK.findall(page.text)]
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    return [queries.sender_of_ref(engine, ref) or ref for ref in ROW_LINK.findall(page.text)]
 
 
 def post_form(client: TestClient, page_path: str, action: str, **fields: str):
@@ -333,7 +335,8 @@ def post_form(client: TestClient, page_path: str, action: str, **fields: str):
 
 
 def conversation_path(sender_id: str) -> str:
-    return "/conversations/" + quote(sender_id, safe="")
+    """The page of a conversation, by its reference (an HMAC of the sender id)."""
+    return "/conversations/" + queries.conversation_ref(ref_key(SECRET), sender_id)
 
 
 def user_event_id(engine: sa.engine.Engine, sender_id: str, text: str) -> int:
@@ -407,7 +410,7 @@ def test_login_never_redirects_off_site(client):
     "path",
     sorted(
         {
-            route.path.replace("{sender_id:path}", PUK)
+            route.path.replace("{ref:path}", PUK)
             for route in build_routes()
             if getattr(route, "methods", None) and route.path not in ("/login", "/healthz", "/logout")
         }
@@ -630,7 +633,8 @@ def test_a_viewer_reviews_but_cannot_export_or_purge(viewer, engine):
 def test_purge_shows_the_count_then_deletes_after_confirmation(admin, engine):
     preview = admin.get("/admin/purge", params={"days": "90"})
     assert preview.status_code == 200
-    assert "<strong>1</strong> conversation(s) (5 événements)" in preview.text
+    assert "<strong>5</strong> événement(s) antérieurs au" in preview.text
+    assert "dans <strong>1</strong> conversation(s)" in preview.text
     cutoff = re.search(r'name="cutoff" value="([^"]+)"', preview.text).group(1)
     token = csrf_of(preview.text)
     unconfirmed = admin.post("/admin/purge", data={"csrf_token": token, "days": "90", "cutoff": cutoff})
@@ -647,7 +651,7 @@ def test_purge_shows_the_count_then_deletes_after_confirmation(admin, engine):
         "/admin/purge", data={"csrf_token": token, "days": "90", "cutoff": cutoff, "confirm": "yes"}
     )
     assert done.status_code == 200
-    assert "Supprimé : 1 conversation(s), 5 événement(s)." in done.text
+    assert "Supprimé : 5 événement(s) de 1 conversation(s), dont 1 entièrement." in done.text
     with engine.connect() as conn:
         left = dict(conn.execute(sa.text("SELECT sender_id, count(*) FROM events GROUP BY sender_id")).all())
     assert OLD not in left and set(left) == {PUK, PII, GIBBERISH, FOLLOW_UP}

@@ -5,28 +5,45 @@ throttle and sessions, retention by event age, erasing one customer, sender ids 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import re
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
+from rasa.shared.core.events import BotUttered
 from starlette.testclient import TestClient
 
-from console import auth
+from console import auth, queries
+from console.__main__ import main as console_main
+from console.app import ref_key
+from console.config import ConfigError, Settings
+from console.masking import PHONE_MASK, mask
 from tests import test_console_app as base
 from tests.test_console_app import (
     ADMIN,
     BASE_URL,
     DAY,
+    EMAIL,
     FOLLOW_UP,
+    GIBBERISH,
+    OLD,
+    PHONE,
+    PII,
+    PII_TEXT,
     PUK,
     console_app,
     conversation_path,
     csrf_of,
+    listed,
     login,
     post_form,
+    user_event_id,
 )
 
 # the fixtures of tests/test_console_app.py, on a fresh copy of its database for each test
@@ -249,3 +266,231 @@ def test_a_failed_name_that_may_be_a_password_is_never_logged(client, caplog):
     assert typed_in_the_name_field not in caplog.text
     assert "unknown name (22 characters)" in caplog.text
     assert "failed login for 'alice'" in caplog.text
+
+
+# --- personal data: retention by event age --------------------------------------------
+
+MONTHLY = "fb:7310000000000042"  # a Messenger customer who writes once in a while
+MONTHLY_OLD_TEXT = "bonjour, ma facture de janvier"
+MONTHLY_NEW_TEXT = "et celle de ce mois-ci ?"
+
+
+def add_monthly_customer(engine: sa.engine.Engine) -> None:
+    """Old messages (200 days ago) and new ones (an hour ago) in one conversation."""
+    now = time.time()
+    old, new = now - 200 * DAY, now - 3600
+    base.store(
+        engine,
+        MONTHLY,
+        [
+            base.user(MONTHLY_OLD_TEXT, "facture", 0.9, "facebook", old),
+            BotUttered("Votre facture est dans l'espace client.", {}, {}, old + 1),
+            base.user(MONTHLY_NEW_TEXT, "facture", 0.4, "facebook", new),
+            BotUttered("La facture du mois arrive le 5.", {}, {}, new + 1),
+        ],
+    )
+
+
+def test_purge_deletes_old_events_even_in_an_active_conversation(admin, engine):
+    add_monthly_customer(engine)
+    path = conversation_path(MONTHLY)
+    old_id = user_event_id(engine, MONTHLY, MONTHLY_OLD_TEXT)
+    assert post_form(admin, path, path, op="label", event_id=str(old_id), intent="greet").status_code == 303
+    assert post_form(admin, path, path, op="tag", tag="facture").status_code == 303
+    preview = admin.get("/admin/purge", params={"days": "90"})
+    # OLD's 5 events, and the 2 old ones of MONTHLY; OLD alone goes entirely
+    assert "<strong>7</strong> événement(s)" in preview.text
+    assert "dans <strong>2</strong> conversation(s)" in preview.text
+    cutoff = re.search(r'name="cutoff" value="([^"]+)"', preview.text).group(1)
+    done = post_form(admin, "/admin", "/admin/purge", days="90", cutoff=cutoff, confirm="yes")
+    assert "Supprimé : 7 événement(s) de 2 conversation(s), dont 1 entièrement." in done.text
+    with engine.connect() as conn:
+        texts = [
+            json.loads(d).get("text")
+            for (d,) in conn.execute(sa.text("SELECT data FROM events WHERE sender_id = :s"), {"s": MONTHLY})
+        ]
+        labels = conn.execute(sa.text("SELECT count(*) FROM console_labels")).scalar()
+    assert MONTHLY_OLD_TEXT not in texts and MONTHLY_NEW_TEXT in texts
+    assert labels == 0  # the relabelled message is gone
+    assert count_events(engine, OLD) == 0
+    # the conversation stays, its summary rebuilt from what is left
+    assert MONTHLY in listed(admin) and OLD not in listed(admin)
+    assert listed(admin, tag="facture") == [MONTHLY]
+    page = admin.get(path).text
+    assert MONTHLY_NEW_TEXT.replace("'", "&#39;") in page and MONTHLY_OLD_TEXT not in page
+    assert "1 message(s) client" in page
+
+
+def test_the_console_purges_daily_when_retention_is_set(db_path, engine):
+    add_monthly_customer(engine)
+    retained = console_app(db_path, retention_days=90)
+    try:
+        with TestClient(retained, base_url=BASE_URL):
+            deadline = time.monotonic() + 10
+            while count_events(engine, OLD) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert count_events(engine, OLD) == 0
+        assert count_events(engine, MONTHLY) == 2  # the recent half stays
+        assert count_events(engine, PUK) > 0
+    finally:
+        retained.state.engine.dispose()
+
+
+def test_retention_days_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CONSOLE_DB_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.delenv("CHAT_CAGOU_RETENTION_DAYS", raising=False)
+    assert Settings.from_env(dev=True).retention_days is None
+    monkeypatch.setenv("CHAT_CAGOU_RETENTION_DAYS", "180")
+    assert Settings.from_env(dev=True).retention_days == 180
+    for wrong in ("0", "abc", "nan", "-5"):
+        monkeypatch.setenv("CHAT_CAGOU_RETENTION_DAYS", wrong)
+        with pytest.raises(ConfigError):
+            Settings.from_env(dev=True)
+    monkeypatch.setenv("CHAT_CAGOU_RETENTION_DAYS", "")
+    monkeypatch.setenv("CONSOLE_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1")
+    assert Settings.from_env(dev=True).trusted_proxies == ("10.0.0.0/8", "192.168.1.1")
+    monkeypatch.setenv("CONSOLE_TRUSTED_PROXIES", "le-proxy")
+    with pytest.raises(ConfigError):
+        Settings.from_env(dev=True)
+
+
+# --- personal data: erasing one customer ----------------------------------------------
+
+CONSOLE_TABLES = ("console_tags", "console_notes", "console_reviews", "console_labels", "console_refs")
+
+
+def rows_of(engine: sa.engine.Engine, sender_id: str) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            table: conn.execute(
+                sa.text(f"SELECT count(*) FROM {table} WHERE sender_id = :s"), {"s": sender_id}
+            ).scalar()
+            for table in ("events", "console_conversations", "console_messages", *CONSOLE_TABLES)
+        }
+
+
+def staff_work_on(admin: TestClient, engine: sa.engine.Engine, sender_id: str, text: str) -> None:
+    path = conversation_path(sender_id)
+    event_id = user_event_id(engine, sender_id, text)
+    for fields in (
+        {"op": "tag", "tag": "à revoir"},
+        {"op": "note", "text": "le client demande l'effacement"},
+        {"op": "review"},
+        {"op": "label", "event_id": str(event_id), "intent": "perte_vol"},
+    ):
+        assert post_form(admin, path, path, **fields).status_code == 303, fields
+
+
+def test_an_admin_erases_one_customer_found_by_what_they_wrote(admin, engine, caplog):
+    staff_work_on(admin, engine, PII, PII_TEXT)
+    assert all(rows_of(engine, PII).values())
+    found = admin.get("/admin/erase", params={"q": PHONE})
+    assert found.status_code == 200
+    ref = queries.conversation_ref(ref_key(base.SECRET), PII)
+    assert f'name="conversation" value="{ref}"' in found.text and PII not in found.text
+    token = csrf_of(found.text)
+    unconfirmed = admin.post("/admin/erase", data={"csrf_token": token, "conversation": ref})
+    assert unconfirmed.status_code == 400 and count_events(engine, PII) > 0
+    with caplog.at_level(logging.INFO, logger="console"):
+        done = admin.post("/admin/erase", data={"csrf_token": token, "conversation": ref, "confirm": "yes"})
+    assert done.status_code == 200 and "Effacé : 6 événement(s)" in done.text
+    assert set(rows_of(engine, PII).values()) == {0}
+    assert count_events(engine, PUK) > 0  # nobody else
+    assert PII not in listed(admin)
+    assert "erasure by alice of conversation" in caplog.text
+    for secret in (PII, PHONE, EMAIL, "perdu"):
+        assert secret not in caplog.text
+    assert admin.get(conversation_path(PII)).status_code == 404
+
+
+def test_a_viewer_cannot_erase(client, engine):
+    assert login(client, base.VIEWER).status_code == 303
+    assert client.get("/admin/erase", params={"q": PHONE}).status_code == 403
+    ref = queries.conversation_ref(ref_key(base.SECRET), PII)
+    refused = post_form(client, "/conversations", "/admin/erase", conversation=ref, confirm="yes")
+    assert refused.status_code == 403 and count_events(engine, PII) > 0
+
+
+def test_erase_from_the_command_line_with_messenger_dedupe_ids(
+    db_path, engine, tmp_path, monkeypatch, capsys
+):
+    app = console_app(db_path)  # tables and index as the running console leaves them
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as admin:
+        assert login(admin, ADMIN).status_code == 303
+        staff_work_on(admin, engine, PII, PII_TEXT)
+        add_monthly_customer(engine)
+        listed(admin)
+    app.state.engine.dispose()
+    dedupe = tmp_path / "messenger_mids.db"
+    psid = MONTHLY.removeprefix("fb:")
+    with sqlite3.connect(dedupe) as conn:
+        conn.execute("CREATE TABLE seen_mid (mid TEXT PRIMARY KEY, seen_at REAL NOT NULL)")
+        conn.executemany(
+            "INSERT INTO seen_mid VALUES (?, ?)",
+            [(f"postback:{psid}:1700000000:/facture", 1.0), ("mid:m_abc", 1.0), ("postback:999:1:/x", 1.0)],
+        )
+    monkeypatch.setenv("CONSOLE_DB_URL", f"sqlite:///{db_path}")
+    monkeypatch.setenv("FB_DEDUPE_DB", str(dedupe))
+    assert console_main(["erase", "--search", EMAIL, "--dry-run"]) == 0
+    assert "1 conversation(s) concernée(s)." in capsys.readouterr().out
+    assert count_events(engine, PII) > 0
+    assert console_main(["erase", "--search", EMAIL, "--yes"]) == 0
+    assert set(rows_of(engine, PII).values()) == {0}
+    assert console_main(["erase", "--sender", MONTHLY, "--yes"]) == 0
+    assert set(rows_of(engine, MONTHLY).values()) == {0}
+    with sqlite3.connect(dedupe) as conn:
+        left = {mid for (mid,) in conn.execute("SELECT mid FROM seen_mid")}
+    assert left == {"mid:m_abc", "postback:999:1:/x"}
+    assert count_events(engine, PUK) > 0
+
+
+# --- personal data: masking, sender ids, export ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rappelez moi au 78\u00a012\u00a034",  # no-break spaces
+        "au 78\u202f12\u202f34 merci",  # narrow no-break spaces
+        "au 78  12  34 merci",  # double spaces
+        "(+687) 78 12 34",
+        "+33 (0)6 12 34 56 78",
+        "appelez-moi au0612345678",  # glued to a word
+        "numéro:781234merci",
+    ],
+)
+def test_phone_numbers_written_any_way_are_masked(text):
+    masked = mask(text)
+    assert PHONE_MASK in masked and not any(ch.isdigit() for ch in masked), masked
+
+
+def test_sender_ids_are_never_shown_in_pages_or_urls(admin, engine):
+    add_monthly_customer(engine)
+    path = conversation_path(FOLLOW_UP)
+    event_id = user_event_id(engine, FOLLOW_UP, base.RELABEL_TEXT)
+    assert (
+        post_form(admin, path, path, op="label", event_id=str(event_id), intent="resiliation").status_code
+        == 303
+    )
+    senders = (PUK, PII, GIBBERISH, FOLLOW_UP, OLD, MONTHLY, MONTHLY.removeprefix("fb:"))
+    for page_path in ("/conversations", "/labels", conversation_path(MONTHLY), conversation_path(GIBBERISH)):
+        page = admin.get(page_path)
+        assert page.status_code == 200, page_path
+        for sender in senders:
+            assert sender not in page.text and quote(sender, safe="") not in page.text, (page_path, sender)
+    # the channel's namespace and a short reference instead
+    assert (
+        "fb:réf. " + queries.conversation_ref(ref_key(base.SECRET), MONTHLY)[:8]
+        in admin.get(conversation_path(MONTHLY)).text
+    )
+    # an older link by sender id still leads to the conversation, by its reference
+    old_link = admin.get("/conversations/" + quote(FOLLOW_UP, safe=""))
+    assert old_link.status_code == 303 and old_link.headers["location"] == conversation_path(FOLLOW_UP)
+    assert admin.get("/conversations/" + "0" * 32).status_code == 404
+
+
+def test_the_export_warns_that_names_and_numbers_must_be_reviewed(admin):
+    for page_path in ("/labels", "/admin"):
+        assert "relisez chaque exemple avant de le committer" in admin.get(page_path).text
+    export = admin.get("/labels/export.yml").text
+    assert "# ATTENTION : relisez chaque exemple avant de le committer" in export
