@@ -105,6 +105,13 @@ class Console:
     def stop(self) -> None:
         stop(self.proc, timeout=15)
 
+    def conversation_path(self, sender_id: str) -> str:
+        """The page of a conversation: the console names it by a keyed reference, never by
+        its sender id (console.app.conversation_url), with this console's key."""
+        from console.app import conversation_url, ref_key
+
+        return conversation_url(ref_key(self.env["CONSOLE_SECRET_KEY"]), sender_id)
+
 
 @contextmanager
 def running_console(db_url: str, log: Path, **env: str | None) -> Iterator[Console]:

@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import uuid
-from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -74,7 +73,7 @@ def console(servers, tmp_path_factory):
     engine.dispose()
     workdir = tmp_path_factory.mktemp("console-browser")
     with running_console(db_url, workdir / "console.log") as running:
-        yield running.url, admin, senders, workdir, db_url
+        yield running.url, admin, senders, workdir, db_url, running.conversation_path
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +84,7 @@ def browser():
 
 
 def test_staff_journey_in_chromium(console, browser):
-    url, (name, password), senders, workdir, db_url = console
+    url, (name, password), senders, workdir, db_url, conversation_path = console
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     docs = os.environ.get("UPDATE_SCREENSHOTS") == "1"
     if docs:
@@ -131,9 +130,9 @@ def test_staff_journey_in_chromium(console, browser):
         shot("03-low-confidence", "conversations-filtered")
 
         # open it
-        sender = quote(target["sender"], safe="")
-        page.locator(f'a[href="/conversations/{sender}"]').first.click()
-        page.wait_for_url(f"**/conversations/{sender}")
+        path = conversation_path(target["sender"])
+        page.locator(f'a[href="{path}"]').first.click()
+        page.wait_for_url(f"**{path}")
         assert PHONE not in page.content()
         message = page.locator(f"article#m{target['event_id']}")
         assert f"{target['confidence']:.2f}" in message.inner_text()
