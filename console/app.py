@@ -115,8 +115,8 @@ class TrustedProxyHeaders:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
         if scope["type"] == "http" and client and self.trusted(client[0]):
-            headers = dict(scope["headers"])
-            forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+            # several X-Forwarded-For headers are one list, in order
+            forwarded = ",".join(v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for")
             hops = [h.strip() for h in forwarded.split(",") if h.strip()]
             for hop in reversed(hops):
                 if not self.trusted(hop):
@@ -126,7 +126,8 @@ class TrustedProxyHeaders:
                         break  # not an address: keep the peer's
                     scope = {**scope, "client": (hop, 0)}
                     break
-            proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").strip().lower()
+            protos = [v for k, v in scope["headers"] if k == b"x-forwarded-proto"]
+            proto = protos[-1].decode("latin-1").split(",")[-1].strip().lower() if protos else ""
             if proto in ("http", "https"):
                 scope = {**scope, "scheme": proto}
         await self.app(scope, receive, send)
@@ -149,7 +150,7 @@ class RequireLogin:
         session = scope["session"]
         user = await run_in_threadpool(self._user, session)
         if user is None:
-            session.pop("uid", None)
+            session.pop("sid", None)
             if scope["method"] in ("GET", "HEAD"):
                 target = scope["path"] + (
                     "?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""

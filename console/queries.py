@@ -578,41 +578,47 @@ def _delete_senders(conn: Connection, senders: list[str]) -> None:
 
 
 def purge(engine: Engine, cutoff: float) -> dict[str, int]:
-    """Deletes every event older than `cutoff` and what depends on it (see above)."""
+    """Deletes every event older than `cutoff` and what depends on it (see above), 500
+    conversations per transaction: the tracker store is never locked for long."""
     _check_cutoff(cutoff)
     done = {"conversations": 0, "events": 0, "whole": 0}
     e = db.events.c
     # no fold of a conversation while it changes
-    with indexer._lock, engine.begin() as conn:
-        if not db.has_events_table(conn):
-            return done
-        senders = [s for s, _, _ in _senders_with_old_events(conn, cutoff)]
+    with indexer._lock:
+        with engine.connect() as conn:
+            if not db.has_events_table(conn):
+                return done
+            senders = [s for s, _, _ in _senders_with_old_events(conn, cutoff)]
         for i in range(0, len(senders), 500):
             chunk = senders[i : i + 500]
-            done["events"] += conn.execute(
-                db.events.delete().where(e.sender_id.in_(chunk), e.timestamp < cutoff)
-            ).rowcount
-            done["conversations"] += len(chunk)
-            left = set(
-                conn.execute(sa.select(e.sender_id).distinct().where(e.sender_id.in_(chunk))).scalars()
-            )
-            gone = [s for s in chunk if s not in left]
-            kept = [s for s in chunk if s in left]
-            done["whole"] += len(gone)
-            if gone:
-                _delete_senders(conn, gone)
-            if kept:
-                conn.execute(
-                    db.labels.delete().where(
-                        db.labels.c.sender_id.in_(kept),
-                        db.labels.c.event_id.not_in(sa.select(e.id).where(e.sender_id.in_(kept))),
+            with engine.begin() as conn:
+                done["events"] += conn.execute(
+                    db.events.delete().where(e.sender_id.in_(chunk), e.timestamp < cutoff)
+                ).rowcount
+                done["conversations"] += len(chunk)
+                left = set(
+                    conn.execute(sa.select(e.sender_id).distinct().where(e.sender_id.in_(chunk))).scalars()
+                )
+                gone = [s for s in chunk if s not in left]
+                kept = [s for s in chunk if s in left]
+                done["whole"] += len(gone)
+                if gone:
+                    _delete_senders(conn, gone)
+                if kept:
+                    conn.execute(
+                        db.labels.delete().where(
+                            db.labels.c.sender_id.in_(kept),
+                            db.labels.c.event_id.not_in(sa.select(e.id).where(e.sender_id.in_(kept))),
+                        )
                     )
-                )
-                conn.execute(
-                    db.notes.delete().where(db.notes.c.sender_id.in_(kept), db.notes.c.created_at < cutoff)
-                )
-                indexer.refold(conn, kept)
-        indexer.after_purge(conn)
+                    conn.execute(
+                        db.notes.delete().where(
+                            db.notes.c.sender_id.in_(kept), db.notes.c.created_at < cutoff
+                        )
+                    )
+                    indexer.refold(conn, kept)
+        with engine.begin() as conn:
+            indexer.after_purge(conn)
     return done
 
 
