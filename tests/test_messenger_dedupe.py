@@ -311,3 +311,92 @@ def test_shutdown_cancels_what_does_not_finish_in_time_and_releases_its_id(chann
     run(scenario())
     assert rasa.seen == []
     assert SqliteSeen(channel.dedupe_db).claim_now("mid:a")  # unseen: the next delivery is handled
+
+
+SANIC_APP = """
+import asyncio, sys
+from sanic import Sanic
+from channels.messenger import GraphClient, MessengerInput
+
+port, out, db = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+async def send(self, body):
+    return True
+
+GraphClient.send = send
+
+async def rasa(message):  # a turn of 1.5 s
+    await asyncio.sleep(1.5)
+    with open(out, "a") as f:
+        f.write(message.text + "\\n")
+    await message.output_channel.send_text_message(message.sender_id, "ok")
+
+app = Sanic("shutdown_test")
+channel = MessengerInput("verify", "secret", "token", dedupe_db=db)
+app.blueprint(channel.blueprint(rasa), url_prefix="/webhooks/facebook")
+app.run(host="127.0.0.1", port=port, access_log=False)
+"""
+
+
+def test_sigterm_lets_the_messages_being_handled_finish(tmp_path):
+    """A real Sanic server (the version Rasa runs) with the channel's blueprint: SIGTERM right
+    after the webhook's acknowledgement, and the message is still handled before the exit."""
+    import hashlib
+    import hmac
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    from harness.ports import free_port
+    from harness.project import ROOT
+    from harness.waiting import wait_until
+
+    port, out = free_port(), tmp_path / "handled.txt"
+    env = {**os.environ, "CHAT_CAGOU_RATE_LIMIT_STORE": "memory", "PYTHONPATH": str(ROOT)}
+    env.pop(dedupe.ENV_STORE, None)
+    env.pop(dedupe.ENV_SHUTDOWN_TIMEOUT, None)
+    log = (tmp_path / "sanic.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-c", SANIC_APP, str(port), str(out), str(tmp_path / "mids.db")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def up() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/webhooks/facebook/", timeout=1).ok
+            except requests.ConnectionError:
+                return process.poll() is not None
+
+        assert wait_until(up, timeout=60, interval=0.1) and process.poll() is None, (
+            tmp_path / "sanic.log"
+        ).read_text()
+        event = {
+            "sender": {"id": PSID},
+            "recipient": {"id": "page"},
+            "message": {"mid": "m_1", "text": "bonjour"},
+        }
+        body = json.dumps({"object": "page", "entry": [{"id": "page", "messaging": [event]}]}).encode()
+        signature = "sha256=" + hmac.new(b"secret", body, hashlib.sha256).hexdigest()
+        reply = requests.post(
+            f"http://127.0.0.1:{port}/webhooks/facebook/webhook",
+            data=body,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+            timeout=10,
+        )
+        assert reply.status_code == 200 and reply.text == "EVENT_RECEIVED"
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+    assert out.exists() and out.read_text() == "bonjour\n", (tmp_path / "sanic.log").read_text()
+    assert not SqliteSeen(str(tmp_path / "mids.db")).claim_now("mid:m_1")  # handled: seen
