@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -501,3 +502,23 @@ def test_webhook_off_without_secrets(servers):
         ).status_code
         == 503
     )
+
+
+@pytest.mark.servers
+@pytest.mark.model
+def test_stopping_rasa_finishes_the_messages_being_handled(messenger):
+    """SIGTERM while a Messenger message is being handled (each Graph call takes 1 s): Rasa
+    waits for it (before_server_stop, FB_SHUTDOWN_TIMEOUT) and the customer gets the answer.
+    Rasa's channel, and this one before, let the message die with the process. Last test of the
+    module: it stops the shared Rasa."""
+    servers, stub = messenger
+    user = psid()
+    stub.delay = 1.0
+    try:
+        Facebook(servers).send(Facebook.event(user, message={"text": "code PUK ?"}))
+        assert servers.rasa is not None
+        servers.rasa.send_signal(signal.SIGTERM)
+        servers.rasa.wait(timeout=30)
+    finally:
+        stub.delay = 0.0
+    assert any("Code PUK" in message_text(m) for m in stub.messages(user))

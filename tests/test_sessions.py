@@ -170,3 +170,45 @@ def test_a_session_older_than_the_hours_bound_ends(
     full = asyncio.run(store.retrieve_full_tracker("client"))
     assert full is not None
     assert sum(isinstance(e, SessionStarted) for e in full.events) == sessions_expected
+
+
+@pytest.mark.servers
+@pytest.mark.model
+def test_rasa_starts_a_new_session_when_a_conversation_gets_long(tmp_path):
+    """The real `rasa run` (channels of credentials.yml, SQLite tracker store) with a bound of
+    20 events: a customer asking 8 questions in a row gets new sessions, each of at most about
+    20 events, and the answers keep coming."""
+    import sqlite3
+    import uuid
+
+    import requests
+
+    from harness.servers import running_servers
+
+    sender = "long-" + uuid.uuid4().hex[:8]
+    questions = ["code PUK ?", "et par mail ?", "vous êtes ouverts quand ?", "je veux résilier"] * 2
+    with running_servers(tmp_path, extra_env={sessions.ENV_MAX_EVENTS: "20"}) as servers:
+        for question in questions:
+            reply = requests.post(
+                servers.rasa_url + "/webhooks/rest/webhook",
+                json={"sender": sender, "message": question},
+                timeout=60,
+            )
+            assert reply.status_code == 200 and reply.json(), question
+        with sqlite3.connect(servers.tracker_db) as db:
+            types = [
+                row[0]
+                for row in db.execute(
+                    "SELECT type_name FROM events WHERE sender_id LIKE ? ORDER BY id", ("%" + sender,)
+                )
+            ]
+    assert types.count("user") == len(questions)
+    assert types.count("session_started") >= 3
+    lengths, current = [], 0
+    for kind in types:
+        if kind == "session_started":
+            lengths.append(current)
+            current = 0
+        current += 1
+    lengths.append(current)
+    assert max(lengths) <= 20 + 15, lengths  # the bound, plus the turn that crossed it
