@@ -205,6 +205,47 @@ def test_a_message_waiting_behind_a_dead_instance_ticket_is_served(prod):
     assert store.get_lock(conversation) is None
 
 
+# --- Messenger's message ids in Redis ---------------------------------------------------------
+
+
+def test_messenger_delivery_reaching_both_instances_is_answered_once(prod):
+    """FB_DEDUPE_STORE=redis: the same Messenger delivery reaching both instances at once (a
+    retry that nginx sends to the other one) is handled once, and its id is then seen in Redis."""
+    import hashlib
+    import hmac
+
+    sender = str(6_000_000_000_000_000 + uuid.uuid4().int % 10**15)
+    mid = "m_" + uuid.uuid4().hex
+    event = {
+        "sender": {"id": sender},
+        "recipient": {"id": "page"},
+        "timestamp": int(time.time() * 1000),
+        "message": {"mid": mid, "text": "code PUK ?"},
+    }
+    body = json.dumps({"object": "page", "entry": [{"id": "page", "time": 1, "messaging": [event]}]}).encode()
+    signature = "sha256=" + hmac.new(prod.fb["FB_SECRET"].encode(), body, hashlib.sha256).hexdigest()
+
+    def post(base: str) -> int:
+        return requests.post(
+            base + "/webhooks/facebook/webhook",
+            data=body,
+            timeout=30,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+        ).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(post, [prod.rasa_url(0), prod.rasa_url(1)] * 2)) == [200] * 4
+
+    def answers() -> int:
+        return sum(label("code_puk") in text for text in prod.graph.texts(sender))
+
+    assert wait_until(lambda: answers() >= 1, timeout=60, interval=0.2)
+    key = prod.redis.prefix + ":messenger:mid:" + hashlib.sha256(f"mid:{mid}".encode()).hexdigest()
+    assert wait_until(lambda: prod.redis.client().get(key) == b"done", timeout=10, interval=0.2)
+    time.sleep(2)  # a duplicate would have been answered by now
+    assert answers() == 1
+
+
 # --- action server down ---------------------------------------------------------------------
 
 
