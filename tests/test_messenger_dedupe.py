@@ -325,8 +325,8 @@ async def send(self, body):
 
 GraphClient.send = send
 
-async def rasa(message):  # a turn of 1.5 s
-    await asyncio.sleep(1.5)
+async def rasa(message):  # a turn of 0.5 s
+    await asyncio.sleep(0.5)
     with open(out, "a") as f:
         f.write(message.text + "\\n")
     await message.output_channel.send_text_message(message.sender_id, "ok")
