@@ -12,9 +12,19 @@ every user message, whatever its channel, goes through the same checks before Ra
 3. it is at most `CHAT_CAGOU_MAX_MESSAGE_CHARS` characters (default 1000, what the widget
    lets one type);
 4. the sender has not sent more than `CHAT_CAGOU_RATE_LIMIT` messages ("N/SECONDS",
-   default 30 in 60 s) in the sliding window. The window is kept in Redis when
+   default 30 in 60 s) in the sliding window, nor has the connection it came through (a
+   widget socket, which may hold two sessions). The window is kept in Redis when
    `CHAT_CAGOU_RATE_LIMIT_STORE=redis` (production: shared by every Rasa instance, same
-   REDIS_* variables as the lock store), else in the process.
+   REDIS_* variables as the lock store), else in the process;
+5. customer text never reaches Rasa as an intent command: Rasa reads a text starting with
+   "/" as `/intent{entities}` (confidence 1, no NLU), so "/restart" typed by a customer
+   would restart the conversation silently (a false outage alarm) and "/greet" would count
+   as a sure prediction. Only the exact payloads of our own buttons (`button_payloads()`,
+   from actions/answers.py) keep their slash; any other leading slash is removed.
+
+Order matters for floods: every message is counted first (an empty, unreadable or too long
+message uses the window like any other), and a text far beyond the length limit is refused
+before it is cleaned (the cleaning walks every character).
 
 A message that fails a check gets a polite French reply through its own channel, and is not
 passed to Rasa: nothing is stored. Everything else (emojis only, English, HTML, SQL-looking
@@ -48,7 +58,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
@@ -61,6 +71,9 @@ ENV_RATE_LIMIT = "CHAT_CAGOU_RATE_LIMIT"
 ENV_RATE_STORE = "CHAT_CAGOU_RATE_LIMIT_STORE"
 
 DEFAULT_MAX_CHARS = 1000
+# A raw text longer than this many times the limit is refused without being cleaned (the
+# cleaning may shorten a text: "\r\n" becomes "\n", invisible characters go).
+RAW_LENGTH_FACTOR = 4
 DEFAULT_RATE_LIMIT = "30/60"
 MAX_METADATA_BYTES = 4096
 MAX_TRACKED_SENDERS = 100_000  # in-process limiter: least recently seen senders forgotten beyond this
@@ -151,6 +164,38 @@ def clean_metadata(metadata: Any) -> dict[str, Any] | None:
 
 def valid_sender(sender_id: Any) -> bool:
     return isinstance(sender_id, str) and bool(SENDER_ID.match(sender_id))
+
+
+# --- intent commands ----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def button_payloads() -> frozenset[str]:
+    """Every payload our answers put on a button (actions/answers.py): the only texts that
+    may reach Rasa as an intent command."""
+    from actions.fiche import PROCEDURES
+
+    payloads = {
+        answers.button(title, f"/{topic}")["payload"] for topic, title in answers.TOPIC_TITLES.items()
+    }
+    payloads |= {"/affirm", "/deny"}  # answers.py's scope question
+    payloads |= {
+        answers.channel_button(procedure, channel)["payload"]
+        for procedure in PROCEDURES
+        for channel in answers.CHANNEL_BUTTONS
+    }
+    return frozenset(payloads)
+
+
+_LEADING_SLASHES = re.compile(r"^[\s/]+")
+
+
+def neutralise_command(text: str) -> str:
+    """`text` unless it would be read by Rasa as an intent command that is not one of our
+    buttons' payloads: then without its leading slashes ("/restart" -> "restart")."""
+    if not text.startswith("/") or text in button_payloads():
+        return text
+    return _LEADING_SLASHES.sub("", text)
 
 
 # --- rate limit ---------------------------------------------------------------------------
@@ -300,30 +345,42 @@ class Guard:
         )
         return cls(max_chars, limiter)
 
-    async def check(self, sender_id: Any, text: Any) -> Verdict:
-        if not isinstance(text, str):
-            return Verdict(None, answers.UNREADABLE_TEXT, "unreadable")
-        cleaned = clean_text(text)
-        if not cleaned:
-            return Verdict(None, answers.EMPTY_TEXT, "empty")
-        if len(cleaned) > self.max_chars:
-            return Verdict(None, answers.too_long(self.max_chars), "too_long")
-        wait = await self.limiter.hit(str(sender_id))
+    async def check(self, sender_id: Any, text: Any, connection: str | None = None) -> Verdict:
+        """The verdict on one message. Every message is counted, for its sender and for its
+        `connection` (a widget socket) if any, before anything else is done with it."""
+        waits = [await self.limiter.hit(str(sender_id))]
+        if connection is not None:
+            waits.append(await self.limiter.hit("connection:" + connection))
+        wait = max(waits)
         if wait > 0:
             return Verdict(None, answers.rate_limited(max(1, math.ceil(wait))), "rate_limited")
+        if not isinstance(text, str):
+            return Verdict(None, answers.UNREADABLE_TEXT, "unreadable")
+        if len(text) > RAW_LENGTH_FACTOR * self.max_chars:
+            return Verdict(None, answers.too_long(self.max_chars), "too_long")
+        cleaned = clean_text(text)
+        if len(cleaned) > self.max_chars:
+            return Verdict(None, answers.too_long(self.max_chars), "too_long")
+        cleaned = neutralise_command(cleaned)
+        if not cleaned:
+            return Verdict(None, answers.EMPTY_TEXT, "empty")
         return Verdict(cleaned, None)
 
     async def handle(
-        self, message: UserMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+        self,
+        message: UserMessage,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        connection: str | None = None,
     ) -> None:
-        """Check `message`; pass it to Rasa or answer it here; answer a silent turn."""
+        """Check `message`; pass it to Rasa or answer it here; answer a silent turn.
+        `connection`: the id of the connection it came through, rate-limited too."""
         output = message.output_channel
         if not valid_sender(message.sender_id):
             # No conversation to answer in: REST refuses these with 400 before this point,
             # socket.io and Messenger ids are checked by their channels.
             logger.warning("guard: message with an invalid sender id dropped")
             return
-        verdict = await self.check(message.sender_id, message.text)
+        verdict = await self.check(message.sender_id, message.text, connection)
         if verdict.reply is not None:
             logger.info("guard: message refused (%s)", verdict.reason)
             await output.send_text_message(message.sender_id, verdict.reply)
@@ -353,12 +410,16 @@ def default_guard() -> Guard:
     return _guard
 
 
+class GuardedHandler(Protocol):
+    async def __call__(self, message: UserMessage, connection: str | None = None) -> None: ...
+
+
 def guarded(
     on_new_message: Callable[[UserMessage], Awaitable[Any]], guard: Guard | None = None
-) -> Callable[[UserMessage], Awaitable[None]]:
+) -> GuardedHandler:
     """`on_new_message` behind the guard: what every channel passes its messages to."""
 
-    async def handler(message: UserMessage) -> None:
-        await (guard or default_guard()).handle(message, on_new_message)
+    async def handler(message: UserMessage, connection: str | None = None) -> None:
+        await (guard or default_guard()).handle(message, on_new_message, connection)
 
     return handler

@@ -17,6 +17,10 @@ What Rasa 3.6's channel gets wrong, and what this one does instead:
 - it calls the Graph API with blocking requests inside the event loop: here `GraphClient`
   posts with aiohttp, to `FB_GRAPH_API_URL` (tests point it to a local stub server).
 
+Sender ids are namespaced per channel: a conversation's tracker sender id is "fb:" + the
+page-scoped id (PSID), so that REST ("rest:...") or the widget ("web:...") cannot write into it;
+`MessengerOutput` strips the prefix and sends to the raw PSID.
+
 Secrets come from the environment (FB_VERIFY, FB_SECRET, FB_PAGE_ACCESS_TOKEN), never from
 the repository: see docs/channels.md.
 """
@@ -70,6 +74,8 @@ MAX_TEMPLATE_BUTTONS = 3
 MAX_QUICK_REPLIES = 10  # the platform allows 13; Rasa's client and the brief cap at 10
 MAX_TITLE = 20  # button and quick reply titles
 MAX_PAYLOAD = 1000
+
+SENDER_PREFIX = "fb:"
 
 # Signature header -> the only algorithm accepted in it.
 SIGNATURE_HEADERS = (("X-Hub-Signature-256", "sha256"), ("X-Hub-Signature", "sha1"))
@@ -301,6 +307,11 @@ def messages_for(text: str, buttons: list[dict[str, Any]] | None = None) -> list
     return messages
 
 
+def psid_of(recipient_id: str) -> str:
+    """The page-scoped id to send to: the tracker sender id without its "fb:" prefix."""
+    return recipient_id.removeprefix(SENDER_PREFIX)
+
+
 # --- the Graph API edge -----------------------------------------------------------------
 
 
@@ -352,11 +363,11 @@ class MessengerOutput(OutputChannel):
 
     async def _send_message(self, recipient_id: str, message: dict[str, Any]) -> None:
         await self.client.send(
-            {"recipient": {"id": recipient_id}, "messaging_type": "RESPONSE", "message": message}
+            {"recipient": {"id": psid_of(recipient_id)}, "messaging_type": "RESPONSE", "message": message}
         )
 
     async def send_action(self, recipient_id: str, sender_action: str) -> None:
-        await self.client.send({"recipient": {"id": recipient_id}, "sender_action": sender_action})
+        await self.client.send({"recipient": {"id": psid_of(recipient_id)}, "sender_action": sender_action})
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         for message in messages_for(text):
@@ -552,7 +563,7 @@ class MessengerInput(InputChannel):
                 return response.text("forbidden", status=403)
             try:
                 payload = json.loads(request.body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return response.text("invalid JSON", status=400)
             if not isinstance(payload, dict):
                 return response.text("invalid payload", status=400)
@@ -586,7 +597,13 @@ class MessengerInput(InputChannel):
             await out_channel.send_action(sender_id, "typing_on")
             try:
                 await on_new_message(
-                    UserMessage(text, out_channel, sender_id, input_channel=self.name(), metadata=metadata)
+                    UserMessage(
+                        text,
+                        out_channel,
+                        SENDER_PREFIX + sender_id,
+                        input_channel=self.name(),
+                        metadata=metadata,
+                    )
                 )
             except Exception:  # one failed message must not stop the others
                 logger.exception("Messenger: could not handle a message")

@@ -8,6 +8,11 @@ and same answer (the list of bot messages) as Rasa's RestInput. Differences:
   shared sender "default" when `sender` is missing);
 - the client cannot choose the `input_channel` stored in the tracker (Rasa's takes it from
   the body: a REST client could pass itself off as Messenger): it is always "rest";
+- nor can it write into another channel's conversation: the tracker's sender id is
+  "rest:" + `sender` (widget conversations are "web:...", Messenger's "fb:..."). The
+  answer's `recipient_id` is the client's `sender`, as with Rasa's channel;
+- deeply nested JSON is a 400 like any other malformed body (Python's parser raises
+  RecursionError, which Rasa answers with a 500);
 - every message goes through the guard: empty, too long or rate-limited messages get a polite
   French reply (HTTP 200, like any answer) and are not stored; a turn that produced no
   answer (action server down) gets the contacts message.
@@ -15,7 +20,9 @@ and same answer (the list of bot messages) as Rasa's RestInput. Differences:
 
 from __future__ import annotations
 
+import asyncio
 import json
+from asyncio import Queue
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,6 +36,7 @@ from sanic.response import HTTPResponse, ResponseStream
 from channels.guard import SENDER_ID, guarded, metadata_problem
 
 USAGE = 'POST {"sender": "<id>", "message": "<texte>"}'
+SENDER_PREFIX = "rest:"
 
 
 def bad_request(error: str, detail: str) -> HTTPResponse:
@@ -39,7 +47,7 @@ def parse_body(body: bytes) -> dict | HTTPResponse:
     """The request's JSON object, or the 400 answer saying what is wrong with it."""
     try:
         payload = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return bad_request("invalid_json", "Le corps de la requête n'est pas du JSON valide.")
     if not isinstance(payload, dict):
         return bad_request("invalid_payload", "Le corps de la requête doit être un objet JSON.")
@@ -79,11 +87,34 @@ class RestInput(RasaRestInput):
             metadata: dict | None = payload.get("metadata")
             if rasa.utils.endpoints.bool_arg(request, "stream", default=False):
                 return response.stream(
-                    self.stream_response(handle, text, sender, self.name(), metadata),
-                    content_type="text/event-stream",
+                    self._stream(handle, text, sender, metadata), content_type="text/event-stream"
                 )
             collector = CollectingOutputChannel()
-            await handle(UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata))
-            return response.json(collector.messages)
+            await handle(
+                UserMessage(
+                    text, collector, SENDER_PREFIX + sender, input_channel=self.name(), metadata=metadata
+                )
+            )
+            return response.json([{**m, "recipient_id": sender} for m in collector.messages])
 
         return webhook
+
+    def _stream(
+        self,
+        handle: Callable[[UserMessage], Awaitable[Any]],
+        text: str,
+        sender: str,
+        metadata: dict | None,
+    ) -> Callable[[Any], Awaitable[None]]:
+        """Rasa's stream_response, with the client's `sender` as each message's recipient_id."""
+
+        async def stream(resp: Any) -> None:
+            queue: Queue = Queue()
+            task = asyncio.ensure_future(
+                self.on_message_wrapper(handle, text, queue, SENDER_PREFIX + sender, self.name(), metadata)
+            )
+            while (result := await queue.get()) != "DONE":
+                await resp.write(json.dumps({**result, "recipient_id": sender}) + "\n")
+            await task
+
+        return stream

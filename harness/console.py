@@ -173,13 +173,14 @@ class StaffClient(requests.Session):
 def produce_conversations(
     say: Callable[[str, str], object], prefix: str, script: dict[str, list[str]] = SCRIPT
 ) -> dict[str, str]:
-    """Sends the script to the assistant (`say(sender, text)`); returns kind -> sender id."""
+    """Sends the script to the assistant over REST (`say(sender, text)`); returns kind -> the
+    tracker sender id (REST senders are stored as "rest:" + sender, channels/rest.py)."""
     senders = {}
     for kind, turns in script.items():
         sender = f"{prefix}-{kind}"
         for text in turns:
             say(sender, text)
-        senders[kind] = sender
+        senders[kind] = "rest:" + sender
     return senders
 
 

@@ -4,11 +4,12 @@ ports, with a SQLite tracker store of their own: what `make run` starts."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +95,12 @@ class Servers:
         stop(self.actions)
 
     def events(self, sender: str) -> list[dict[str, Any]]:
-        """The events of `sender` stored in the tracker store, in order."""
-        with sqlite3.connect(self.tracker_db) as db:
-            rows = db.execute("SELECT data FROM events WHERE sender_id = ? ORDER BY id", (sender,)).fetchall()
+        """The events of the client id `sender` (see `tracker_ids`) in the SQLite tracker store."""
+        ids = tracker_ids(sender)
+        with closing(sqlite3.connect(self.tracker_db)) as db:
+            rows = db.execute(
+                f"SELECT data FROM events WHERE sender_id IN ({', '.join('?' * len(ids))}) ORDER BY id", ids
+            ).fetchall()
         return [json.loads(data) for (data,) in rows]
 
     def user_texts(self, sender: str) -> list[str]:
@@ -111,6 +115,17 @@ class Servers:
     def say(self, sender: str, message: Any, timeout: float = 30) -> list[dict[str, Any]]:
         """One message through the REST channel; returns the bot's messages."""
         return say_rest(self.rasa_url, sender, message, timeout)
+
+
+def tracker_ids(sender: str) -> list[str]:
+    """The tracker sender ids a client's id may be stored under: the channels namespace them
+    ("rest:" + REST sender, "fb:" + Messenger PSID, "web:" + the id of a signed widget
+    session). An id that already has its prefix is itself."""
+    if sender.startswith(("rest:", "fb:", "web:")):
+        return [sender]
+    if re.fullmatch(r"[0-9a-f]{32}\.[A-Za-z0-9_-]{43}", sender):  # a widget session (channels/socketio.py)
+        return ["web:" + sender.split(".")[0]]
+    return ["rest:" + sender, "fb:" + sender]
 
 
 def say_rest(base_url: str, sender: str, message: Any, timeout: float = 30) -> list[dict[str, Any]]:

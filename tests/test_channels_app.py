@@ -182,7 +182,12 @@ def test_rest_message_gets_the_reply(bot):
     reply = bot.rest("client-42", "code PUK svp", metadata={"page": "/contact"})
     assert reply == [{"recipient_id": "client-42", "text": "Bien reçu : code PUK svp"}]
     (message,) = bot.agent.messages
-    assert (message.sender_id, message.text, message.input_channel) == ("client-42", "code PUK svp", "rest")
+    # the tracker's sender id is namespaced per channel; the answer names the client's sender
+    assert (message.sender_id, message.text, message.input_channel) == (
+        "rest:client-42",
+        "code PUK svp",
+        "rest",
+    )
     assert message.metadata == {"page": "/contact"}
 
     bot.agent.buttons = BUTTONS
@@ -199,7 +204,7 @@ def test_rest_stream_goes_through_the_guard_too(bot):
     ]
     empty = bot.client.post(WEBHOOK + "?stream=true", json={"sender": "client-7", "message": " \u200b "})
     assert [json.loads(line)["text"] for line in empty.text.splitlines()] == [answers.EMPTY_TEXT]
-    assert bot.agent.seen() == [("client-7", "allo", "rest")]
+    assert bot.agent.seen() == [("rest:client-7", "allo", "rest")]
 
 
 @pytest.mark.parametrize(
@@ -326,7 +331,7 @@ def test_messenger_signed_message_reaches_rasa_and_the_reply_goes_to_the_send_ap
     response = post_signed(bot, messenger_body("code PUK svp"))
     assert response.status_code == 200 and response.text == "EVENT_RECEIVED"
     bot.drain()
-    assert bot.agent.seen() == [(PSID, "code PUK svp", "facebook")]
+    assert bot.agent.seen() == [("fb:" + PSID, "code PUK svp", "facebook")]
     assert [body.get("sender_action") or "message" for _, body in bot.sent] == [
         "mark_seen",
         "typing_on",
@@ -357,7 +362,7 @@ def test_messenger_retry_of_a_message_is_handled_once(bot):
     for _ in range(2):
         assert post_signed(bot, body).status_code == 200
         bot.drain()
-    assert bot.agent.seen() == [(PSID, "bonjour", "facebook")]
+    assert bot.agent.seen() == [("fb:" + PSID, "bonjour", "facebook")]
     assert bot.sent_messages() == [{"text": "Bien reçu : bonjour"}]
 
 
@@ -388,14 +393,14 @@ def test_messenger_refuses_missing_or_forged_signatures(bot, headers):
     # a refused call does not use up the message id: Messenger's genuine delivery still counts
     assert post_signed(bot, body).status_code == 200
     bot.drain()
-    assert bot.agent.seen() == [(PSID, "bonjour", "facebook")]
+    assert bot.agent.seen() == [("fb:" + PSID, "bonjour", "facebook")]
 
 
 def test_messenger_accepts_the_sha1_header_alone(bot):
     body = messenger_body("horaires ?")
     assert post_signed(bot, body, {"X-Hub-Signature": signature(body, algorithm="sha1")}).status_code == 200
     bot.drain()
-    assert bot.agent.seen() == [(PSID, "horaires ?", "facebook")]
+    assert bot.agent.seen() == [("fb:" + PSID, "horaires ?", "facebook")]
 
 
 def test_messenger_signed_but_malformed_body_is_400(bot):
@@ -516,11 +521,12 @@ def test_socketio_origins_from_the_environment_replace_credentials(start):
 
 def test_socketio_session_and_message(bot):
     widget = Widget(bot.client).connect()
-    assert widget.session("sess_0123456789abcdef") == "sess_0123456789abcdef"
-    widget.emit("user_uttered", {"session_id": "sess_0123456789abcdef", "message": "bon\x00jour\u202e"})
+    token = widget.session(None)  # a new conversation: the server issues a signed id
+    session = token.split(".")[0]
+    widget.emit("user_uttered", {"session_id": token, "message": "bon\x00jour\u202e"})
     assert widget.receive("bot_uttered") == {"text": "Bien reçu : bonjour"}
     bot.agent.buttons = BUTTONS
-    widget.emit("user_uttered", {"session_id": "sess_0123456789abcdef", "message": "et ensuite ?"})
+    widget.emit("user_uttered", {"session_id": token, "message": "et ensuite ?"})
     # Rasa's socket.io output: buttons become quick replies
     assert widget.receive("bot_uttered") == {
         "text": "Bien reçu : et ensuite ?",
@@ -529,37 +535,41 @@ def test_socketio_session_and_message(bot):
             {"content_type": "text", "title": "Horaires", "payload": "/horaires"},
         ],
     }
+    # the tracker's sender id: "web:" and the id, never the signature
     assert bot.agent.seen() == [
-        ("sess_0123456789abcdef", "bonjour", "socketio"),
-        ("sess_0123456789abcdef", "et ensuite ?", "socketio"),
+        ("web:" + session, "bonjour", "socketio"),
+        ("web:" + session, "et ensuite ?", "socketio"),
     ]
+    # a reload: a new socket sends the signed id back and continues the conversation
+    again = Widget(bot.client).connect()
+    assert again.session(token) == token
 
 
 @pytest.mark.parametrize("asked", ["../../etc/passwd", "court", "x" * 65, 12345678, None])
 def test_socketio_replaces_an_unfit_session_id(bot, asked):
     widget = Widget(bot.client).connect()
     given = widget.session(asked)
-    assert given != asked and re.fullmatch(r"[0-9a-f]{32}", given)
+    assert given != asked and re.fullmatch(r"[0-9a-f]{32}\.[A-Za-z0-9_-]{43}", given)
 
 
 def test_socketio_drops_a_message_for_a_session_the_socket_did_not_ask_for(bot):
     victim = Widget(bot.client).connect()
-    victim.session("victim_session_0001")
+    victim_token = victim.session(None)
     intruder = Widget(bot.client).connect()
-    intruder.session("intruder_session_01")
-    intruder.emit("user_uttered", {"session_id": "victim_session_0001", "message": "je suis la victime"})
+    intruder_token = intruder.session(None)
+    intruder.emit("user_uttered", {"session_id": victim_token, "message": "je suis la victime"})
     intruder.emit("user_uttered", {"message": "sans session"})
     # handlers run in order: once this one is answered, the ones before it have run
-    intruder.emit("user_uttered", {"session_id": "intruder_session_01", "message": "témoin"})
+    intruder.emit("user_uttered", {"session_id": intruder_token, "message": "témoin"})
     assert intruder.receive("bot_uttered") == {"text": "Bien reçu : témoin"}
-    assert bot.agent.seen() == [("intruder_session_01", "témoin", "socketio")]
+    assert bot.agent.seen() == [("web:" + intruder_token.split(".")[0], "témoin", "socketio")]
 
 
 def test_socketio_guard_answers_empty_and_unreadable_messages(bot):
     widget = Widget(bot.client).connect()
-    widget.session("sess_guard_000001")
-    widget.emit("user_uttered", {"session_id": "sess_guard_000001", "message": "  "})
+    token = widget.session(None)
+    widget.emit("user_uttered", {"session_id": token, "message": "  "})
     assert widget.receive("bot_uttered") == {"text": answers.EMPTY_TEXT}
-    widget.emit("user_uttered", {"session_id": "sess_guard_000001", "message": {"text": "objet"}})
+    widget.emit("user_uttered", {"session_id": token, "message": {"text": "objet"}})
     assert widget.receive("bot_uttered") == {"text": answers.UNREADABLE_TEXT}
     assert bot.agent.messages == []

@@ -479,7 +479,7 @@ class ConsoleSuite:
         client = backend.client("viewer")
         before = truth(backend)["follow_up"]["n_messages"]
         assert listed(client, backend, q="merci beaucoup") == []
-        backend.say(backend.senders["follow_up"], "merci beaucoup")
+        backend.say(backend.senders["follow_up"].removeprefix("rest:"), "merci beaucoup")
         facts = truth(backend)["follow_up"]
         assert facts["n_messages"] > before
         assert listed(client, backend, q="merci beaucoup") == ["follow_up"]

@@ -183,7 +183,7 @@ def test_make_run_is_quiet_ready_when_it_says_so_and_stops_on_ctrl_c(tmp_path: P
         # the conversation went to the temporary tracker database, not the repository's
         with sqlite3.connect(tracker_db) as db:
             senders = {row[0] for row in db.execute("SELECT DISTINCT sender_id FROM events")}
-        assert "test-make-run" in senders, senders
+        assert "rest:test-make-run" in senders, senders  # REST senders are namespaced (channels/rest.py)
 
         children = descendants(proc.pid)
         assert len(children) >= 5, children  # start.py and its four servers at least

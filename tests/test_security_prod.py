@@ -50,9 +50,9 @@ def test_http_api_refuses_requests_without_the_token(prod):
             wrong = requests.request(method, url, json=body, params={"token": "x" * 64}, timeout=10)
             assert wrong.status_code == 401, (method, url)
         tracker = requests.get(
-            f"{base}/conversations/{sender}/tracker", params={"token": prod.token}, timeout=10
+            f"{base}/conversations/rest:{sender}/tracker", params={"token": prod.token}, timeout=10
         )
-        assert tracker.status_code == 200 and tracker.json()["sender_id"] == sender
+        assert tracker.status_code == 200 and tracker.json()["sender_id"] == "rest:" + sender
 
 
 def test_nginx_routes_the_channels_only(prod):
@@ -140,12 +140,15 @@ def assert_tracker_readable(prod, sender: str) -> None:
     lone surrogate), and Rasa's own API giving the tracker back."""
     with prod.database.connect() as db, db.cursor() as cur:
         cur.execute(
-            "SELECT count(*), count((data::jsonb) ->> 'event') FROM events WHERE sender_id = %s", (sender,)
+            "SELECT count(*), count((data::jsonb) ->> 'event') FROM events WHERE sender_id = %s",
+            ("rest:" + sender,),
         )
         total, parsed = cur.fetchone()
     assert total > 0 and total == parsed
     base = prod.alive_rasa_urls()[0]
-    tracker = requests.get(f"{base}/conversations/{sender}/tracker", params={"token": prod.token}, timeout=30)
+    tracker = requests.get(
+        f"{base}/conversations/rest:{sender}/tracker", params={"token": prod.token}, timeout=30
+    )
     assert tracker.status_code == 200
     assert [e for e in tracker.json()["events"] if e["event"] == "user"]
 

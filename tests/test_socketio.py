@@ -6,6 +6,7 @@ python-socketio client, long-polling like the widget (harness/socketio_client.py
 
 from __future__ import annotations
 
+import re
 from contextlib import closing
 
 import pytest
@@ -22,7 +23,7 @@ ALLOWED_ORIGIN = "http://localhost:8080"  # credentials.yml
 def test_session_request_confirm_and_messages(servers):
     with closing(Widget(servers.rasa_url, origin=ALLOWED_ORIGIN)) as widget:
         session_id = widget.session()
-        assert isinstance(session_id, str) and len(session_id) == 32
+        assert isinstance(session_id, str) and re.fullmatch(r"[0-9a-f]{32}\.[A-Za-z0-9_-]{43}", session_id)
         widget.say("code PUK ?", session_id)
         message = widget.answer("Code PUK")
     assert "• " in message["text"]
@@ -65,7 +66,7 @@ def test_message_for_a_session_not_requested_is_dropped(servers):
 def test_invalid_session_id_replaced(servers):
     with closing(Widget(servers.rasa_url)) as widget:
         session_id = widget.session("../../etc <b>")
-    assert len(session_id) == 32 and session_id.isalnum()
+    assert re.fullmatch(r"[0-9a-f]{32}\.[A-Za-z0-9_-]{43}", session_id)  # issued and signed by the server
 
 
 def test_only_configured_origins(servers):

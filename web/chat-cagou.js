@@ -9,7 +9,8 @@
  * Safety: every text (bot's, user's, button titles) goes into the page through textContent
  * and text nodes, never as HTML; links are built only from URLs, e-mail addresses and phone
  * numbers found in that text, with http(s), mailto and tel schemes.
- * Session: the session id and the messages shown are kept in sessionStorage, so a reload
+ * Session: the session id (issued and signed by the server: sent back as it was received)
+ * and the messages shown are kept in sessionStorage, so a reload
  * in the same tab shows the history and Rasa continues the same conversation.
  */
 (function () {
