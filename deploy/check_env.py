@@ -14,16 +14,24 @@ Rules:
   where they may be empty;
 - Messenger: with FB_MESSENGER_REQUIRED=true, FB_VERIFY, FB_SECRET and FB_PAGE_ACCESS_TOKEN are
   required (at least 16 characters, not defaults); with only some of them set, error too;
+- CHAT_CAGOU_SESSION_SECRET (signs the widget's session ids, shared by every instance):
+  required, at least 32 characters, not a default;
+- CHAT_CAGOU_WEB_ORIGINS, when set, must list at least one origin (an empty list would let
+  every site open the widget's socket);
+- FB_GRAPH_API_URL, when set, must be https (plain http only to a loopback address: the
+  tests' stub);
 - names and numbers that end up in SQL, Redis keys or nginx's configuration must be plain
-  (DB_NAME, REDIS_KEY_PREFIX, ports...).
+  (DB_NAME, REDIS_KEY_PREFIX, ports, NGINX_REAL_IP_FROM...).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 DEFAULT_SECRETS = {
     "",
@@ -98,6 +106,14 @@ def problems(env: Mapping[str, str] | None = None) -> list[str]:
     _secret(env, "RASA_AUTH_TOKEN", MIN_TOKEN, found)
     _password(env, "DB_PASSWORD", "DB_HOST", found)
     _password(env, "REDIS_PASSWORD", "REDIS_HOST", found)
+    _secret(env, "CHAT_CAGOU_SESSION_SECRET", MIN_TOKEN, found)
+    if "CHAT_CAGOU_WEB_ORIGINS" in env and not re.sub(r"[,\s]", "", env["CHAT_CAGOU_WEB_ORIGINS"]):
+        found.append("CHAT_CAGOU_WEB_ORIGINS is set but empty: list the pages allowed to open the widget")
+    graph = env.get("FB_GRAPH_API_URL")
+    if graph:
+        parts = urlsplit(graph)
+        if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)):
+            found.append(f"FB_GRAPH_API_URL must be an https:// URL, not {graph!r}")
 
     fb_names = ("FB_VERIFY", "FB_SECRET", "FB_PAGE_ACCESS_TOKEN")
     fb_set = [n for n in fb_names if env.get(n)]
@@ -122,9 +138,20 @@ def problems(env: Mapping[str, str] | None = None) -> list[str]:
         ("TICKET_LOCK_LIFETIME", 1, 3600),
     ):
         _int(env, name, low, high, found)
-    rate = env.get("NGINX_RATE_PER_IP")
-    if rate and not re.fullmatch(r"\d+r/[sm]", rate):
-        found.append(f"NGINX_RATE_PER_IP must look like 50r/s, not {rate!r}")
+    for name in ("NGINX_RATE_PER_IP", "NGINX_SOCKET_RATE_PER_IP", "NGINX_MESSENGER_RATE"):
+        rate = env.get(name)
+        if rate and not re.fullmatch(r"\d+r/[sm]", rate):
+            found.append(f"{name} must look like 5r/s, not {rate!r}")
+    for name in ("NGINX_BURST_PER_IP", "NGINX_SOCKET_BURST_PER_IP", "NGINX_MESSENGER_BURST"):
+        _int(env, name, 0, 100000, found)
+    for name in ("NGINX_CONN_PER_IP", "NGINX_SOCKET_CONN_PER_IP"):
+        _int(env, name, 1, 100000, found)
+    for item in re.split(r"[,\s]+", env.get("NGINX_REAL_IP_FROM", "").strip()):
+        if item:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                found.append(f"NGINX_REAL_IP_FROM must list addresses or CIDR ranges, not {item!r}")
     return found
 
 

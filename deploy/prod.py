@@ -51,8 +51,16 @@ DEFAULTS: dict[str, str] = {
     "ACTION_TIMEOUT": "10s",
     "NGINX_HOST": "127.0.0.1",
     "NGINX_PORT": "8000",
-    "NGINX_RATE_PER_IP": "50r/s",
-    "NGINX_BURST_PER_IP": "200",
+    # Flood guard per client address: the values and why are in deploy/nginx/chat-cagou.conf.template.
+    "NGINX_RATE_PER_IP": "5r/s",
+    "NGINX_BURST_PER_IP": "20",
+    "NGINX_SOCKET_RATE_PER_IP": "10r/s",
+    "NGINX_SOCKET_BURST_PER_IP": "40",
+    "NGINX_MESSENGER_RATE": "20r/s",
+    "NGINX_MESSENGER_BURST": "100",
+    "NGINX_CONN_PER_IP": "10",
+    "NGINX_SOCKET_CONN_PER_IP": "20",
+    "NGINX_REAL_IP_FROM": "",  # addresses of a trusted load balancer (comma-separated), none by default
     "DB_HOST": "127.0.0.1",
     "DB_PORT": "5432",
     "DB_NAME": "chat_cagou",
@@ -112,7 +120,13 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
     )
     values.setdefault("NGINX_LISTEN", f"{values['NGINX_HOST']}:{values['NGINX_PORT']}")
     values.setdefault("ACTION_LB_LISTEN", f"127.0.0.1:{values['ACTION_LB_PORT']}")
+    values.setdefault("NGINX_REAL_IP_DIRECTIVES", real_ip_directives(values["NGINX_REAL_IP_FROM"]))
     return values
+
+
+def real_ip_directives(trusted: str) -> str:
+    """One `set_real_ip_from` per address or range of NGINX_REAL_IP_FROM (empty: none)."""
+    return " ".join(f"set_real_ip_from {item};" for item in re.split(r"[,\s]+", trusted.strip()) if item)
 
 
 class Topology:

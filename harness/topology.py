@@ -4,7 +4,10 @@ bench/load.py, with:
 - a PostgreSQL database of its own (created, dropped at the end),
 - a Redis key prefix of its own in Redis database `redis_db` (its keys deleted at the end),
 - with `messenger=True`, Messenger enabled (random FB_* secrets) and its Graph API pointed at a
-  local stub (harness.graph_stub).
+  local stub (harness.graph_stub),
+- nginx's per-address limits raised (TEST_NGINX_LIMITS): every test and benchmark client comes
+  from 127.0.0.1, as many customers at once. `ProdTopology.nginx_settings(...)` puts other
+  values (the production defaults of deploy/prod.py) in place for a test, with an nginx reload.
 """
 
 from __future__ import annotations
@@ -13,23 +16,37 @@ import json
 import os
 import secrets
 import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from deploy.prod import Topology
+from deploy.prod import Topology, settings
 from harness.graph_stub import GraphStub
 from harness.ports import free_ports
 from harness.postgres import ScratchDatabase, scratch_database
 from harness.project import require_model
 from harness.redis import ScratchRedis, scratch_redis
-from harness.servers import say_rest
+from harness.servers import say_rest, tracker_ids
 from harness.waiting import poll_until
 
 # What deploy/prod.py reads or derives: never taken from the environment of the run.
 _SETTING_PREFIXES = ("FB_", "DB_", "REDIS_", "NGINX_", "ACTION_", "RASA_")
-_DEFAULTS_UNDER_TEST = ("CHAT_CAGOU_RATE_LIMIT", "CHAT_CAGOU_MAX_MESSAGE_CHARS")
+_DEFAULTS_UNDER_TEST = ("CHAT_CAGOU_RATE_LIMIT", "CHAT_CAGOU_MAX_MESSAGE_CHARS", "CHAT_CAGOU_WEB_ORIGINS")
+
+TEST_NGINX_LIMITS = {
+    "NGINX_RATE_PER_IP": "1000r/s",
+    "NGINX_BURST_PER_IP": "1000",
+    "NGINX_SOCKET_RATE_PER_IP": "1000r/s",
+    "NGINX_SOCKET_BURST_PER_IP": "1000",
+    "NGINX_MESSENGER_RATE": "1000r/s",
+    "NGINX_MESSENGER_BURST": "1000",
+    "NGINX_CONN_PER_IP": "1000",
+    "NGINX_SOCKET_CONN_PER_IP": "1000",
+}
 
 
 class ProdTopology:
@@ -71,10 +88,39 @@ class ProdTopology:
         return say_rest(base or self.url, sender, message, timeout)
 
     def events(self, sender: str) -> list[dict[str, Any]]:
-        """The events of `sender` in the PostgreSQL tracker store, in order."""
+        """The events of the client id `sender` (harness.servers.tracker_ids) in the PostgreSQL
+        tracker store, in order."""
         with self.database.connect() as db, db.cursor() as cur:
-            cur.execute("SELECT data FROM events WHERE sender_id = %s ORDER BY id", (sender,))
+            cur.execute(
+                "SELECT data FROM events WHERE sender_id = ANY(%s) ORDER BY id", (tracker_ids(sender),)
+            )
             return [json.loads(data) for (data,) in cur.fetchall()]
+
+    @contextmanager
+    def nginx_settings(self, values: dict[str, str]) -> Iterator[None]:
+        """nginx reloaded with `values` (e.g. the production limits), then with the old ones."""
+        saved = {name: self.topology.env[name] for name in values}
+        self._reload_nginx(values)
+        try:
+            yield
+        finally:
+            self._reload_nginx(saved)
+
+    def _reload_nginx(self, values: dict[str, str]) -> None:
+        self.topology.env.update(values)
+        self.topology.env["NGINX_REAL_IP_DIRECTIVES"] = settings(
+            {"NGINX_REAL_IP_FROM": self.topology.env.get("NGINX_REAL_IP_FROM", "")}
+        )["NGINX_REAL_IP_DIRECTIVES"]
+        conf = self.topology.nginx_conf()
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        run_dir = str(self.topology.run_dir)
+        subprocess.run(
+            [nginx, "-t", "-q", "-p", run_dir, "-e", run_dir + "/nginx-error.log", "-c", str(conf)],
+            check=True,
+        )
+        assert self.topology.nginx is not None
+        self.topology.nginx.send_signal(signal.SIGHUP)
+        time.sleep(2)  # the new workers take over; the old ones finish their requests
 
     def user_texts(self, sender: str) -> list[str]:
         return [e.get("text") or "" for e in self.events(sender) if e.get("event") == "user"]
@@ -111,6 +157,8 @@ def running_prod(run_dir: Path, redis_db: int, messenger: bool = False) -> Itera
                 if not k.startswith(_SETTING_PREFIXES) and k not in _DEFAULTS_UNDER_TEST
             },
             "RASA_AUTH_TOKEN": token,
+            "CHAT_CAGOU_SESSION_SECRET": secrets.token_hex(32),
+            **TEST_NGINX_LIMITS,
             "DB_HOST": database.host,
             "DB_PORT": str(database.port),
             "DB_USER": database.user,

@@ -22,7 +22,7 @@ from deploy.prod import DEFAULTS, ENDPOINTS, NGINX_TEMPLATE, Topology, render, s
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
-SECRETS = {"RASA_AUTH_TOKEN", "DB_PASSWORD", "REDIS_PASSWORD"}
+SECRETS = {"RASA_AUTH_TOKEN", "DB_PASSWORD", "REDIS_PASSWORD", "CHAT_CAGOU_SESSION_SECRET"}
 VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)")
 
 
@@ -268,6 +268,7 @@ def test_env_example_names_every_variable_and_only_placeholders_for_secrets():
         "ACTION_UPSTREAM_SERVERS",
         "NGINX_LISTEN",
         "ACTION_LB_LISTEN",
+        "NGINX_REAL_IP_DIRECTIVES",  # from NGINX_REAL_IP_FROM
     }
     assert used - derived <= set(example), (used - derived) - set(example)
     for secret in SECRETS | {"FB_VERIFY", "FB_SECRET", "FB_PAGE_ACCESS_TOKEN"}:
@@ -304,7 +305,12 @@ def test_docker_compose_config_is_valid_and_requires_the_secrets():
     command = [compose_cli(), "-f", str(COMPOSE_FILE), "config"]
     missing = subprocess.run(command + ["-q"], env=env, capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0 and "RASA_AUTH_TOKEN" in missing.stderr + missing.stdout
-    secrets = {"RASA_AUTH_TOKEN": "t" * 40, "DB_PASSWORD": "p-4f0c9d2a", "REDIS_PASSWORD": "r-8b7e6f5a"}
+    secrets = {
+        "RASA_AUTH_TOKEN": "t" * 40,
+        "DB_PASSWORD": "p-4f0c9d2a",
+        "REDIS_PASSWORD": "r-8b7e6f5a",
+        "CHAT_CAGOU_SESSION_SECRET": "s" * 40,
+    }
     result = subprocess.run(command, env={**env, **secrets}, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
