@@ -1,4 +1,4 @@
-"""Command line: `python -m console serve | staff-user | purge | erase | sync`."""
+"""Command line: `python -m console serve | staff-user | purge | erase | retention | sync`."""
 
 from __future__ import annotations
 
@@ -153,6 +153,32 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    """The retention purge on its own (CHAT_CAGOU_RETENTION_DAYS): once, or at start and then
+    daily, for a topology that runs no console (deploy/prod.py starts it)."""
+    from console.app import RETENTION_INTERVAL, retention_purge
+    from console.config import retention_days
+
+    days = args.days or retention_days(os.environ.get("CHAT_CAGOU_RETENTION_DAYS"))
+    if not days or not 1 <= days <= 36500:
+        print(
+            "CHAT_CAGOU_RETENTION_DAYS (or --days) must be a number of days from 1 to 36500", file=sys.stderr
+        )
+        return 2
+    engine = _engine()
+    logging.getLogger("console").info("retention on %s: %d days", describe_url(engine.url), days)
+    while True:
+        try:
+            retention_purge(engine, days)
+        except Exception:
+            if args.once:
+                raise
+            logging.getLogger("console").exception("retention purge failed; next try in a day")
+        if args.once:
+            return 0
+        time.sleep(RETENTION_INTERVAL)
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from console import indexer
 
@@ -199,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     erase.add_argument("--yes", action="store_true", help="no confirmation prompt")
     erase.add_argument("--dry-run", action="store_true", help="only count")
     erase.set_defaults(run=cmd_erase)
+    retention = sub.add_parser(
+        "retention", help="delete events older than CHAT_CAGOU_RETENTION_DAYS now, then daily"
+    )
+    retention.add_argument("--days", type=int, help="instead of CHAT_CAGOU_RETENTION_DAYS")
+    retention.add_argument("--once", action="store_true", help="one run, then exit")
+    retention.set_defaults(run=cmd_retention)
     sync = sub.add_parser("sync", help="index new events now")
     sync.add_argument(
         "--rebuild", action="store_true", help="drop the index and build it again from the events"

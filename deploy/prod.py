@@ -146,6 +146,7 @@ class Topology:
         self.actions: list[subprocess.Popen[bytes] | None] = [None] * len(self.action_ports)
         self.rasa: list[subprocess.Popen[bytes] | None] = [None] * len(self.rasa_ports)
         self.nginx: subprocess.Popen[bytes] | None = None
+        self.retention: subprocess.Popen[bytes] | None = None
 
     # --- addresses ------------------------------------------------------------------
     def rasa_url(self, index: int) -> str:
@@ -266,18 +267,34 @@ class Topology:
     def stop_nginx(self) -> None:
         stop_process(self.nginx, signal.SIGQUIT)  # graceful: finish the requests in progress
 
+    # --- retention purge (docs/console.md) ------------------------------------------
+    def retention_command(self) -> list[str] | None:
+        """With CHAT_CAGOU_RETENTION_DAYS set: events older than that are deleted at start and
+        then daily by `python -m console retention`, on the tracker store of ENDPOINTS."""
+        if not self.env.get("CHAT_CAGOU_RETENTION_DAYS", "").strip():
+            return None
+        return [str(PYTHON), "-m", "console", "retention"]
+
+    def start_retention(self) -> None:
+        command = self.retention_command()
+        if command:
+            env = {**self.env, "CONSOLE_ENDPOINTS": str(ENDPOINTS)}
+            self.retention = spawn(command, self.run_dir / "retention.log", env, new_session=True)
+
     # --- all ------------------------------------------------------------------------
     def start(self) -> Topology:
         try:
             self.start_actions()
             self.start_nginx()
             self.start_rasa()  # all instances load their model in parallel
+            self.start_retention()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        stop_process(self.retention)
         for proc in self.rasa:
             stop_process(proc)
         self.stop_nginx()
@@ -307,6 +324,10 @@ class Topology:
                             start(i, wait=False)
                 if self.nginx is not None and self.nginx.poll() is not None:
                     raise RuntimeError(f"nginx exited: see {self.run_dir}/nginx-error.log")
+                if self.retention is not None and self.retention.poll() is not None:
+                    # the chat goes on without it; the operator is told
+                    print(f"retention purge stopped: see {self.run_dir}/retention.log", flush=True)
+                    self.retention = None
         except KeyboardInterrupt:
             pass
 

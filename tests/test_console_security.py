@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -494,3 +495,41 @@ def test_the_export_warns_that_names_and_numbers_must_be_reviewed(admin):
         assert "relisez chaque exemple avant de le committer" in admin.get(page_path).text
     export = admin.get("/labels/export.yml").text
     assert "# ATTENTION : relisez chaque exemple avant de le committer" in export
+
+
+def test_the_retention_command_purges_by_event_age(db_path, engine, monkeypatch):
+    add_monthly_customer(engine)
+    monkeypatch.setenv("CONSOLE_DB_URL", f"sqlite:///{db_path}")
+    monkeypatch.setenv("CHAT_CAGOU_RETENTION_DAYS", "abc")
+    assert console_main(["retention", "--once"]) == 2
+    monkeypatch.setenv("CHAT_CAGOU_RETENTION_DAYS", "90")
+    assert console_main(["retention", "--once"]) == 0
+    assert count_events(engine, OLD) == 0 and count_events(engine, MONTHLY) == 2
+    assert count_events(engine, PUK) > 0
+
+
+def test_the_production_topology_runs_the_retention_purge(db_path, engine, tmp_path):
+    """deploy/prod.py starts `python -m console retention` when CHAT_CAGOU_RETENTION_DAYS is set."""
+    from deploy.prod import Topology, stop_process
+
+    assert Topology(tmp_path / "off", env={}).retention_command() is None
+    add_monthly_customer(engine)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "CHAT_CAGOU_RETENTION_DAYS": "90",
+        "CONSOLE_DB_URL": f"sqlite:///{db_path}",  # instead of the endpoints' PostgreSQL
+    }
+    topology = Topology(tmp_path / "on", env=env)
+    assert topology.retention_command()[-3:] == ["-m", "console", "retention"]
+    topology.start_retention()
+    try:
+        deadline = time.monotonic() + 60
+        while count_events(engine, OLD) and time.monotonic() < deadline:
+            assert topology.retention.poll() is None, (tmp_path / "on" / "retention.log").read_text()
+            time.sleep(0.2)
+        assert count_events(engine, OLD) == 0 and count_events(engine, MONTHLY) == 2
+        assert topology.retention.poll() is None  # it stays, for the next day's run
+    finally:
+        stop_process(topology.retention)
+    log = (tmp_path / "on" / "retention.log").read_text()
+    assert "retention purge (90 days): 7 events deleted from 2 conversations (1 entirely)" in log
