@@ -533,3 +533,36 @@ def test_the_production_topology_runs_the_retention_purge(db_path, engine, tmp_p
         stop_process(topology.retention)
     log = (tmp_path / "on" / "retention.log").read_text()
     assert "retention purge (90 days): 7 events deleted from 2 conversations (1 entirely)" in log
+
+
+GARBAGE = ["nan", "-inf", str(10**30), "9" * 5000, "\x00", "é" * 3000, "0x1F", "2024-02-30", "[]", "%"]
+PARAMS = [
+    "days",
+    "page",
+    "below",
+    "date_from",
+    "date_to",
+    "q",
+    "tag",
+    "channel",
+    "intent",
+    "conversation",
+    "next",
+]
+
+
+@pytest.mark.parametrize(
+    "path", ["/conversations", "/insights", "/labels", "/admin", "/admin/purge", "/admin/erase", "/login"]
+)
+def test_no_query_parameter_makes_a_page_fail(admin, path):
+    for name in PARAMS:
+        for value in GARBAGE:
+            page = admin.get(path, params={name: value})
+            assert page.status_code < 500, (path, name, value[:20])
+
+
+@pytest.mark.parametrize("tail", ["%00", "x" * 5000, "%C3%A9" * 300, "a/b/../c", "0" * 31 + "g", "%25"])
+def test_no_conversation_path_makes_a_page_fail(admin, tail):
+    assert admin.get("/conversations/" + tail).status_code == 404
+    refused = post_form(admin, "/conversations", "/conversations/" + tail, op="tag", tag="x")
+    assert refused.status_code == 404
