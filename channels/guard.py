@@ -81,7 +81,10 @@ MAX_TRACKED_SENDERS = 100_000  # in-process limiter: least recently seen senders
 # Sender ids become tracker keys (an SQL column of 255 characters, URLs of Rasa's API and of
 # the review console): short plain tokens only. Socket.io session ids, Messenger PSIDs,
 # UUIDs and e-mail-like ids all fit.
-SENDER_ID = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,128}$")
+# A client's own id (REST `sender`) is at most 128 characters; the tracker's sender id adds its
+# channel's prefix ("rest:", "fb:", "web:").
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,128}$")
+SENDER_ID = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,140}$")
 
 
 @lru_cache(maxsize=1)

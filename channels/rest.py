@@ -33,7 +33,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse, ResponseStream
 
-from channels.guard import SENDER_ID, guarded, metadata_problem
+from channels.guard import CLIENT_ID, guarded, metadata_problem
 
 USAGE = 'POST {"sender": "<id>", "message": "<texte>"}'
 SENDER_PREFIX = "rest:"
@@ -52,7 +52,7 @@ def parse_body(body: bytes) -> dict | HTTPResponse:
     if not isinstance(payload, dict):
         return bad_request("invalid_payload", "Le corps de la requête doit être un objet JSON.")
     sender = payload.get("sender")
-    if not isinstance(sender, str) or not SENDER_ID.match(sender):
+    if not isinstance(sender, str) or not CLIENT_ID.match(sender):
         return bad_request(
             "invalid_sender",
             "'sender' doit être un identifiant de 1 à 128 caractères (lettres, chiffres, _ . : @ + = -).",

@@ -145,6 +145,12 @@ def test_sender_ids_are_namespaced_per_channel(bot):
     assert {body["recipient"]["id"] for _, body in bot.sent} == {PSID}
 
 
+def test_rest_longest_sender_still_answered_with_its_prefix(bot):
+    sender = "x" * 128
+    assert bot.rest(sender, "bonjour") == [{"recipient_id": sender, "text": "Bien reçu : bonjour"}]
+    assert bot.agent.seen() == [("rest:" + sender, "bonjour", "rest")]
+
+
 def test_messenger_output_strips_the_prefix():
     sent: list[dict[str, Any]] = []
 

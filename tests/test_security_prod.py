@@ -135,20 +135,19 @@ def test_rest_odd_input_through_nginx_answered_and_stored_readable(prod):
     assert_tracker_readable(prod, sender)
 
 
-def assert_tracker_readable(prod, sender: str) -> None:
+def assert_tracker_readable(prod, sender: str, channel: str = "rest") -> None:
     """What a later reader needs: rows that PostgreSQL itself parses as jsonb (no \\u0000, no
-    lone surrogate), and Rasa's own API giving the tracker back."""
+    lone surrogate), and Rasa's own API giving the tracker back. The tracker's sender id is
+    the channel's prefix and `sender` (channels/rest.py, channels/messenger.py)."""
+    stored = f"{channel}:{sender}"
     with prod.database.connect() as db, db.cursor() as cur:
         cur.execute(
-            "SELECT count(*), count((data::jsonb) ->> 'event') FROM events WHERE sender_id = %s",
-            ("rest:" + sender,),
+            "SELECT count(*), count((data::jsonb) ->> 'event') FROM events WHERE sender_id = %s", (stored,)
         )
         total, parsed = cur.fetchone()
     assert total > 0 and total == parsed
     base = prod.alive_rasa_urls()[0]
-    tracker = requests.get(
-        f"{base}/conversations/rest:{sender}/tracker", params={"token": prod.token}, timeout=30
-    )
+    tracker = requests.get(f"{base}/conversations/{stored}/tracker", params={"token": prod.token}, timeout=30)
     assert tracker.status_code == 200
     assert [e for e in tracker.json()["events"] if e["event"] == "user"]
 
@@ -240,4 +239,88 @@ def test_messenger_odd_messages_get_a_reply(prod):
         assert replies, f"no answer to {str(text)[:20]!r}"
         if expected:
             assert replies[0].startswith(expected), replies[0]
-    assert_tracker_readable(prod, sender)
+    assert_tracker_readable(prod, sender, "fb")
+
+
+# --- flooding: one address with many sender ids, a customer from another address ---------
+
+
+class _FromAddress(requests.adapters.HTTPAdapter):
+    """Connections from a given local address (127.0.0.2: another client, as nginx sees it)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def test_flood_from_one_address_is_throttled_while_another_address_keeps_its_pace(prod):
+    """The issue's "1,000 session ids x 30 messages" from one address, scaled down to what runs
+    in a few seconds: many REST sender ids and many widget handshakes from 127.0.0.1, with
+    nginx's production limits (deploy/prod.py DEFAULTS). The flood is throttled (429), and a
+    customer from 127.0.0.2 keeps a p95 under 500 ms."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Event
+
+    from deploy.prod import DEFAULTS
+    from harness.topology import TEST_NGINX_LIMITS
+
+    run = uuid.uuid4().hex[:6]
+    stop = Event()
+    statuses: list[int] = []
+
+    def flood_rest(worker: int) -> None:
+        with requests.Session() as session:
+            i = 0
+            while not stop.is_set():
+                sender = f"flood-{run}-{worker}-{i % 50}"  # many sender ids, from one address
+                try:
+                    reply = session.post(
+                        prod.url + "/webhooks/rest/webhook",
+                        json={"sender": sender, "message": "code PUK ?"},
+                        timeout=30,
+                    )
+                    statuses.append(reply.status_code)
+                except requests.RequestException:
+                    statuses.append(0)
+                i += 1
+
+    def flood_socket() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                opened = session.get(prod.url + "/socket.io/", params={"EIO": "4", "transport": "polling"})
+                statuses.append(opened.status_code)
+
+    customer = requests.Session()
+    customer.mount("http://", _FromAddress("127.0.0.2"))
+    me = f"customer-{run}"
+
+    def ask(text: str) -> float:
+        started = time.monotonic()
+        reply = customer.post(
+            prod.url + "/webhooks/rest/webhook", json={"sender": me, "message": text}, timeout=30
+        )
+        assert reply.status_code == 200, reply.status_code
+        assert texts(reply.json()), reply.json()
+        return time.monotonic() - started
+
+    limits = {name: DEFAULTS[name] for name in TEST_NGINX_LIMITS}
+    with prod.nginx_settings(limits), ThreadPoolExecutor(9) as pool:
+        ask("bonjour")  # the conversation's start (session start) is not what is measured
+        flooders = [pool.submit(flood_rest, w) for w in range(8)] + [pool.submit(flood_socket)]
+        time.sleep(2)  # the flood's burst is through
+        try:
+            questions = ["code PUK ?", "horaires de l'agence ?", "et par mail ?", "numéro du 1000 ?"] * 5
+            latencies = sorted(ask(q) for q in questions)
+        finally:
+            stop.set()
+            for future in flooders:
+                future.result()
+    p95 = latencies[int(0.95 * len(latencies)) - 1]
+    refused, accepted = statuses.count(429), statuses.count(200)
+    assert refused > 10 * accepted, (refused, accepted)
+    assert 0 not in statuses and not [s for s in statuses if s >= 500], sorted(set(statuses))
+    assert p95 < 0.5, f"p95 {p95 * 1000:.0f} ms with {refused} flood requests refused, {accepted} let through"
