@@ -171,16 +171,20 @@ class StaffClient(requests.Session):
 
 
 def produce_conversations(
-    say: Callable[[str, str], object], prefix: str, script: dict[str, list[str]] = SCRIPT
+    say: Callable[[str, str], object],
+    prefix: str,
+    script: dict[str, list[str]] = SCRIPT,
+    stored_prefix: str = "rest:",
 ) -> dict[str, str]:
     """Sends the script to the assistant over REST (`say(sender, text)`); returns kind -> the
-    tracker sender id (REST senders are stored as "rest:" + sender, channels/rest.py)."""
+    tracker sender id (our REST channel stores "rest:" + sender, channels/rest.py; Rasa's own
+    `rest` channel, in a credentials file without ours, stores the sender as sent: "")."""
     senders = {}
     for kind, turns in script.items():
         sender = f"{prefix}-{kind}"
         for text in turns:
             say(sender, text)
-        senders[kind] = "rest:" + sender
+        senders[kind] = stored_prefix + sender
     return senders
 
 

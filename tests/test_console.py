@@ -85,11 +85,16 @@ def wait_for_events(engine, sender_id: str, n_user: int, timeout: float = 20) ->
 
 
 def make_backend(
-    say, db_url: str, workdir: Path, extra_senders: dict[str, str] | None = None
+    say,
+    db_url: str,
+    workdir: Path,
+    extra_senders: dict[str, str] | None = None,
+    stored_prefix: str = "rest:",
 ) -> Iterator[Backend]:
-    """Conversations from the assistant, one of them aged; two staff accounts; the console."""
+    """Conversations from the assistant, one of them aged; two staff accounts; the console.
+    `stored_prefix`: what the REST channel puts before the sender id (harness.console)."""
     engine = make_engine(db_url)
-    senders = produce_conversations(say, "console-" + uuid.uuid4().hex[:8])
+    senders = produce_conversations(say, "console-" + uuid.uuid4().hex[:8], stored_prefix=stored_prefix)
     senders.update(extra_senders or {})
     for _kind, sender in senders.items():
         wait_for_events(engine, sender, 1)

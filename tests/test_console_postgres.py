@@ -49,7 +49,10 @@ def backend(postgres_db, tmp_path_factory):
         engine = sa.create_engine(postgres_db.url)
         wait_for_events(engine, web, 2)
         engine.dispose()
-        yield from make_backend(servers.say, postgres_db.url, workdir, extra_senders={"socketio": web})
+        # Rasa's own rest channel (CREDENTIALS above): sender ids stored as sent
+        yield from make_backend(
+            servers.say, postgres_db.url, workdir, extra_senders={"socketio": web}, stored_prefix=""
+        )
 
 
 class TestConsolePostgres(ConsoleSuite):
