@@ -176,7 +176,7 @@ def main() -> int:
                 "/conversations?channel=socketio&below=0.9&date_from="
                 + time.strftime("%Y-%m-%d", time.localtime(time.time() - 7 * 86400)),
             ),
-            ("one conversation", "/conversations/" + quote(sender, safe="")),
+            ("one conversation", console.conversation_path(sender)),
             ("insights, 30 days", "/insights?days=30"),
             ("insights, all", "/insights?days=0"),
             ("purge preview", "/admin/purge?days=30"),

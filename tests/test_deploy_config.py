@@ -55,7 +55,29 @@ def mounts(service: dict) -> dict[str, Path]:
 
 
 def test_services(compose):
-    assert set(compose["services"]) == {"rasa1", "rasa2", "action-server", "nginx", "postgres", "redis"}
+    assert set(compose["services"]) == {
+        "rasa1",
+        "rasa2",
+        "action-server",
+        "retention",
+        "nginx",
+        "postgres",
+        "redis",
+    }
+
+
+def test_retention_service_runs_what_make_run_prod_runs_on_the_same_store(compose):
+    """Personal data: the same purge command as deploy/prod.py, on the Rasa services' database,
+    and compose refuses to start it without a retention period."""
+    local = Topology(Path("/tmp/unused"), {"CHAT_CAGOU_RETENTION_DAYS": "365"}).retention_command()
+    service = compose["services"]["retention"]
+    assert local is not None and service["command"][1:] == local[1:]
+    env = env_of(service)
+    rasa_env = env_of(compose["services"]["rasa1"])
+    assert all(env[k] == rasa_env[k] for k in rasa_env if k.startswith("DB_"))
+    assert env["CONSOLE_ENDPOINTS"] == "/app/deploy/endpoints.prod.yml"
+    assert env["CHAT_CAGOU_RETENTION_DAYS"].startswith("${CHAT_CAGOU_RETENTION_DAYS:?")
+    assert "COPY console/ console/" in (DEPLOY / "Dockerfile").read_text()
 
 
 def test_rasa_services_run_what_make_run_prod_runs(compose):
