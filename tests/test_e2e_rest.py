@@ -62,7 +62,8 @@ def test_follow_up_keeps_the_procedure(servers):
 def test_button_payload_drives_the_conversation(servers):
     sender = new_sender()
     servers.say(sender, "code puk svp")
-    reply = texts(servers.say(sender, '/preciser_canal{"canal":"agence"}'))
+    # the payload of the "En agence" button (actions/answers.py channel_button)
+    reply = texts(servers.say(sender, '/code_puk{"canal":"agence"}'))
     assert reply.startswith("Code PUK — En agence")
 
 

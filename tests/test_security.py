@@ -424,7 +424,8 @@ def test_socketio_bad_input_gets_a_reply(servers):
 
         assert ask("").startswith("Votre message est vide")
         assert ask("  \n ").startswith("Votre message est vide")
-        assert ask("x" * 100_000).startswith("Votre message est un peu long")
+        # (a polling POST over 64 kB is refused by engine.io itself: channels/socketio.py)
+        assert ask("x" * 10_000).startswith("Votre message est un peu long")
         for wrong in (12, ["code puk"], {"text": "code puk"}, None, True):
             assert ask(wrong) == UNREADABLE_TEXT, wrong
         # not even an object: ignored (no session to answer in), the socket keeps working
