@@ -93,8 +93,9 @@ def test_widget_socketio_through_nginx_keeps_its_session(prod):
 
 
 def lock_tickets(prod, sender: str) -> int:
-    """How many messages of `sender` hold or wait for the conversation's lock (Redis)."""
-    raw = prod.redis.client().get(f"{prod.redis.prefix}:lock:{sender}")
+    """How many messages of the REST `sender` hold or wait for the conversation's lock (Redis).
+    The conversation is "rest:" + sender (channels/rest.py)."""
+    raw = prod.redis.client().get(f"{prod.redis.prefix}:lock:rest:{sender}")
     return len(json.loads(raw)["tickets"]) if raw else 0
 
 
