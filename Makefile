@@ -89,7 +89,7 @@ test: train install
 # The tests that need none of these (pyproject.toml declares the markers; `make test` runs all).
 SLOW_MARKERS := model or servers or postgres or redis or browser
 test-fast: install
-	$(PY) -m pytest -q -m "not ($(SLOW_MARKERS))"
+	$(PY) -m pytest -q -n 2 -m "not ($(SLOW_MARKERS))"
 
 lint: install
 	$(VENV)/bin/ruff check .
