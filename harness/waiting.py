@@ -3,9 +3,10 @@ the benchmarks and deploy/prod.py."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -64,3 +65,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 15, interval: flo
             return False
         time.sleep(interval)
     return True
+
+
+async def loop_ticks_during(work: Awaitable[T], interval: float = 0.05) -> tuple[T, int]:
+    """`work`'s result and how many times a ticker every `interval` seconds got the event loop
+    meanwhile: a call in `work` that blocks the loop shows as few ticks."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(interval)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    try:
+        return await work, ticks
+    finally:
+        task.cancel()

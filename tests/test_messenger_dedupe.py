@@ -28,6 +28,7 @@ from channels import dedupe
 from channels.dedupe import CLAIM_TTL, SEEN_TTL, RedisSeen, SqliteSeen, handed_over, store_from_env
 from channels.guard import Guard, guarded
 from channels.messenger import GraphClient, MessengerInput
+from harness.waiting import loop_ticks_during
 
 PSID, OTHER = "6021458812345678", "6021458887654321"
 
@@ -80,21 +81,7 @@ def test_sqlite_store_never_blocks_the_event_loop(tmp_path):
     holder.execute("BEGIN EXCLUSIVE")
     threading.Timer(1.0, lambda: holder.execute("COMMIT")).start()
 
-    async def scenario() -> tuple[bool, int]:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.05)
-                ticks += 1
-
-        task = asyncio.create_task(ticker())
-        claimed = await store.claim("mid:a")
-        task.cancel()
-        return claimed, ticks
-
-    claimed, ticks = run(scenario())
+    claimed, ticks = run(loop_ticks_during(store.claim("mid:a")))
     holder.close()
     assert claimed
     assert ticks >= 10  # about 20 in the second the file was locked
