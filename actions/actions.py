@@ -9,6 +9,7 @@ The fiche is loaded once, when the action server imports this module.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,8 +44,13 @@ from actions.understanding import (
     rescued_topic,
     with_price_question,
 )
+from console.config import retention_days
 
 FICHE = load_fiche()
+# The privacy notice of the first message: the retention the console applies (same setting)
+# and the page that says it in full (web/serve.py serves /confidentialite).
+RETENTION_DAYS = retention_days(os.environ.get("CHAT_CAGOU_RETENTION_DAYS"))
+PRIVACY_URL = os.environ.get("CHAT_CAGOU_PRIVACY_URL", "").strip() or None
 
 # Intents that cannot be offered as a clarification choice.
 NOT_SUGGESTED = {"nlu_fallback", FOLLOW_UP, "out_of_scope", "affirm", "deny"}
@@ -345,4 +351,17 @@ class ActionTransfertHumain(Clocked, Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         send(dispatcher, answers.handoff_answer(FICHE, self.clock(), abroad=is_abroad(tracker)))
+        return []
+
+
+class ActionAccueil(Action):
+    """The first message of a conversation (the widget's first open, Messenger's Get Started)."""
+
+    def name(self) -> str:
+        return "action_accueil"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        send(dispatcher, answers.welcome(RETENTION_DAYS, PRIVACY_URL))
         return []

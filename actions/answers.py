@@ -488,6 +488,35 @@ SMALL_TALK = {
     "thanks": "Avec plaisir ! Avez-vous une autre question sur votre ligne Mobilis Pro ?",
     "bot_challenge": "Je suis Chat Cagou, un assistant automatique de l'OPT pour les lignes Mobilis Pro. Si vous préférez parler à un conseiller, dites-le-moi.",
 }
+# The suggestion chips of the first message (issue 12): the questions customers ask most.
+WELCOME_TOPICS = ("perte_vol", "code_puk", "resiliation", "horaires", "contact_general", "demander_humain")
+
+
+def privacy_notice(retention_days: int | None, privacy_url: str | None) -> str:
+    """One line: what is kept, for how long (CHAT_CAGOU_RETENTION_DAYS), where to read more."""
+    kept = (
+        f"vos messages sont conservés {retention_days} jours, puis effacés"
+        if retention_days
+        else "vos messages sont conservés par l'OPT"
+    )
+    line = f"Confidentialité : {kept} ; ils servent à vous répondre et à améliorer ce service."
+    return f"{line} En savoir plus : {privacy_url}" if privacy_url else line
+
+
+def welcome(retention_days: int | None, privacy_url: str | None) -> Reply:
+    """The first message of a conversation: an automatic assistant, what it answers, what
+    happens to the messages, and the most asked questions as buttons."""
+    text = "\n".join(
+        [
+            "Bonjour, je suis Chat Cagou, l'assistant automatique du service client Mobilis Pro (OPT-NC).",
+            "Je réponds aux questions sur les lignes mobiles professionnelles : perte ou vol, code PUK, "
+            "résiliation, horaires, contacts… Vous pouvez aussi demander un conseiller.",
+            privacy_notice(retention_days, privacy_url),
+        ]
+    )
+    return Reply(text, [button(TOPIC_TITLES[t], f"/{t}") for t in WELCOME_TOPICS])
+
+
 NOTHING_ELSE = "D'accord. Si vous avez une autre question sur votre ligne Mobilis Pro, je suis là."
 
 

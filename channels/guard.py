@@ -177,11 +177,13 @@ def button_payloads() -> frozenset[str]:
     """Every payload our answers put on a button (actions/answers.py): the only texts that
     may reach Rasa as an intent command."""
     from actions.fiche import PROCEDURES
+    from actions.understanding import PAYLOAD_INTENTS
 
     payloads = {
         answers.button(title, f"/{topic}")["payload"] for topic, title in answers.TOPIC_TITLES.items()
     }
     payloads |= {"/affirm", "/deny"}  # answers.py's scope question
+    payloads |= {f"/{intent}" for intent in PAYLOAD_INTENTS}  # e.g. the widget's first open
     payloads |= {
         answers.channel_button(procedure, channel)["payload"]
         for procedure in PROCEDURES

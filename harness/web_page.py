@@ -22,12 +22,13 @@ def load_serve() -> ModuleType:
 
 
 @contextmanager
-def running_web_page(port: int, rasa_url: str) -> Iterator[str]:
-    """The page on 127.0.0.1:`port`, talking to Rasa at `rasa_url`; yields the page's URL."""
+def running_web_page(port: int, rasa_url: str, retention_days: str | None = None) -> Iterator[str]:
+    """The page on 127.0.0.1:`port`, talking to Rasa at `rasa_url`; yields the page's URL.
+    `retention_days` as CHAT_CAGOU_RETENTION_DAYS would say (None: the environment's)."""
     serve = load_serve()
     if not serve.SOCKET_IO.is_file():
         raise RuntimeError("web/node_modules missing: run `npm ci` in web/ (make install does it)")
-    server = serve.make_server("127.0.0.1", port, rasa_url)
+    server = serve.make_server("127.0.0.1", port, rasa_url, retention_days)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{port}/"

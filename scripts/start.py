@@ -23,6 +23,9 @@ Environment (all optional):
   CONSOLE_SECRET_KEY      the console's key; without it the console runs with --dev
   RASA_URL                the Rasa address the chat page uses (default http://localhost:RASA_PORT)
   START_TIMEOUT           seconds to wait for the servers (default 300)
+  CHAT_CAGOU_RETENTION_DAYS  the retention the privacy notice states (unset: no number given)
+  CHAT_CAGOU_PRIVACY_URL  the privacy page of the first message (default: the chat page's
+                          /confidentialite)
 
 Rasa reads a copy of endpoints.yml (LOG_DIR/run/endpoints.yml) with the action server's port
 and the tracker file filled in; nothing of the repository is modified.
@@ -238,6 +241,8 @@ def base_env(settings: Settings) -> dict[str, str]:
     # Sanic waits 15 s for open connections (a socket.io long-poll of an open chat tab) on stop
     env.setdefault("SANIC_GRACEFUL_SHUTDOWN_TIMEOUT", "2")
     env["PYTHONUNBUFFERED"] = "1"  # logs written as they come
+    # the page the assistant's privacy notice links to (web/serve.py serves it)
+    env.setdefault("CHAT_CAGOU_PRIVACY_URL", f"http://localhost:{settings.web_port}/confidentialite")
     origins = web_origins(settings)
     if origins:
         env["CHAT_CAGOU_WEB_ORIGINS"] = origins

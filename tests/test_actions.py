@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.actions import ActionRepondre, ActionTransfertHumain
+from actions import actions as actions_module
+from actions.actions import ActionAccueil, ActionRepondre, ActionTransfertHumain
 from actions.answers import INFO_ANSWERS
 from actions.fiche import CHANNELS, PROCEDURES
 from actions.hours import NOUMEA
@@ -292,6 +293,35 @@ def test_handoff_open_and_closed():
     ]
     assert "fermé en ce moment ; réouverture lundi 30/11 à 7h30" in closed
     assert "1012" in closed
+
+
+# --- the first message ----------------------------------------------------------------------
+
+
+def test_welcome_says_bot_privacy_and_offers_the_common_questions(monkeypatch):
+    monkeypatch.setattr(actions_module, "RETENTION_DAYS", 180)
+    monkeypatch.setattr(actions_module, "PRIVACY_URL", "https://chat.example.nc/confidentialite")
+    message, events = run(ActionAccueil(), make_tracker("demarrer"))
+    text = message["text"]
+    assert "assistant automatique" in text and events == []
+    assert "vos messages sont conservés 180 jours, puis effacés" in text
+    assert text.endswith("En savoir plus : https://chat.example.nc/confidentialite")
+    assert [b["payload"] for b in message["buttons"]] == [
+        "/perte_vol",
+        "/code_puk",
+        "/resiliation",
+        "/horaires",
+        "/contact_general",
+        "/demander_humain",
+    ]
+
+
+def test_welcome_without_retention_setting_gives_no_number_and_no_link(monkeypatch):
+    monkeypatch.setattr(actions_module, "RETENTION_DAYS", None)
+    monkeypatch.setattr(actions_module, "PRIVACY_URL", None)
+    text = run(ActionAccueil(), make_tracker("demarrer"))[0]["text"]
+    assert "Confidentialité : vos messages sont conservés par l'OPT" in text
+    assert "jours" not in text and "En savoir plus" not in text
 
 
 RANKING = [

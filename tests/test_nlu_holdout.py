@@ -27,7 +27,10 @@ def test_holdout_is_not_in_training_data():
 def test_holdout_covers_every_intent_with_8_examples():
     import yaml
 
+    from actions.understanding import PAYLOAD_INTENTS
+
     intents = set(yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))["intents"])
+    intents -= PAYLOAD_INTENTS  # never typed
     counts = {}
     for example in load_holdout():
         counts[example.intent] = counts.get(example.intent, 0) + 1

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from actions import answers
 from channels import guard
@@ -320,6 +321,16 @@ def test_button_payloads_cover_every_payload_answers_writes():
     literals = set(re.findall(r'"(/[a-z_]+)"', source))
     assert literals <= guard.button_payloads()
     assert {f"/{topic}" for topic in answers.TOPIC_TITLES} <= guard.button_payloads()
+
+
+def test_the_widgets_start_payload_is_one_of_ours_and_an_intent_of_the_domain():
+    """The widget asks for the first message with a payload the guard lets through as an
+    intent command, and the domain knows that intent."""
+    widget = (ROOT / "web" / "chat-cagou.js").read_text()
+    payload = re.search(r'START_PAYLOAD = "(/[a-z_]+)"', widget).group(1)
+    assert payload in guard.button_payloads()
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text())
+    assert payload[1:] in domain["intents"]
 
 
 def test_check_env_refuses_a_graph_api_that_is_not_https():

@@ -31,8 +31,15 @@ def site(tmp_path_factory) -> Iterator[tuple]:
     origin = f"http://127.0.0.1:{port}"
     workdir = tmp_path_factory.mktemp("webchat")
     with (
-        running_servers(workdir, extra_env={"CHAT_CAGOU_WEB_ORIGINS": origin}) as servers,
-        running_web_page(port, servers.rasa_url) as url,
+        running_servers(
+            workdir,
+            extra_env={
+                "CHAT_CAGOU_WEB_ORIGINS": origin,
+                "CHAT_CAGOU_PRIVACY_URL": f"{origin}/confidentialite",
+                "CHAT_CAGOU_RETENTION_DAYS": "90",
+            },
+        ) as servers,
+        running_web_page(port, servers.rasa_url, retention_days="90") as url,
     ):
         yield url, servers
 
@@ -97,6 +104,22 @@ def test_conversation_buttons_reload_and_continuation(site, page):
     expect(page.locator(".cc-input")).to_have_attribute("placeholder", "Écrivez votre message…")
     expect(page.locator(".cc-send")).to_have_text("Envoyer")
     wait_online(page)
+    # The assistant's first message, asked for by the widget on first open.
+    greeting = page.locator(".cc-bot .cc-bubble").first
+    expect(greeting).to_contain_text("assistant automatique")
+    expect(greeting).to_contain_text("Confidentialité : vos messages sont conservés 90 jours, puis effacés")
+    privacy = greeting.locator("a[href$='/confidentialite']")
+    expect(privacy).to_have_count(1)
+    chips = greeting.locator("xpath=..").locator(".cc-button")
+    expect(chips).to_have_text(
+        ["Perte ou vol", "Code PUK", "Résiliation", "Horaires", "Nous contacter", "Un conseiller"]
+    )
+    expect(page.locator(".cc-user")).to_have_count(0)  # the start payload is not shown
+    # The page it links to says the same retention, from the same setting.
+    notice = page.context.new_page()
+    notice.goto(privacy.get_attribute("href"))
+    expect(notice.locator("main")).to_contain_text("conservés 90 jours, puis effacés automatiquement")
+    notice.close()
 
     puk = ask(page, "code PUK ?", "Code PUK :")
     expect(puk.locator("a[href='https://www.opt.nc']")).to_have_count(1)
@@ -130,6 +153,7 @@ def test_conversation_buttons_reload_and_continuation(site, page):
     ask(page, "et par téléphone ?", "Résiliation — Par téléphone")
     shot(page, "3-continued")
     expected = [
+        "/demarrer",
         "code PUK ?",
         "je veux résilier",
         "et par mail ?",

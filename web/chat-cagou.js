@@ -68,6 +68,7 @@
     sessionId: load("session", null),
     history: load("history", []),
     open: load("open", config.open),
+    greeted: load("greeted", false),
     confirmed: false,
     socket: null,
   };
@@ -207,7 +208,20 @@
     if (open) {
       scrollDown();
       input.focus();
+      greetIfNew();
     }
+  }
+
+  // A new conversation, open: ask the assistant for its first message (what it does, the
+  // privacy notice, suggestions). It comes from Rasa, so it is in the transcript; the
+  // payload itself is not shown.
+  var START_PAYLOAD = "/demarrer";
+  function greetIfNew() {
+    if (!state.open || !state.confirmed || state.greeted || state.history.length) return;
+    state.greeted = true;
+    save("greeted", true);
+    state.socket.emit("user_uttered", { message: START_PAYLOAD, session_id: state.sessionId });
+    showTyping(true);
   }
 
   function setStatus(text, online) {
@@ -314,11 +328,14 @@
         state.history = [];
         save("history", []);
         log.textContent = "";
+        state.greeted = false;
+        save("greeted", false);
       }
       state.sessionId = id;
       save("session", id);
       state.confirmed = true;
       setStatus(TEXT.online, true);
+      greetIfNew();
     });
     socket.on("bot_uttered", onBotMessage);
     socket.on("disconnect", function () {
@@ -333,8 +350,10 @@
   function reset() {
     state.sessionId = null;
     state.history = [];
+    state.greeted = false;
     save("session", null);
     save("history", []);
+    save("greeted", false);
     log.textContent = "";
     showTyping(false);
     if (state.socket && state.socket.connected) {

@@ -30,7 +30,20 @@ FILES: dict[str, tuple[Path, str]] = {
     "/chat-cagou.js": (WEB / "chat-cagou.js", "text/javascript; charset=utf-8"),
     "/chat-cagou.css": (WEB / "chat-cagou.css", "text/css; charset=utf-8"),
     "/vendor/socket.io.min.js": (SOCKET_IO, "text/javascript; charset=utf-8"),
+    "/confidentialite": (WEB / "confidentialite.html", "text/html; charset=utf-8"),
 }
+
+
+def retention_text(value: str | None) -> str:
+    """The privacy page's retention sentence, from CHAT_CAGOU_RETENTION_DAYS: the setting the
+    console applies and the assistant's first message states (the console validates it)."""
+    days = (value or "").strip()
+    if days.isdigit() and int(days) > 0:
+        return (
+            f"Les messages sont conservés {int(days)} jours, puis effacés automatiquement "
+            "(conversation, notes de l'équipe et demandes de rappel comprises)."
+        )
+    return "Les messages sont conservés jusqu'à leur effacement par l'équipe du service client."
 
 
 def origin_of(url: str) -> str:
@@ -55,8 +68,11 @@ def content_security_policy(rasa_url: str) -> str:
     )
 
 
-def make_handler(rasa_url: str) -> type:
+def make_handler(rasa_url: str, retention_days: str | None = None) -> type:
     csp = content_security_policy(rasa_url)
+    if retention_days is None:
+        retention_days = os.environ.get("CHAT_CAGOU_RETENTION_DAYS")
+    retention = html.escape(retention_text(retention_days)).encode()
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "ChatCagouWeb"
@@ -78,6 +94,8 @@ def make_handler(rasa_url: str) -> type:
             if file.name == "index.html":
                 # html.escape: the address lands in an HTML attribute.
                 body = body.replace(b"{{RASA_URL}}", html.escape(rasa_url, quote=True).encode())
+            elif file.name == "confidentialite.html":
+                body = body.replace(b"{{RETENTION}}", retention)
             return body, content_type
 
         def _serve(self, with_body: bool) -> None:
@@ -117,8 +135,11 @@ def make_handler(rasa_url: str) -> type:
     return Handler
 
 
-def make_server(host: str, port: int, rasa_url: str) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(rasa_url))
+def make_server(
+    host: str, port: int, rasa_url: str, retention_days: str | None = None
+) -> ThreadingHTTPServer:
+    """`retention_days`: CHAT_CAGOU_RETENTION_DAYS's value, read from the environment if None."""
+    server = ThreadingHTTPServer((host, port), make_handler(rasa_url, retention_days))
     server.daemon_threads = True
     return server
 
