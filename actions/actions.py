@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,10 +21,10 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import answers
+from actions import answers, handoff
 from actions.answers import Context, Reply
 from actions.fiche import PROCEDURES, load_fiche
-from actions.hours import Moment, asked_moment, asks_holidays, asks_nights, now_noumea
+from actions.hours import Moment, asked_moment, asks_holidays, asks_nights, is_open, now_noumea
 from actions.understanding import (
     ASKS_HOURS,
     FACT_TOPICS,
@@ -115,6 +116,44 @@ def send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
     dispatcher.utter_message(text=reply.text, buttons=reply.buttons or None)
 
 
+def held_by_a_person(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
+    """A person answers this conversation (actions/handoff.py): the assistant stays silent,
+    with the marker the input guard recognises. A Messenger message that is not a standby
+    event means the bot holds the thread again (the inbox gave it back, or never took it)."""
+    current = handoff.state(tracker)
+    if current is None or handoff.expired(tracker, time.time()):
+        return False
+    if current == handoff.INBOX and not (tracker.latest_message.get("metadata") or {}).get("standby"):
+        return False
+    dispatcher.utter_message(json_message=handoff.HELD)
+    return True
+
+
+def back_to_bot_events(tracker: Tracker) -> list[EventType]:
+    return [SlotSet(handoff.SLOT, None)] if handoff.state(tracker) else []
+
+
+async def hand_over(
+    dispatcher: CollectingDispatcher, tracker: Tracker, now: datetime, after_failure: bool = False
+) -> list[EventType]:
+    """A person for the customer: the live desk (widget) or the page inbox (Messenger) while the
+    service is open, else today's contacts. REST always gets the contacts."""
+    channel = tracker.get_latest_input_channel()
+    if is_open(FICHE.phones["1000"], now):
+        if channel == handoff.MESSENGER_CHANNEL:
+            send(dispatcher, answers.handed_to_inbox(FICHE, now, after_failure))
+            dispatcher.utter_message(json_message=handoff.PASS_TO_INBOX)
+            return [SlotSet(handoff.SLOT, handoff.INBOX)]
+        if channel == handoff.DESK_CHANNEL and await handoff.desk_available():
+            send(dispatcher, answers.waiting_for_person(FICHE, now, after_failure))
+            return [SlotSet(handoff.SLOT, handoff.WAITING)]
+    send(
+        dispatcher,
+        answers.handoff_answer(FICHE, now, after_failure=after_failure, abroad=is_abroad(tracker)),
+    )
+    return []
+
+
 class Clocked:
     """Mixin for actions that need the current time; tests replace `clock` with a fixed instant."""
 
@@ -156,9 +195,15 @@ class ActionRepondre(Clocked, Action):
     def name(self) -> str:
         return "action_repondre"
 
-    def run(
+    async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if held_by_a_person(dispatcher, tracker):
+            return []
+        events = back_to_bot_events(tracker)  # a Messenger thread back with the bot
+        return events + await self.respond(dispatcher, tracker)
+
+    async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         turn = Turn.read(tracker, self.clock())
         pending = tracker.get_slot("en_attente")
         if turn.intent in ("affirm", "deny") and pending:
@@ -168,7 +213,7 @@ class ActionRepondre(Clocked, Action):
         if turn.parse.get("language", "fr") != "fr":
             return self.other_language(dispatcher, turn, topics)
         if not topics:
-            return self.not_understood(dispatcher, turn)
+            return await self.not_understood(dispatcher, turn)
         if tracker.get_slot("sujet") is None and needs_scope_check(
             topics,
             turn.text,
@@ -317,7 +362,7 @@ class ActionRepondre(Clocked, Action):
         send(dispatcher, answers.other_language_answer(FICHE, ctx, fact, in_scope))
         return self.remember(recognised) if recognised else []
 
-    def not_understood(self, dispatcher: CollectingDispatcher, turn: Turn) -> list[EventType]:
+    async def not_understood(self, dispatcher: CollectingDispatcher, turn: Turn) -> list[EventType]:
         tracker, intent = turn.tracker, turn.intent
         if intent in answers.SMALL_TALK:
             send(dispatcher, Reply(answers.SMALL_TALK[intent]))
@@ -332,11 +377,7 @@ class ActionRepondre(Clocked, Action):
             send(dispatcher, answers.which_procedure())
             return []
         if consecutive_fallbacks(tracker) >= 2:
-            send(
-                dispatcher,
-                answers.handoff_answer(FICHE, turn.now, after_failure=True, abroad=is_abroad(tracker)),
-            )
-            return []
+            return await hand_over(dispatcher, tracker, turn.now, after_failure=True)
         ranking = tracker.latest_message.get("intent_ranking") or []
         candidates = [r.get("name") for r in ranking if r.get("name") not in NOT_SUGGESTED]
         send(dispatcher, answers.clarify_answer(candidates))
@@ -347,11 +388,12 @@ class ActionTransfertHumain(Clocked, Action):
     def name(self) -> str:
         return "action_transfert_humain"
 
-    def run(
+    async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        send(dispatcher, answers.handoff_answer(FICHE, self.clock(), abroad=is_abroad(tracker)))
-        return []
+        if held_by_a_person(dispatcher, tracker):
+            return []  # already waiting for, or talking with, a person
+        return back_to_bot_events(tracker) + await hand_over(dispatcher, tracker, self.clock())
 
 
 class ActionAccueil(Action):
@@ -363,5 +405,20 @@ class ActionAccueil(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if held_by_a_person(dispatcher, tracker):
+            return []
         send(dispatcher, answers.welcome(RETENTION_DAYS, PRIVACY_URL))
         return []
+
+
+class ActionRetourAssistant(Action):
+    """The customer's "Revenir à l'assistant", or Messenger's inbox giving the thread back."""
+
+    def name(self) -> str:
+        return "action_retour_assistant"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        send(dispatcher, Reply(answers.BACK_WITH_ASSISTANT))
+        return [SlotSet(handoff.SLOT, None)]

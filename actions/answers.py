@@ -460,6 +460,62 @@ def handoff_answer(
     return Reply(_with_source(fiche, *lines))
 
 
+# --- live handoff (a person answers on the widget or in the Messenger inbox) -----------------
+
+BACK_TO_ASSISTANT = "Revenir à l'assistant"
+
+
+def _alternatives(fiche: Fiche, instant: datetime) -> list[str]:
+    service = fiche.phones["1000"]
+    return [
+        f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, instant)}.",
+        f"• Par email : {fiche.email_service_clientele}",
+        f"• Sur place : {fiche.agency_name}, {fiche.agency_address}",
+    ]
+
+
+def waiting_for_person(fiche: Fiche, instant: datetime, after_failure: bool = False) -> Reply:
+    """Said once, when the conversation joins the live desk's queue (website widget)."""
+    intro = "Je n'arrive pas à comprendre votre demande : " if after_failure else ""
+    lines = [
+        intro + "je transmets la conversation à un conseiller, qui va vous répondre ici. "
+        "Vous pouvez continuer à écrire : il lira tout l'échange.",
+        "Si vous préférez, vous pouvez aussi nous joindre :",
+        *_alternatives(fiche, instant),
+        f"Pour reprendre avec l'assistant automatique : « {BACK_TO_ASSISTANT} ».",
+    ]
+    return Reply(_with_source(fiche, *lines), [button(BACK_TO_ASSISTANT, "/retour_assistant")])
+
+
+def handed_to_inbox(fiche: Fiche, instant: datetime, after_failure: bool = False) -> Reply:
+    """Said once, when a Messenger conversation is passed to the page's inbox (its staff)."""
+    intro = "Je n'arrive pas à comprendre votre demande : " if after_failure else ""
+    lines = [
+        intro + "je transmets la conversation à un conseiller de l'OPT, qui va vous répondre ici, "
+        "dans Messenger. Vous pouvez continuer à écrire.",
+        "Si vous préférez, vous pouvez aussi nous joindre :",
+        *_alternatives(fiche, instant),
+    ]
+    return Reply(_with_source(fiche, *lines))
+
+
+def agent_name(login: str) -> str:
+    """The first name a customer sees of a staff member: "marie.dupont" -> "Marie"."""
+    first = login.replace("_", ".").replace("-", ".").split(".")[0].strip()
+    return (first[:1].upper() + first[1:].lower()) if first else "Un conseiller"
+
+
+def agent_joined(name: str) -> str:
+    return f"Un conseiller a rejoint la conversation : {name}."
+
+
+AGENT_LEFT = (
+    "Le conseiller a terminé. C'est de nouveau l'assistant automatique qui vous répond : "
+    "posez-moi votre question si vous en avez une autre."
+)
+BACK_WITH_ASSISTANT = "C'est de nouveau l'assistant automatique qui vous répond. Quelle est votre question ?"
+
+
 def clarify_answer(candidates: Sequence[str]) -> Reply:
     titles = [c for c in candidates if c in TOPIC_TITLES][:2]
     text = "Je ne suis pas sûr d'avoir compris. "

@@ -38,7 +38,9 @@ through, it needs no patch of Rasa internals, and it also covers failures that a
 action's (tracker store or lock store unreachable). When a turn sent no bot message at
 all, or raised, the customer gets `unavailable_text()`: the essential contacts from the
 fiche (Service Clientèle 1000 and its hours, its email, the agency). Every turn of this
-assistant answers something, so an empty turn always means a failure. Normal answers come
+assistant answers something, so an empty turn always means a failure; when a person answers
+the conversation (actions/handoff.py), the assistant's turn sends `handoff.HELD`, counted
+here and never shown. Normal answers come
 back by themselves with the action server. The contacts message is sent by the channel,
 not by Rasa, so it is not in the tracker (the failed turn stays visible as such there).
 """
@@ -62,7 +64,7 @@ from typing import Any, Protocol
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
-from actions import answers
+from actions import answers, handoff
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +311,8 @@ class _ReplyCounter:
 
         async def send_response(recipient_id: str, message: dict[str, Any]) -> None:
             self.count += 1
+            if message.get("custom") == handoff.HELD:
+                return  # a person answers this conversation: the assistant's silence, on purpose
             await original(recipient_id, message)
 
         channel.send_response = send_response

@@ -44,7 +44,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 from rasa.core.channels.socketio import SocketIOOutput
 from rasa.shared.exceptions import RasaException
@@ -106,6 +106,22 @@ def sender_of(session: str) -> str:
     return SENDER_PREFIX + session
 
 
+class WidgetOutput(SocketIOOutput):
+    """Rasa's socket.io output, plus the messages of a staff member (console live desk): a
+    bot message whose `custom` names an `agent` goes out as one `bot_uttered` carrying
+    {"text", "agent", "notice"}, so that the widget shows it apart from the assistant's."""
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        custom = message.get("custom")
+        if isinstance(custom, dict) and isinstance(custom.get("agent"), str):
+            packet = {"text": message.get("text") or "", "agent": custom["agent"]}
+            if isinstance(custom.get("notice"), str):
+                packet["notice"] = custom["notice"]  # "joined" / "left": shown as a notice
+            await self._send_message(recipient_id, packet)
+            return
+        await super().send_response(recipient_id, message)
+
+
 def parse_origins(value: Any) -> list[str]:
     """A list, or a comma/space separated string, of origins (scheme://host[:port])."""
     items = value if isinstance(value, (list, tuple)) else re.split(r"[,\s]+", str(value or ""))
@@ -134,6 +150,13 @@ class SocketIOInput(RasaSocketIOInput):
         logger.info("socketio: allowed origins %s", channel.allowed_origins)
         channel.signer = SessionSigner(os.environ.get(ENV_SESSION_SECRET))
         return channel
+
+    def get_output_channel(self) -> OutputChannel | None:
+        """The output Rasa's HTTP API uses (`output_channel=latest`): the console's live desk
+        sends staff messages through it."""
+        if self.sio is None:
+            return None
+        return WidgetOutput(self.sio, self.bot_message_evt)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         handle = guarded(on_new_message)  # length, rate limit, answer when Rasa cannot (channels/guard.py)
@@ -219,7 +242,7 @@ class SocketIOInput(RasaSocketIOInput):
                 UserMessage(
                     # not a string: None, which the guard answers with "could not read your message"
                     text if isinstance(text, str) else None,
-                    SocketIOOutput(sio, self.bot_message_evt),
+                    WidgetOutput(sio, self.bot_message_evt),
                     sender_id,
                     input_channel=self.name(),
                     metadata=metadata if isinstance(metadata, dict) else {},

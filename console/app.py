@@ -26,13 +26,13 @@ from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import auth, chart, queries
+from console import auth, chart, desk, queries
 from console.config import Settings, describe_url
 from console.db import create_tables, make_engine
 from console.domain import domain_entities, domain_intents, training_entity_texts, training_examples
@@ -47,10 +47,12 @@ SESSION_COOKIE = "chat_cagou_console"
 # Secure, has Path=/ and no Domain: no subdomain can set or shadow it.
 HOST_COOKIE_PREFIX = "__Host-"
 # Answer without a session: nothing there carries customer data.
-PUBLIC_PATHS = ("/login", "/healthz")
+# /desk/available: whether someone is present on the live desk (a yes or no for the action
+# server, which asks it before handing a customer over; nothing else).
+PUBLIC_PATHS = ("/login", "/healthz", "/desk/available")
 PUBLIC_PREFIXES = ("/static/",)
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 MAX_NOTE = 2000
@@ -183,6 +185,16 @@ def nc_time(ts: float | None, seconds: bool = False) -> str:
     return datetime.fromtimestamp(ts, NOUMEA).strftime("%d/%m/%Y %H:%M:%S" if seconds else "%d/%m/%Y %H:%M")
 
 
+def wait_text(seconds: float) -> str:
+    """'45 s', '3 min', '1 h 05'."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d}"
+
+
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f} %".replace(".", ",")
 
@@ -236,6 +248,7 @@ def make_templates(key: bytes) -> Jinja2Templates:
         conversation_ref=lambda sender_id: queries.conversation_ref(key, sender_id),
         sender_label=lambda sender_id: sender_label(key, sender_id),
         mask=mask,
+        wait_text=wait_text,
     )
     env.globals.update(flag_names=queries.FLAGS)
     return Jinja2Templates(env=env)
@@ -715,6 +728,94 @@ async def erase_submit(request: Request, data: FormData) -> Response:
     return render(request, "erase.html", {"q": "", "matches": None, "error": None, "done": done})
 
 
+# --- live desk ------------------------------------------------------------------------------
+
+
+async def desk_available(request: Request) -> Response:
+    present = await run_in_threadpool(desk.available, request.app.state.engine)
+    return JSONResponse({"available": present})
+
+
+async def desk_view(request: Request) -> dict[str, Any]:
+    state = request.app.state
+    name = request.state.user["name"]
+    present = await run_in_threadpool(desk.touch, state.engine, name)
+    view = await run_in_threadpool(desk.view, state.engine, name)
+    senders = [q["sender_id"] for q in view["queue"]] + [h["sender_id"] for h in view["mine"]]
+    await run_in_threadpool(queries.remember_refs, state.engine, state.ref_key, senders)
+    return {"present": present, "view": view, "rasa_linked": bool(state.settings.rasa_url)}
+
+
+@page()
+async def direct_page(request: Request) -> Response:
+    return render(request, "direct.html", await desk_view(request))
+
+
+@page()
+async def direct_live(request: Request) -> Response:
+    """The live parts of /direct, rendered by the same macros as the page."""
+    context = await desk_view(request)
+    module = request.app.state.templates.env.get_template("_desk.html").make_module(
+        {"csrf_token": request.session.get("csrf", "")}
+    )
+    key = request.app.state.ref_key
+    parts = {"queue": str(module.queue(context["view"]["queue"]))}
+    mine = []
+    for h in context["view"]["mine"]:
+        ref = queries.conversation_ref(key, h["sender_id"])
+        parts[ref] = str(module.messages(h["messages"], False))
+        mine.append(ref)
+    return JSONResponse({"present": context["present"], "parts": parts, "mine": mine})
+
+
+def desk_done(request: Request, error: str | None, message: str) -> Response:
+    """JSON for the desk's script, else a flash and back to the desk."""
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"ok": error is None, "error": error}, status_code=200 if error is None else 409)
+    flash(request, error or message, "error" if error else "ok")
+    return RedirectResponse("/direct", status_code=303)
+
+
+async def desk_sender(request: Request, data: FormData) -> str | None:
+    ref = field(data, "conversation")
+    if not REF.fullmatch(ref):
+        return None
+    return await run_in_threadpool(queries.sender_of_ref, request.app.state.engine, ref)
+
+
+@form()
+async def direct_presence(request: Request, data: FormData) -> Response:
+    present = field(data, "present") == "1"
+    await run_in_threadpool(desk.set_presence, request.app.state.engine, request.state.user["name"], present)
+    return desk_done(
+        request, None, "Vous êtes présent(e) sur le desk." if present else "Vous êtes absent(e)."
+    )
+
+
+def desk_action(action: Callable[..., None], done: str) -> Handler:
+    @form()
+    async def endpoint(request: Request, data: FormData) -> Response:
+        state = request.app.state
+        sender_id = await desk_sender(request, data)
+        if sender_id is None:
+            return desk_done(request, "Conversation inconnue.", "")
+        args: list[Any] = [state.engine, state.settings, sender_id, request.state.user["name"]]
+        if action is desk.reply:
+            args.append(field(data, "text"))
+        try:
+            await run_in_threadpool(action, *args)
+        except desk.DeskError as error:
+            return desk_done(request, str(error), "")
+        return desk_done(request, None, done)
+
+    return endpoint
+
+
+direct_take = desk_action(desk.take, "Conversation prise en charge : le client en est informé.")
+direct_reply = desk_action(desk.reply, "Message envoyé.")
+direct_release = desk_action(desk.release, "Conversation rendue à l'assistant.")
+
+
 # --- the app -------------------------------------------------------------------------------
 
 
@@ -730,6 +831,13 @@ def build_routes() -> list:
         Route("/insights", insights_page),
         Route("/labels", labels_page),
         Route("/labels/export.yml", export_labels),
+        Route("/desk/available", desk_available),
+        Route("/direct", direct_page),
+        Route("/direct/live", direct_live),
+        Route("/direct/presence", direct_presence, methods=["POST"]),
+        Route("/direct/take", direct_take, methods=["POST"]),
+        Route("/direct/reply", direct_reply, methods=["POST"]),
+        Route("/direct/release", direct_release, methods=["POST"]),
         Route("/admin", admin_page),
         Route("/admin/purge", purge_preview_page, methods=["GET"]),
         Route("/admin/purge", purge_submit, methods=["POST"]),

@@ -105,6 +105,10 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     # events older than this many days are deleted by a daily task of the console (None: off)
     retention_days: int | None = None
+    # Rasa's HTTP API (--enable-api, --auth-token): the live desk sends staff messages through
+    # it. None: the desk shows the queue but cannot take a conversation.
+    rasa_url: str | None = None
+    rasa_token: str = ""
 
     @classmethod
     def from_env(cls, dev: bool | None = None, need_secret: bool = True) -> Settings:
@@ -137,7 +141,19 @@ class Settings:
             per_page=max(1, int(os.environ.get("CONSOLE_PER_PAGE", "25"))),
             trusted_proxies=parse_proxies(proxies),
             retention_days=retention_days(os.environ.get("CHAT_CAGOU_RETENTION_DAYS")),
+            rasa_url=rasa_api_url(os.environ.get("CONSOLE_RASA_URL")),
+            rasa_token=os.environ.get("RASA_AUTH_TOKEN", ""),
         )
+
+
+def rasa_api_url(value: str | None) -> str | None:
+    """CONSOLE_RASA_URL: the base URL of one Rasa instance's HTTP API (http or https)."""
+    url = (value or "").strip().rstrip("/")
+    if not url:
+        return None
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"CONSOLE_RASA_URL must be an http(s) URL, not {value!r}")
+    return url
 
 
 def parse_proxies(value: str) -> tuple[str, ...]:

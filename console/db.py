@@ -148,7 +148,29 @@ refs = sa.Table(
 
 DERIVED = (conversations, messages, state)
 # deleted with the conversation (purge, erasure)
-STAFF_WORK_BY_SENDER = (tags, notes, reviews, labels, refs)
+# live desk (console/desk.py): who is present, and each handoff taken by a staff member
+desk_presence = sa.Table(
+    "console_desk_presence",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("present", sa.Boolean, nullable=False),
+    sa.Column("seen_at", sa.Float, nullable=False),
+)
+handoffs = sa.Table(
+    "console_handoffs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sender_id", sa.String(255), nullable=False, index=True),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("waiting_since", sa.Float, nullable=False),
+    sa.Column("taken_at", sa.Float, nullable=False, index=True),
+    sa.Column("agent", sa.String(100), nullable=False),
+    sa.Column("closed_at", sa.Float),
+    # "agent" (Rendre la main), "customer" (back to the assistant), "expired"
+    sa.Column("closed_by", sa.String(16)),
+)
+
+STAFF_WORK_BY_SENDER = (tags, notes, reviews, labels, refs, handoffs)
 
 
 def make_engine(url: str | URL) -> Engine:

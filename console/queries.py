@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from actions import handoff
 from console import db, indexer
 from console.indexer import FALLBACK_INTENT, NOUMEA, intent_and_confidence, load_data
 from console.masking import fold, mask, pii_spans
@@ -347,9 +348,14 @@ def conversation(engine: Engine, sender_id: str) -> dict[str, Any] | None:
                 label=labels.get(row.id),
             )
         elif row.type_name == "bot":
+            custom = (data.get("data") or {}).get("custom")
+            if custom == handoff.HELD:
+                continue  # the assistant's deliberate silence while a person answers
+            agent = custom.get("agent") if isinstance(custom, dict) else None
             item.update(
                 text=data.get("text") or "",
                 buttons=[b.get("title") for b in ((data.get("data") or {}).get("buttons") or [])],
+                agent=agent or (data.get("metadata") or {}).get("agent"),
             )
         elif row.type_name == "action":
             name = row.action_name or data.get("name")

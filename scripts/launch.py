@@ -16,8 +16,10 @@ Production starts Rasa with deploy/rasa_run.py, which this does not change.
 2. Readiness (`rasa run` only, when CHAT_CAGOU_READY_FILE is set, as scripts/start.py does):
    once Rasa has loaded its model, and before it listens, a JSON file says whether the agent
    is ready (model loaded) and what the model understood of a question parsed as a warm-up.
-   Rasa's HTTP API stays off (`make run` does not enable it); GET / answers even when the
-   model failed to load, so it cannot tell on its own.
+   GET / answers even when the model failed to load, so it cannot tell on its own.
+3. Rasa's HTTP API (`rasa run` only) is on when RASA_AUTH_TOKEN is set (scripts/start.py sets
+   a random one per start), behind that token: the console's live desk appends the staff
+   messages through it.
 """
 
 from __future__ import annotations
@@ -149,6 +151,10 @@ def main(argv: list[str] | None = None) -> None:
         _report_readiness(Path(ready_file))
     import rasa.__main__
 
+    if args[:1] == ["run"] and os.environ.get("RASA_AUTH_TOKEN") and "--enable-api" not in args:
+        # Rasa's HTTP API behind a token, for the console's live desk; the token is added here
+        # rather than on the command line, where `ps` would show it.
+        args = [*args, "--enable-api", "--auth-token", os.environ["RASA_AUTH_TOKEN"]]
     sys.argv = ["rasa", *args]
     rasa.__main__.main()
 

@@ -24,6 +24,8 @@ Environment (all optional):
   RASA_URL                the Rasa address the chat page uses (default http://localhost:RASA_PORT)
   START_TIMEOUT           seconds to wait for the servers (default 300)
   CHAT_CAGOU_RETENTION_DAYS  the retention the privacy notice states (unset: no number given)
+  RASA_AUTH_TOKEN         the token of Rasa's HTTP API, which the console's live desk uses
+                          (default: a random one per start)
   CHAT_CAGOU_PRIVACY_URL  the privacy page of the first message (default: the chat page's
                           /confidentialite)
 
@@ -38,6 +40,7 @@ import contextlib
 import ctypes
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -243,6 +246,11 @@ def base_env(settings: Settings) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"  # logs written as they come
     # the page the assistant's privacy notice links to (web/serve.py serves it)
     env.setdefault("CHAT_CAGOU_PRIVACY_URL", f"http://localhost:{settings.web_port}/confidentialite")
+    # The live desk (console/desk.py): Rasa's HTTP API behind a token of this start, the
+    # console writing through it, the action server asking the console who is present.
+    env.setdefault("RASA_AUTH_TOKEN", secrets.token_urlsafe(32))
+    env.setdefault("CONSOLE_RASA_URL", f"http://127.0.0.1:{settings.rasa_port}")
+    env.setdefault("CHAT_CAGOU_CONSOLE_URL", f"http://127.0.0.1:{settings.console_port}")
     origins = web_origins(settings)
     if origins:
         env["CHAT_CAGOU_WEB_ORIGINS"] = origins

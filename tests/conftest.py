@@ -93,23 +93,42 @@ def make_tracker(
     events: list[dict[str, Any]] | None = None,
     ranking: list[dict[str, Any]] | None = None,
     text: str = "",
+    channel: str | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Tracker:
+    """A tracker whose last message has this intent; `channel` is its input channel."""
     latest = {
         "text": text,
         "intent": {"name": intent, "confidence": 0.9},
         "entities": entities or [],
         "intent_ranking": ranking or [],
+        "metadata": metadata or {},
     }
+    user = {"event": "user", "text": text, "parse_data": latest, "input_channel": channel}
     return Tracker(
         sender_id="test",
         slots=slots or {},
         latest_message=latest,
-        events=events or [{"event": "user", "text": text, "parse_data": latest}],
+        events=[*(events or []), user] if channel or not events else events,
         paused=False,
         followup_action=None,
         active_loop={},
         latest_action_name="action_listen",
     )
+
+
+def run_action(action: Any, tracker: Tracker) -> tuple[Any, list[dict[str, Any]]]:
+    """(dispatcher, events) of one run of a custom action, sync or async, as the SDK runs it."""
+    import asyncio
+    import inspect
+
+    from rasa_sdk.executor import CollectingDispatcher
+
+    dispatcher = CollectingDispatcher()
+    events = action.run(dispatcher, tracker, {})
+    if inspect.isawaitable(events):
+        events = asyncio.run(events)
+    return dispatcher, events
 
 
 @pytest.fixture(scope="session")

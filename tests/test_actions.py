@@ -5,24 +5,24 @@ Expected facts come from the seed document or from explicit checks, not from the
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 
 import pytest
-from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions as actions_module
-from actions.actions import ActionAccueil, ActionRepondre, ActionTransfertHumain
+from actions import handoff
+from actions.actions import ActionAccueil, ActionRepondre, ActionRetourAssistant, ActionTransfertHumain
 from actions.answers import INFO_ANSWERS
 from actions.fiche import CHANNELS, PROCEDURES
 from actions.hours import NOUMEA
-from tests.conftest import make_tracker, normalise
+from tests.conftest import make_tracker, normalise, run_action
 
 FACT = re.compile(r"[\w.-]+@[\w.-]+\w|https?://[^\s,)]+[^\s,).]|\+687[ 0-9]+\d|\b\d{4}\b|\b\d{1,2}h\d{0,2}\b")
 
 
 def run(action, tracker):
-    dispatcher = CollectingDispatcher()
-    events = action.run(dispatcher, tracker, {})
+    dispatcher, events = run_action(action, tracker)
     assert len(dispatcher.messages) == 1
     return dispatcher.messages[0], events
 
@@ -359,3 +359,122 @@ def test_fallback_after_an_understood_message_is_a_first_fallback():
     )
     message, _ = run(clocked(ActionRepondre, at(2026, 11, 30, 10, 0)), tracker)
     assert message["buttons"][0]["payload"] == "/code_puk"
+
+
+# --- live handoff (actions/handoff.py) ------------------------------------------------------
+
+OPEN = at(2026, 11, 30, 10, 0)  # a Monday, 10h: the 1000 is open
+CLOSED = at(2026, 11, 28, 10, 0)  # a Saturday
+
+
+@pytest.fixture
+def desk(monkeypatch):
+    """Whether someone is present on the console's desk, as the action would ask it."""
+    present = {"value": True}
+
+    async def available():
+        return present["value"]
+
+    monkeypatch.setattr(handoff, "desk_available", available)
+    return present
+
+
+def slots(events):
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+def test_widget_customer_asking_for_a_person_joins_the_desk_queue(desk):
+    tracker = make_tracker("demander_humain", channel="socketio")
+    dispatcher, events = run_action(clocked(ActionTransfertHumain, OPEN), tracker)
+    (message,) = dispatcher.messages
+    assert "je transmets la conversation à un conseiller" in message["text"]
+    # the same alternatives as today, with the 1000's state
+    assert "1000" in message["text"] and "ouvert en ce moment" in message["text"]
+    assert "1000@opt.nc" in message["text"] and "9 rue du Général Gallieni" in message["text"]
+    assert [b["payload"] for b in message["buttons"]] == ["/retour_assistant"]
+    assert slots(events) == {"handoff": "waiting"}
+
+
+@pytest.mark.parametrize(
+    ("channel", "when", "present"),
+    [
+        ("socketio", OPEN, False),  # nobody on the desk
+        ("socketio", CLOSED, True),  # out of hours
+        ("rest", OPEN, True),  # REST never hands over
+        (None, OPEN, True),
+    ],
+)
+def test_no_live_handoff_gives_todays_contacts(desk, channel, when, present):
+    desk["value"] = present
+    tracker = make_tracker("demander_humain", channel=channel)
+    dispatcher, events = run_action(clocked(ActionTransfertHumain, when), tracker)
+    (message,) = dispatcher.messages
+    assert message["text"].startswith("Pour parler à un conseiller :")
+    assert "1000@opt.nc" in message["text"]
+    assert slots(events) == {}
+
+
+def test_messenger_customer_is_passed_to_the_page_inbox_in_opening_hours(desk):
+    tracker = make_tracker("demander_humain", channel="facebook")
+    dispatcher, events = run_action(clocked(ActionTransfertHumain, OPEN), tracker)
+    text, custom = dispatcher.messages
+    assert "dans Messenger" in text["text"] and "1000@opt.nc" in text["text"]
+    assert custom["custom"] == handoff.PASS_TO_INBOX
+    assert slots(events) == {"handoff": "inbox"}
+    closed = run_action(
+        clocked(ActionTransfertHumain, CLOSED), make_tracker("demander_humain", channel="facebook")
+    )
+    assert [bool(m.get("custom")) for m in closed[0].messages] == [False]
+
+
+def test_second_failure_on_the_widget_goes_to_the_desk(desk):
+    events = [fallback_event(), {"event": "bot", "text": "?"}, fallback_event()]
+    tracker = make_tracker("nlu_fallback", ranking=RANKING, events=events, channel="socketio")
+    tracker.events[-1]["parse_data"]["intent"]["name"] = "nlu_fallback"
+    dispatcher, events = run_action(clocked(ActionRepondre, OPEN), tracker)
+    (message,) = dispatcher.messages
+    assert message["text"].startswith("Je n'arrive pas à comprendre votre demande : je transmets")
+    assert slots(events) == {"handoff": "waiting"}
+
+
+def held(tracker):
+    return [m.get("custom") for m in tracker]
+
+
+@pytest.mark.parametrize("action_class", [ActionRepondre, ActionTransfertHumain, ActionAccueil])
+@pytest.mark.parametrize("state", ["waiting", "human"])
+def test_while_a_person_answers_the_assistant_stays_silent(action_class, state):
+    now = time.time()
+    earlier = [{"event": "slot", "name": "handoff", "value": state, "timestamp": now - 60}]
+    tracker = make_tracker("code_puk", slots={"handoff": state}, events=earlier, channel="socketio")
+    dispatcher, events = run_action(clocked(action_class, OPEN), tracker)
+    assert dispatcher.messages == [{**dispatcher.messages[0], "custom": handoff.HELD}]
+    assert not dispatcher.messages[0].get("text") and events == []
+
+
+def test_a_stale_handoff_ends_and_the_assistant_answers():
+    long_ago = time.time() - handoff.MAX_WAIT_SECONDS - 60
+    earlier = [{"event": "slot", "name": "handoff", "value": "waiting", "timestamp": long_ago}]
+    tracker = make_tracker("code_puk", slots={"handoff": "waiting"}, events=earlier, channel="socketio")
+    dispatcher, events = run_action(clocked(ActionRepondre, OPEN), tracker)
+    assert "Code PUK" in dispatcher.messages[0]["text"]
+    assert slots(events)["handoff"] is None
+
+
+def test_messenger_inbox_standby_messages_are_not_answered_but_a_thread_back_is():
+    earlier = [{"event": "slot", "name": "handoff", "value": "inbox", "timestamp": time.time()}]
+    standby = make_tracker(
+        "code_puk", slots={"handoff": "inbox"}, events=earlier, channel="facebook", metadata={"standby": True}
+    )
+    dispatcher, _ = run_action(clocked(ActionRepondre, OPEN), standby)
+    assert dispatcher.messages[0]["custom"] == handoff.HELD
+    back = make_tracker("code_puk", slots={"handoff": "inbox"}, events=earlier, channel="facebook")
+    dispatcher, events = run_action(clocked(ActionRepondre, OPEN), back)
+    assert "Code PUK" in dispatcher.messages[0]["text"] and slots(events)["handoff"] is None
+
+
+def test_back_to_the_assistant():
+    tracker = make_tracker("retour_assistant", slots={"handoff": "waiting"}, channel="socketio")
+    dispatcher, events = run_action(ActionRetourAssistant(), tracker)
+    assert "de nouveau l'assistant automatique" in dispatcher.messages[0]["text"]
+    assert slots(events) == {"handoff": None}

@@ -25,7 +25,15 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionSt
 from starlette.testclient import TestClient
 
 from console import auth, queries
-from console.app import CSP, HOST_COOKIE_PREFIX, SESSION_COOKIE, build_routes, create_app, ref_key
+from console.app import (
+    CSP,
+    HOST_COOKIE_PREFIX,
+    PUBLIC_PATHS,
+    SESSION_COOKIE,
+    build_routes,
+    create_app,
+    ref_key,
+)
 from console.config import Settings
 from console.db import create_tables
 from console.domain import plain_text
@@ -412,7 +420,7 @@ def test_login_never_redirects_off_site(client):
         {
             route.path.replace("{ref:path}", PUK)
             for route in build_routes()
-            if getattr(route, "methods", None) and route.path not in ("/login", "/healthz", "/logout")
+            if getattr(route, "methods", None) and route.path not in (*PUBLIC_PATHS, "/logout")
         }
     ),
 )

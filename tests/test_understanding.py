@@ -8,14 +8,13 @@ import re
 from datetime import datetime
 
 import pytest
-from rasa_sdk.executor import CollectingDispatcher
 
 from actions.actions import ActionRepondre
 from actions.hours import NOUMEA, asked_moment
 from components.clauses import split_clauses
 from components.cleaner import clean_for_nlu
 from components.situation import abroad_places, detect_language
-from tests.conftest import make_tracker
+from tests.conftest import make_tracker, run_action
 
 MONDAY_10H = datetime(2026, 11, 30, 10, 0, tzinfo=NOUMEA)
 # A short number offered as a number to call (not inside an email address).
@@ -43,8 +42,7 @@ def reply(
         tracker.latest_message["second_opinion"] = second_opinion
     action = ActionRepondre()
     action.clock = lambda: when
-    dispatcher = CollectingDispatcher()
-    events = action.run(dispatcher, tracker, {})
+    dispatcher, events = run_action(action, tracker)
     assert len(dispatcher.messages) == 1
     return dispatcher.messages[0], {e["name"]: e["value"] for e in events}
 

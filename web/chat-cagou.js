@@ -230,9 +230,19 @@
     sendButton.disabled = !online;
   }
 
-  // One message of the history: {from: "user"|"bot", text, buttons: [{title, payload}], used}.
+  // One message of the history: {from: "user"|"bot"|"agent", text, buttons: [{title, payload}],
+  // used, agent (a staff member's first name), notice ("joined"/"left": shown as a notice)}.
   function renderMessage(entry, index) {
-    var row = el("div", "cc-message cc-" + (entry.from === "user" ? "user" : "bot"));
+    if (entry.notice) {
+      var notice = el("p", "cc-notice", entry.text);
+      notice.setAttribute("role", "status");
+      log.appendChild(notice);
+      scrollDown();
+      return;
+    }
+    var kind = entry.from === "user" ? "user" : entry.from === "agent" ? "agent" : "bot";
+    var row = el("div", "cc-message cc-" + kind);
+    if (kind === "agent") row.appendChild(el("span", "cc-author", entry.agent + " (conseiller)"));
     var bubble = el("div", "cc-bubble");
     appendText(bubble, entry.text);
     row.appendChild(bubble);
@@ -303,6 +313,12 @@
       .filter(function (b) { return b && (b.title || b.payload); })
       .map(function (b) { return { title: String(b.title || b.payload), payload: String(b.payload || b.title) }; });
     if (!text && !buttons.length) return;
+    if (typeof message.agent === "string" && message.agent) {
+      // a staff member from the console's live desk
+      var notice = message.notice === "joined" || message.notice === "left" ? message.notice : null;
+      addMessage({ from: "agent", agent: message.agent.slice(0, 40), text: text, notice: notice });
+      return;
+    }
     addMessage({ from: "bot", text: text, buttons: buttons });
   }
 
