@@ -118,12 +118,14 @@ def send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
 
 def held_by_a_person(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
     """A person answers this conversation (actions/handoff.py): the assistant stays silent,
-    with the marker the input guard recognises. A Messenger message that is not a standby
-    event means the bot holds the thread again (the inbox gave it back, or never took it)."""
+    with the marker the input guard recognises. On Messenger the thread decides: a standby
+    message (the page inbox holds the thread) is never answered, and any other message means
+    the bot holds the thread again (given back, taken back, or never passed)."""
+    if (tracker.latest_message.get("metadata") or {}).get("standby"):
+        dispatcher.utter_message(json_message=handoff.HELD)
+        return True
     current = handoff.state(tracker)
-    if current is None or handoff.expired(tracker, time.time()):
-        return False
-    if current == handoff.INBOX and not (tracker.latest_message.get("metadata") or {}).get("standby"):
+    if current in (None, handoff.INBOX) or handoff.expired(tracker, time.time()):
         return False
     dispatcher.utter_message(json_message=handoff.HELD)
     return True

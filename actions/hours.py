@@ -3,6 +3,8 @@ public holidays (from the maintained `holidays` library, France subdivision NC).
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -17,8 +19,27 @@ from actions.fiche import DAY_NAMES, PhoneService, hour_text
 NOUMEA = ZoneInfo("Pacific/Noumea")
 
 
+# End-to-end tests run the real action server at a chosen instant (an ISO date-time with its
+# offset): "is the service open now" must not depend on when CI runs. Logged loudly if set.
+ENV_TEST_NOW = "CHAT_CAGOU_TEST_NOW"
+
+
+@cache
+def _test_now() -> datetime | None:
+    value = os.environ.get(ENV_TEST_NOW, "").strip()
+    if not value:
+        return None
+    fixed = datetime.fromisoformat(value)
+    if fixed.tzinfo is None:
+        raise ValueError(f"{ENV_TEST_NOW} needs a time zone offset: {value!r}")
+    logging.getLogger(__name__).warning(
+        "%s is set: the clock is fixed at %s (tests only)", ENV_TEST_NOW, value
+    )
+    return fixed.astimezone(NOUMEA)
+
+
 def now_noumea() -> datetime:
-    return datetime.now(NOUMEA)
+    return _test_now() or datetime.now(NOUMEA)
 
 
 @cache

@@ -17,6 +17,18 @@ What Rasa 3.6's channel gets wrong, and what this one does instead:
 - it calls the Graph API with blocking requests inside the event loop: here `GraphClient`
   posts with aiohttp, to `FB_GRAPH_API_URL` (tests point it to a local stub server).
 
+Handover protocol (Meta's, with the page's inbox as secondary receiver; docs/channels.md):
+- the custom message `{"handover": "page_inbox"}` of an action is not sent to the customer: it
+  passes the thread to the page inbox (`/me/pass_thread_control`, FB_PAGE_INBOX_APP_ID);
+- while the inbox owns the thread, the customer's messages arrive as `standby` events: never
+  answered, only recorded (text messages reach Rasa with metadata `{"standby": true}` and an
+  output channel that drops everything);
+- when the thread comes back (`pass_thread_control` to us), Rasa gets `/retour_assistant`
+  (metadata `{"handover": "returned"}`) and the customer its answer;
+- a standby message after FB_HANDOVER_IDLE_MINUTES without standby activity (customer
+  message or page echo) makes the bot take the thread back (`/me/take_thread_control`) and
+  answer it. Idleness is judged in this process, from what it saw (`Handover`).
+
 Sender ids are namespaced per channel: a conversation's tracker sender id is "fb:" + the
 page-scoped id (PSID), so that REST ("rest:...") or the widget ("web:...") cannot write into it;
 `MessengerOutput` strips the prefix and sends to the raw PSID.
@@ -34,12 +46,17 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
 from rasa.shared.exceptions import RasaException
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -64,8 +81,22 @@ ENV_SECRET = "FB_SECRET"
 ENV_TOKEN = "FB_PAGE_ACCESS_TOKEN"
 ENV_GRAPH_URL = "FB_GRAPH_API_URL"
 ENV_REQUIRED = "FB_MESSENGER_REQUIRED"
+ENV_INBOX_APP_ID = "FB_PAGE_INBOX_APP_ID"
+ENV_IDLE_MINUTES = "FB_HANDOVER_IDLE_MINUTES"
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v21.0"
+DEFAULT_INBOX_APP_ID = "263902037430900"  # Meta's documented app id of every page's inbox
+DEFAULT_IDLE_MINUTES = 30.0
+MAX_STANDBY_SENDERS = 10_000  # senders whose standby activity is remembered (least recent dropped)
+
+# What an action sends to hand the conversation to the page inbox (actions/handoff.py).
+HANDOVER_TO_INBOX = "page_inbox"
+# The intent command that tells Rasa the bot holds the thread again (action_retour_assistant).
+RETURN_COMMAND = "/retour_assistant"
+# Thread-control metadata, read by the other app (machine tokens, not shown to customers).
+META_HANDOVER = "chat_cagou:customer_asked_for_a_person"
+META_IDLE = "chat_cagou:inbox_idle_take_back"
+META_REQUEST = "chat_cagou:inbox_request_granted"
 
 # Messenger Platform limits.
 MAX_TEXT = 2000  # characters of a text message
@@ -162,17 +193,112 @@ def event_text(event: dict[str, Any]) -> str | None:
     return None  # delivery, read, reaction... events
 
 
-def user_events(payload: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(dedupe key, sender id, text) of every user event of a webhook call, in order."""
-    found = []
+# Kinds of `Event`.
+MESSAGE = "message"  # the customer wrote to the bot: answered
+STANDBY = "standby"  # the customer wrote while the inbox owns the thread: recorded (or taken back)
+STANDBY_ACTIVITY = "standby_activity"  # a page echo or non-text message in standby: clock only
+HANDED = "handed"  # the thread went to the inbox (our pass, or taken from us): clock starts
+RETURNED = "returned"  # the thread came back to us: /retour_assistant
+REQUESTED = "requested"  # another app asks for the thread
+
+HANDOVER_FIELDS = ("pass_thread_control", "take_thread_control", "request_thread_control", "app_roles")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One webhook event this channel acts on. `sender` is the customer's PSID; `key` the
+    dedupe key (None: not claimed, nothing to answer); `at` Meta's timestamp in ms."""
+
+    kind: str
+    sender: str
+    text: str = ""
+    key: str | None = None
+    at: float = 0.0
+    app_id: str = ""
+
+
+def _timestamp(event: dict[str, Any]) -> float:
+    """The event's time (ms) as Meta stamped it; arrival time when absent or malformed."""
+    value = event.get("timestamp")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return time.time() * 1000
+
+
+def _handover_event(event: dict[str, Any], inbox_app_id: str) -> Event | None:
+    """A `messaging_handovers` event. Assumes the page's receivers are our app and the inbox
+    (docs/channels.md): a pass to any other app id than the inbox's is a pass to us."""
+    sender = str((event.get("sender") or {}).get("id") or "")
+    if not sender:
+        return None
+    at = _timestamp(event)
+    passed = event.get("pass_thread_control")
+    if passed is not None:
+        if str(passed.get("new_owner_app_id") or "") == inbox_app_id:
+            return Event(HANDED, sender, at=at)  # our own pass, notified to every app
+        return Event(RETURNED, sender, key=f"pass_thread_control:{sender}:{at:.0f}", at=at)
+    taken = event.get("take_thread_control")
+    if taken is not None:
+        if str(taken.get("previous_owner_app_id") or "") == inbox_app_id:
+            return None  # taken from the inbox: our idle take-back, answered with its message
+        return Event(HANDED, sender, at=at)  # taken from us
+    requested = event.get("request_thread_control")
+    if requested is not None:
+        app_id = str(requested.get("requested_owner_app_id") or "")
+        return Event(REQUESTED, sender, key=f"request_thread_control:{sender}:{at:.0f}", at=at, app_id=app_id)
+    return None  # app_roles: a page setting changed, nothing to do per conversation
+
+
+def _standby_event(event: dict[str, Any]) -> Event | None:
+    """A `standby` event: the customer or the page wrote while the inbox owns the thread."""
+    message = event.get("message")
+    if message is None:
+        return None  # delivery, read... receipts are no activity
+    at = _timestamp(event)
+    if message.get("is_echo"):  # the page (a person in the inbox) wrote to the customer
+        customer = str((event.get("recipient") or {}).get("id") or "")
+        return Event(STANDBY_ACTIVITY, customer, at=at) if customer else None
+    sender = str((event.get("sender") or {}).get("id") or "")
+    if not sender:
+        return None
+    quick_reply = message.get("quick_reply") or {}
+    text = str(quick_reply.get("payload") or message.get("text") or "")
+    key = event_key(event)
+    if text and key:
+        return Event(STANDBY, sender, text, key, at)
+    return Event(STANDBY_ACTIVITY, sender, at=at)  # a sticker, a photo...: not forwarded
+
+
+def webhook_events(payload: dict[str, Any], inbox_app_id: str = DEFAULT_INBOX_APP_ID) -> list[Event]:
+    """Every event of a webhook call the channel acts on, in order: per entry its `messaging`
+    events (customer messages and handovers), then `messaging_handovers`, then `standby`."""
+    found: list[Event] = []
     for entry in payload.get("entry") or []:
         for event in entry.get("messaging") or []:
+            if any(name in event for name in HANDOVER_FIELDS):
+                handover = _handover_event(event, inbox_app_id)
+                if handover is not None:
+                    found.append(handover)
+                continue
             sender = str((event.get("sender") or {}).get("id") or "")
             text = event_text(event)
             key = event_key(event)
             if sender and text and key:
-                found.append((key, sender, text))
+                found.append(Event(MESSAGE, sender, text, key, _timestamp(event)))
+        for event in entry.get("messaging_handovers") or []:
+            handover = _handover_event(event, inbox_app_id)
+            if handover is not None:
+                found.append(handover)
+        for event in entry.get("standby") or []:
+            standby = _standby_event(event)
+            if standby is not None:
+                found.append(standby)
     return found
+
+
+def user_events(payload: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(dedupe key, sender id, text) of every message to the bot of a webhook call, in order."""
+    return [(e.key or "", e.sender, e.text) for e in webhook_events(payload) if e.kind == MESSAGE]
 
 
 # --- outgoing messages: Messenger's limits ----------------------------------------------
@@ -316,7 +442,8 @@ def psid_of(recipient_id: str) -> str:
 
 
 class GraphClient:
-    """Posts to the Send API (`{base_url}/me/messages`). The only code that talks to Facebook.
+    """Posts to the Graph API (`{base_url}/me/...`): the Send API and thread control. The only
+    code that talks to Facebook.
 
     Failures are logged and swallowed: a reply that cannot be delivered must not stop the
     conversation. The URL carries the access token, so it is never logged.
@@ -335,31 +462,92 @@ class GraphClient:
         }
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 
-    async def send(self, body: dict[str, Any]) -> bool:
+    async def post(self, edge: str, body: dict[str, Any]) -> bool:
+        """POST `body` to `{base_url}/me/{edge}`; True if Facebook accepted it."""
         try:
             async with (
                 aiohttp.ClientSession(timeout=self.timeout) as session,
-                session.post(f"{self.base_url}/me/messages", params=self.params, json=body) as reply,
+                session.post(f"{self.base_url}/me/{edge}", params=self.params, json=body) as reply,
             ):
                 if reply.status < 300:
                     return True
                 detail = (await reply.text())[:500]
-                logger.error("Messenger Send API answered %s: %s", reply.status, detail)
+                logger.error("Messenger Graph API /me/%s answered %s: %s", edge, reply.status, detail)
         except (TimeoutError, aiohttp.ClientError) as error:
-            logger.error("Messenger Send API unreachable (%s)", type(error).__name__)
+            logger.error("Messenger Graph API /me/%s unreachable (%s)", edge, type(error).__name__)
         return False
+
+    async def send(self, body: dict[str, Any]) -> bool:
+        """The Send API: a message or a sender action."""
+        return await self.post("messages", body)
+
+    async def pass_thread_control(self, psid: str, target_app_id: str, metadata: str) -> bool:
+        body = {"recipient": {"id": psid}, "target_app_id": int(target_app_id), "metadata": metadata}
+        return await self.post("pass_thread_control", body)
+
+    async def take_thread_control(self, psid: str, metadata: str) -> bool:
+        return await self.post("take_thread_control", {"recipient": {"id": psid}, "metadata": metadata})
+
+
+class Handover:
+    """The handover settings, and when each conversation in standby last moved.
+
+    `last` maps a PSID to the time (ms) of its latest standby activity: our pass to the inbox,
+    a customer message or a page echo in standby. It lives in this process, bounded to
+    `max_senders` (least recently moved dropped): with several Rasa instances each judges
+    idleness from the events it received. A sender it knows nothing of (dropped, restart,
+    another instance's handover) starts its clock at its first standby event, so the bot never
+    takes a thread back on a guess.
+    """
+
+    def __init__(
+        self,
+        inbox_app_id: str = DEFAULT_INBOX_APP_ID,
+        idle_minutes: float = DEFAULT_IDLE_MINUTES,
+        max_senders: int = MAX_STANDBY_SENDERS,
+    ) -> None:
+        self.inbox_app_id = inbox_app_id
+        self.idle_ms = idle_minutes * 60_000
+        self.max_senders = max_senders
+        self.last: OrderedDict[str, float] = OrderedDict()
+
+    def touch(self, psid: str, at: float | None = None) -> None:
+        at = time.time() * 1000 if at is None else at
+        # Meta may deliver out of order: the latest activity wins.
+        self.last[psid] = max(at, self.last.pop(psid, at))
+        while len(self.last) > self.max_senders:
+            self.last.popitem(last=False)
+
+    def forget(self, psid: str) -> None:
+        self.last.pop(psid, None)
+
+    def idle(self, psid: str, at: float) -> bool:
+        """The standby thread of `psid` has not moved for longer than the idle time (0: never)."""
+        since = self.last.get(psid)
+        return self.idle_ms > 0 and since is not None and at - since > self.idle_ms
+
+    async def pass_to_inbox(self, client: GraphClient, psid: str, metadata: str) -> bool:
+        passed = await client.pass_thread_control(psid, self.inbox_app_id, metadata)
+        if passed:
+            self.touch(psid)
+            logger.info("Messenger: thread passed to the page inbox")
+        else:
+            logger.error("Messenger: the thread could not be passed to the page inbox; the bot keeps it")
+        return passed
 
 
 class MessengerOutput(OutputChannel):
-    """Replies through the Send API, shaped by `messages_for`."""
+    """Replies through the Send API, shaped by `messages_for`; the custom message
+    `{"handover": "page_inbox"}` passes the thread to the page inbox instead."""
 
     @classmethod
     def name(cls) -> str:
         return "facebook"
 
-    def __init__(self, client: GraphClient) -> None:
+    def __init__(self, client: GraphClient, handover: Handover | None = None) -> None:
         super().__init__()
         self.client = client
+        self.handover = handover or Handover()
 
     async def _send_message(self, recipient_id: str, message: dict[str, Any]) -> None:
         await self.client.send(
@@ -410,6 +598,11 @@ class MessengerOutput(OutputChannel):
         )
 
     async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
+        if isinstance(json_message, dict) and json_message.get("handover") == HANDOVER_TO_INBOX:
+            # An instruction to the channel, not a message: the customer already got the
+            # action's text, a person of the page answers from now on.
+            await self.handover.pass_to_inbox(self.client, psid_of(recipient_id), META_HANDOVER)
+            return
         await self._send_message(recipient_id, json_message)
 
 
@@ -422,6 +615,28 @@ def _setting(credentials: dict[str, Any], key: str, env: str, default: str = "")
     return str(value) if value not in (None, "") else os.environ.get(env, default)
 
 
+def handover_settings(credentials: dict[str, Any]) -> tuple[str, float]:
+    """(page inbox app id, idle minutes), checked: a wrong value stops Rasa at start-up rather
+    than failing the first handover."""
+    app_id = _setting(credentials, "page_inbox_app_id", ENV_INBOX_APP_ID).strip() or DEFAULT_INBOX_APP_ID
+    if not re.fullmatch(r"[0-9]{1,20}", app_id):
+        raise MessengerConfigError(
+            f"Messenger channel: {ENV_INBOX_APP_ID} must be a numeric Facebook app id, not {app_id!r} "
+            f"(default {DEFAULT_INBOX_APP_ID}, the page inbox): see docs/channels.md."
+        )
+    raw = _setting(credentials, "handover_idle_minutes", ENV_IDLE_MINUTES).strip()
+    try:
+        minutes = float(raw) if raw else DEFAULT_IDLE_MINUTES
+    except ValueError:
+        minutes = math.nan
+    if not math.isfinite(minutes) or minutes < 0:
+        raise MessengerConfigError(
+            f"Messenger channel: {ENV_IDLE_MINUTES} must be a number of minutes, 0 or more "
+            f"(0 turns the idle take-back off), not {raw!r}: see docs/channels.md."
+        )
+    return app_id, minutes
+
+
 class MessengerInput(InputChannel):
     """The Messenger webhook at /webhooks/facebook/webhook."""
 
@@ -432,6 +647,7 @@ class MessengerInput(InputChannel):
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
         credentials = credentials or {}
+        inbox_app_id, idle_minutes = handover_settings(credentials)
         values = {
             ENV_VERIFY: _setting(credentials, "verify", ENV_VERIFY),
             ENV_SECRET: _setting(credentials, "secret", ENV_SECRET),
@@ -459,6 +675,8 @@ class MessengerInput(InputChannel):
             values[ENV_TOKEN],
             graph_api_url=_setting(credentials, "graph_api_url", ENV_GRAPH_URL, DEFAULT_GRAPH_URL),
             dedupe_db=_setting(credentials, "dedupe_db", ENV_DEDUPE_DB, DEFAULT_DEDUPE_DB),
+            page_inbox_app_id=inbox_app_id,
+            handover_idle_minutes=idle_minutes,
         )
 
     def __init__(
@@ -468,6 +686,8 @@ class MessengerInput(InputChannel):
         fb_access_token: str | None,
         graph_api_url: str = DEFAULT_GRAPH_URL,
         dedupe_db: str = DEFAULT_DEDUPE_DB,
+        page_inbox_app_id: str = DEFAULT_INBOX_APP_ID,
+        handover_idle_minutes: float = DEFAULT_IDLE_MINUTES,
     ) -> None:
         self.fb_verify = fb_verify
         self.fb_secret = fb_secret
@@ -475,6 +695,7 @@ class MessengerInput(InputChannel):
         self.enabled = bool(fb_verify and fb_secret and fb_access_token)
         self.graph_api_url = graph_api_url
         self.dedupe_db = dedupe_db
+        self.handover = Handover(page_inbox_app_id, handover_idle_minutes)
         self._seen: SeenStore | None = None
         self._queues: SenderQueues | None = None
 
@@ -499,34 +720,67 @@ class MessengerInput(InputChannel):
 
     async def accept(
         self,
-        found: list[tuple[str, str, str]],
+        found: Sequence[Event | tuple[str, str, str]],
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
         metadata: dict[str, Any] | None,
     ) -> bool:
-        """Claim the (key, sender, text) events not seen yet and start handling them, each in
-        its sender's queue. False (nothing started) when the message-id store is unavailable."""
-        claimed: list[tuple[str, str, str]] = []
+        """Claim the events not seen yet and start handling them, each in its sender's queue
+        (a (key, sender, text) tuple is a message to the bot). False (nothing started) when the
+        message-id store is unavailable."""
+        events = [e if isinstance(e, Event) else Event(MESSAGE, e[1], e[2], e[0]) for e in found]
+        claimed: list[Event] = []
         try:
-            for key, sender, text in found:
-                if await self.seen.claim(key):
-                    claimed.append((key, sender, text))
+            for event in events:
+                if event.key is None or await self.seen.claim(event.key):
+                    claimed.append(event)
         except Exception as error:  # noqa: BLE001 - Messenger retries the call: nothing is lost
             logger.error("Messenger: message-id store unavailable (%s)", type(error).__name__)
-            for key, _, _ in claimed:
-                with contextlib.suppress(Exception):  # the claim expires by itself
-                    await self.seen.release(key)
+            for event in claimed:
+                if event.key is not None:
+                    with contextlib.suppress(Exception):  # the claim expires by itself
+                        await self.seen.release(event.key)
             return False
-        for key, sender, text in claimed:
-            self.queues.start(
-                key, sender, functools.partial(self._handle, [(sender, text)], on_new_message, metadata)
-            )
+        for event in claimed:
+            # Judged here, in arrival order, so that the clock sees every event of the call.
+            work = self._work(event, on_new_message, metadata)
+            if work is not None and event.key is not None:
+                self.queues.start(event.key, event.sender, work)
         return True
+
+    def _work(
+        self,
+        event: Event,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        metadata: dict[str, Any] | None,
+    ) -> Callable[[], Awaitable[None]] | None:
+        """What to do for `event` in its sender's queue (None: nothing), the standby clock
+        updated."""
+        handover = self.handover
+        if event.kind in (STANDBY_ACTIVITY, HANDED):
+            handover.touch(event.sender, event.at)
+            return None
+        if event.kind == STANDBY:
+            if handover.idle(event.sender, event.at):
+                handover.forget(event.sender)
+                return functools.partial(self._take_back, event, on_new_message, metadata)
+            handover.touch(event.sender, event.at)
+            return functools.partial(self._record_standby, event, on_new_message, metadata)
+        if event.kind == RETURNED:
+            handover.forget(event.sender)
+            return functools.partial(self._returned, event, on_new_message)
+        if event.kind == REQUESTED:
+            return functools.partial(self._requested, event)
+        handover.forget(event.sender)  # a message to the bot: the thread is ours
+        return functools.partial(self._handle, [(event.sender, event.text)], on_new_message, metadata)
 
     def graph_client(self) -> GraphClient:
         return GraphClient(self.fb_access_token or "", self.fb_secret or "", self.graph_api_url)
 
+    def output(self) -> MessengerOutput:
+        return MessengerOutput(self.graph_client(), self.handover)
+
     def get_output_channel(self) -> OutputChannel | None:
-        return MessengerOutput(self.graph_client()) if self.enabled else None
+        return self.output() if self.enabled else None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # length, rate limit, answer when Rasa cannot (channels/guard.py); `handed_over` sees
@@ -569,7 +823,7 @@ class MessengerInput(InputChannel):
                 return response.text("invalid payload", status=400)
 
             try:
-                found = user_events(payload)
+                found = webhook_events(payload, self.handover.inbox_app_id)
             except (AttributeError, TypeError, ValueError):  # fields of the wrong JSON types
                 return response.text("invalid payload", status=400)
             # Claimed before the work starts, so a retry arriving meanwhile is dropped too.
@@ -592,7 +846,7 @@ class MessengerInput(InputChannel):
         metadata: dict[str, Any] | None,
     ) -> None:
         for sender_id, text in events:
-            out_channel = MessengerOutput(self.graph_client())
+            out_channel = self.output()
             await out_channel.send_action(sender_id, "mark_seen")
             await out_channel.send_action(sender_id, "typing_on")
             try:
@@ -609,3 +863,61 @@ class MessengerInput(InputChannel):
                 logger.exception("Messenger: could not handle a message")
             finally:
                 await out_channel.send_action(sender_id, "typing_off")
+
+    async def _record_standby(
+        self,
+        event: Event,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        """A customer message the inbox answers: into the transcript, every reply dropped (the
+        bot may not write while another app owns the thread)."""
+        await on_new_message(
+            UserMessage(
+                event.text,
+                CollectingOutputChannel(),
+                SENDER_PREFIX + event.sender,
+                input_channel=self.name(),
+                metadata={**(metadata or {}), "standby": True},
+            )
+        )
+
+    async def _take_back(
+        self,
+        event: Event,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        """Nobody in the inbox moved for the idle time: the bot takes the thread and answers."""
+        if not await self.graph_client().take_thread_control(event.sender, META_IDLE):
+            # Still the inbox's thread: record the message as standby, the clock restarts.
+            self.handover.touch(event.sender, event.at)
+            await self._record_standby(event, on_new_message, metadata)
+            return
+        logger.info("Messenger: thread taken back from an idle page inbox")
+        await self._handle(
+            [(event.sender, event.text)], on_new_message, {**(metadata or {}), "handover": "taken_back"}
+        )
+
+    async def _returned(self, event: Event, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """The inbox gave the thread back ("Mark as done"): Rasa learns it, the customer gets
+        its answer."""
+        await on_new_message(
+            UserMessage(
+                RETURN_COMMAND,
+                self.output(),
+                SENDER_PREFIX + event.sender,
+                input_channel=self.name(),
+                metadata={"handover": "returned"},
+            )
+        )
+
+    async def _requested(self, event: Event) -> None:
+        """Another app asks for the thread: granted to the page inbox (a person wants to
+        answer), ignored for any other app."""
+        if event.app_id != self.handover.inbox_app_id:
+            logger.warning(
+                "Messenger: thread control requested by app %s, not the page inbox: ignored", event.app_id
+            )
+            return
+        await self.handover.pass_to_inbox(self.graph_client(), event.sender, META_REQUEST)

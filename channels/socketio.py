@@ -25,6 +25,11 @@
    more leaves the oldest), a long-polling POST carries at most MAX_PACKETS_PER_REQUEST
    packets, MAX_HTTP_BUFFER bytes and MAX_BRACKETS_PER_REQUEST brackets (else 400), and the guard counts each message for its
    socket as well as for its session.
+6. Several Rasa instances. With CHAT_CAGOU_SOCKETIO_STORE=redis (production), the socket.io
+   server publishes its emits through Redis (python-socketio's AsyncRedisManager, the REDIS_*
+   variables of the lock store): a message Rasa sends to a conversation from any instance
+   (the console's live desk writes through one instance's HTTP API) reaches the widget
+   connected to another. Each socket still lives on one instance (nginx is sticky).
 Every message goes through the input guard (channels/guard.py): empty, unreadable, too long
 or rate-limited messages get a polite reply, and a turn Rasa could not answer gets the
 contacts. A `user_uttered` for a session this socket was not given is dropped.
@@ -43,6 +48,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
@@ -56,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 ENV_ORIGINS = "CHAT_CAGOU_WEB_ORIGINS"
 ENV_SESSION_SECRET = "CHAT_CAGOU_SESSION_SECRET"
+ENV_STORE = "CHAT_CAGOU_SOCKETIO_STORE"
 DEFAULT_ORIGINS = ["http://localhost:8080", "http://127.0.0.1:8080"]
 SENDER_PREFIX = "web:"
 SESSION_TOKEN = re.compile(r"^([0-9a-f]{32})\.([A-Za-z0-9_-]{43})$")  # id.signature
@@ -122,6 +129,37 @@ class WidgetOutput(SocketIOOutput):
         await super().send_response(recipient_id, message)
 
 
+def redis_url_from_env() -> str:
+    """redis://[:password@]host:port/db from the lock store's REDIS_* variables."""
+    password = os.environ.get("REDIS_PASSWORD") or ""
+    auth = f":{quote(password, safe='')}@" if password else ""
+    host = os.environ.get("REDIS_HOST") or "127.0.0.1"
+    port = int(os.environ.get("REDIS_PORT") or 6379)
+    db = int(os.environ.get("REDIS_DB") or 0)
+    return f"redis://{auth}{host}:{port}/{db}"
+
+
+def use_store_from_env(sio: Any) -> None:
+    """CHAT_CAGOU_SOCKETIO_STORE: "memory" (default, one process) or "redis" (several)."""
+    store = (os.environ.get(ENV_STORE) or "memory").strip().lower()
+    if store == "memory":
+        return
+    if store != "redis":
+        raise SocketIOConfigError(f"{ENV_STORE} must be 'memory' or 'redis', not {store!r}")
+    from socketio import AsyncRedisManager
+
+    channel = (os.environ.get("REDIS_KEY_PREFIX") or "chatcagou") + ":socketio"
+    # No read timeout: the listener waits on Redis for as long as nobody emits.
+    manager = AsyncRedisManager(
+        redis_url_from_env(), channel=channel, redis_options={"socket_connect_timeout": 2}
+    )
+    if sio.manager_initialized:
+        raise SocketIOConfigError("socket.io already has clients: its store can no longer change")
+    sio.manager = manager
+    manager.set_server(sio)
+    logger.info("socketio: emits shared by every instance through Redis (channel %s)", channel)
+
+
 def parse_origins(value: Any) -> list[str]:
     """A list, or a comma/space separated string, of origins (scheme://host[:port])."""
     items = value if isinstance(value, (list, tuple)) else re.split(r"[,\s]+", str(value or ""))
@@ -162,6 +200,7 @@ class SocketIOInput(RasaSocketIOInput):
         handle = guarded(on_new_message)  # length, rate limit, answer when Rasa cannot (channels/guard.py)
         socketio_webhook = super().blueprint(on_new_message)
         sio = self.sio
+        use_store_from_env(sio)
         if not hasattr(self, "signer"):  # built without from_credentials
             self.signer = SessionSigner(os.environ.get(ENV_SESSION_SECRET))
         # "*" keeps engine.io's meaning: every origin.

@@ -1,5 +1,6 @@
 """A local Graph API for the Messenger channel: a real HTTP server on a free loopback port that
-records every call of the Send API (POST .../me/messages) and answers as Facebook does.
+records every POST (the Send API, .../me/messages, and thread control, .../me/pass_thread_control
+and .../me/take_thread_control) and answers as Facebook does.
 
 Point the channel at it with FB_GRAPH_API_URL=stub.url: what would have been sent to Facebook
 is what the stub recorded."""
@@ -17,13 +18,19 @@ from urllib.parse import parse_qs, urlsplit
 
 Message = dict[str, Any]
 
+SEND_API = "messages"
+THREAD_CONTROL = ("pass_thread_control", "take_thread_control")
+
 
 class GraphStub:
-    """Records each POST (`calls`: path, query, body); `delay` slows its answers."""
+    """Records each POST (`calls`: path, query, body); `delay` slows its answers; the edges
+    named in `refused` ("take_thread_control"...) answer an error, as Facebook does when the
+    page's settings do not allow the call."""
 
     def __init__(self, version: str = "v21.0") -> None:
         self.calls: list[dict[str, Any]] = []
         self.delay = 0.0
+        self.refused: set[str] = set()
         self.changed = threading.Condition()
         stub = self
 
@@ -37,8 +44,19 @@ class GraphStub:
                     stub.calls.append({"path": url.path, "query": parse_qs(url.query), "body": body})
                     stub.changed.notify_all()
                 recipient = (body.get("recipient") or {}).get("id", "")
-                reply = json.dumps({"recipient_id": recipient, "message_id": "m_" + uuid.uuid4().hex})
-                self.send_response(200)
+                edge = edge_of(url.path)
+                status = 200
+                if edge in stub.refused:
+                    status = 400
+                    answer: dict[str, Any] = {
+                        "error": {"message": "(#10) stub refusal", "type": "OAuthException", "code": 10}
+                    }
+                elif edge in THREAD_CONTROL:
+                    answer = {"success": True}
+                else:
+                    answer = {"recipient_id": recipient, "message_id": "m_" + uuid.uuid4().hex}
+                reply = json.dumps(answer)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(reply.encode())
@@ -52,10 +70,24 @@ class GraphStub:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def bodies(self, recipient: str) -> list[dict[str, Any]]:
-        """The bodies of the calls for `recipient` (messages and sender actions), in order."""
+        """The bodies of the Send API calls for `recipient` (messages and sender actions), in order."""
         with self.changed:
             return [
-                c["body"] for c in self.calls if (c["body"].get("recipient") or {}).get("id") == recipient
+                c["body"]
+                for c in self.calls
+                if edge_of(c["path"]) == SEND_API
+                and (c["body"].get("recipient") or {}).get("id") == recipient
+            ]
+
+    def thread_control(self, recipient: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """(edge, body) of the pass_thread_control and take_thread_control calls, for
+        `recipient` or for all, in order."""
+        with self.changed:
+            return [
+                (edge_of(c["path"]), c["body"])
+                for c in self.calls
+                if edge_of(c["path"]) in THREAD_CONTROL
+                and (recipient is None or (c["body"].get("recipient") or {}).get("id") == recipient)
             ]
 
     def messages(self, recipient: str) -> list[Message]:
@@ -85,6 +117,11 @@ class GraphStub:
         """Stops the server (`with contextlib.closing(GraphStub()) as stub:`)."""
         self.server.shutdown()
         self.server.server_close()
+
+
+def edge_of(path: str) -> str:
+    """The Graph edge of a call's path: "/v21.0/me/messages" -> "messages"."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def message_text(message: Message) -> str:

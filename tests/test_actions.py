@@ -473,8 +473,33 @@ def test_messenger_inbox_standby_messages_are_not_answered_but_a_thread_back_is(
     assert "Code PUK" in dispatcher.messages[0]["text"] and slots(events)["handoff"] is None
 
 
+def test_a_standby_message_is_never_answered_even_without_the_slot():
+    """The page inbox took the thread without the assistant handing over (Meta's tools)."""
+    tracker = make_tracker("code_puk", channel="facebook", metadata={"standby": True})
+    dispatcher, events = run_action(clocked(ActionRepondre, OPEN), tracker)
+    assert [m.get("custom") for m in dispatcher.messages] == [handoff.HELD] and events == []
+
+
 def test_back_to_the_assistant():
     tracker = make_tracker("retour_assistant", slots={"handoff": "waiting"}, channel="socketio")
     dispatcher, events = run_action(ActionRetourAssistant(), tracker)
     assert "de nouveau l'assistant automatique" in dispatcher.messages[0]["text"]
     assert slots(events) == {"handoff": None}
+
+
+def test_the_test_clock_fixes_now_and_needs_an_offset(monkeypatch):
+    from actions import hours
+
+    monkeypatch.setenv(hours.ENV_TEST_NOW, "2026-11-30T10:00:00+11:00")
+    hours._test_now.cache_clear()
+    try:
+        assert hours.now_noumea() == datetime(2026, 11, 30, 10, 0, tzinfo=NOUMEA)
+        monkeypatch.setenv(hours.ENV_TEST_NOW, "2026-11-30T10:00:00")
+        hours._test_now.cache_clear()
+        with pytest.raises(ValueError, match="offset"):
+            hours.now_noumea()
+        monkeypatch.delenv(hours.ENV_TEST_NOW)
+        hours._test_now.cache_clear()
+        assert abs((hours.now_noumea() - datetime.now(UTC)).total_seconds()) < 5
+    finally:
+        hours._test_now.cache_clear()

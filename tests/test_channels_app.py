@@ -33,9 +33,10 @@ from rasa.shared.utils.io import read_yaml_file
 from sanic import Sanic
 from starlette.testclient import TestClient
 
-from actions import answers
+from actions import answers, handoff
 from channels import guard
 from channels.messenger import GraphClient, MessengerConfigError, MessengerInput
+from channels.socketio import SocketIOConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 FB_VERIFY, FB_SECRET, FB_TOKEN = "verify-token-de-test", "app-secret-de-test", "page-token-de-test"
@@ -58,7 +59,9 @@ class FakeAgent:
 
     messages: list[UserMessage] = field(default_factory=list)
     buttons: list[dict[str, Any]] | None = None
-    mode: str = "answer"  # "answer", "silent" (no bot message) or "fail" (raises)
+    # "answer", "silent" (no bot message), "fail" (raises), "held" (the assistant's silence
+    # while a person answers) or "staff" (a staff member's message, as the live desk sends it)
+    mode: str = "answer"
 
     async def handle_message(self, message: UserMessage) -> None:
         self.messages.append(message)
@@ -66,7 +69,12 @@ class FakeAgent:
             raise RuntimeError("action server unreachable")
         if self.mode == "silent":
             return
-        bot = {"text": f"Bien reçu : {message.text}"}
+        if self.mode == "held":
+            await message.output_channel.send_response(message.sender_id, {"custom": handoff.HELD})
+            return
+        bot: dict[str, Any] = {"text": f"Bien reçu : {message.text}"}
+        if self.mode == "staff":
+            bot["custom"] = {"agent": "Marie", "notice": "joined"}
         if self.buttons:
             bot["buttons"] = self.buttons
         await message.output_channel.send_response(message.sender_id, bot)
@@ -517,6 +525,26 @@ def test_socketio_origins_from_the_environment_replace_credentials(start):
     assert bot.channels["socketio"].allowed_origins == ["https://www.opt.nc", "https://chat.opt.nc"]
     assert Widget(bot.client, origin=WIDGET).handshake().status_code == 400
     assert Widget(bot.client, origin="https://chat.opt.nc").handshake().status_code == 200
+
+
+def test_socketio_store_setting_is_checked(start):
+    with pytest.raises(SocketIOConfigError, match="CHAT_CAGOU_SOCKETIO_STORE"):
+        start(CHAT_CAGOU_SOCKETIO_STORE="postgres")
+
+
+def test_a_staff_message_reaches_the_widget_marked_as_such(bot):
+    widget = Widget(bot.client).connect()
+    token = widget.session(None)
+    bot.agent.mode = "staff"
+    widget.emit("user_uttered", {"session_id": token, "message": "allô"})
+    assert widget.receive("bot_uttered") == {"text": "Bien reçu : allô", "agent": "Marie", "notice": "joined"}
+
+
+def test_the_assistants_silence_while_a_person_answers_is_not_an_outage(bot):
+    """The HELD marker counts as the turn's answer (no contacts sent) and is never shown."""
+    bot.agent.mode = "held"
+    assert bot.rest("client-held", "je suis toujours là") == []
+    assert bot.agent.seen() == [("rest:client-held", "je suis toujours là", "rest")]
 
 
 def test_socketio_session_and_message(bot):
