@@ -210,7 +210,9 @@ def post_events(settings: Settings, sender_id: str, events: Iterable[dict[str, A
     query = urlencode(
         {"output_channel": "latest", "execute_side_effects": "true", "token": settings.rasa_token}
     )
-    url = f"{settings.rasa_url}/conversations/{quote(sender_id, safe='')}/tracker/events?{query}"
+    # Rasa's route takes the id as written (Sanic does not decode %3A): the characters a
+    # sender id may hold (channels/guard.py SENDER_ID) are all left as they are
+    url = f"{settings.rasa_url}/conversations/{quote(sender_id, safe=':@+=')}/tracker/events?{query}"
     body = json.dumps(list(events)).encode("utf-8")
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json"}

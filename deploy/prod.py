@@ -74,6 +74,7 @@ DEFAULTS: dict[str, str] = {
     "REDIS_KEY_PREFIX": "chatcagou",
     "TICKET_LOCK_LIFETIME": "20",
     "CHAT_CAGOU_RATE_LIMIT_STORE": "redis",
+    "CHAT_CAGOU_SOCKETIO_STORE": "redis",
     "CHAT_CAGOU_SESSION_MAX_EVENTS": "400",
     "CHAT_CAGOU_SESSION_MAX_HOURS": "24",
     "FB_DEDUPE_STORE": "redis",

@@ -138,11 +138,12 @@ def test_a_person_takes_over_and_hands_back(site, browser):
         assert desk.evaluate("window.__sameDocument === true")
         chat.wait_for_timeout(1500)
         assert chat.locator(".cc-bot .cc-bubble").count() == bot_answers
+        expect(chat.locator(".cc-typing")).to_be_hidden()  # no "Chat Cagou écrit…" for a person
         chat.screenshot(path=str(ARTIFACTS / "handoff-2-widget.png"))
         desk.screenshot(path=str(ARTIFACTS / "handoff-3-desk.png"), full_page=True)
 
         # hand back: the customer is told, and the assistant answers the next message
-        desk.click("button:has-text('Rendre la main à l'assistant')")
+        desk.click('button:has-text("Rendre la main à l\'assistant")')
         expect(desk.locator("main")).to_contain_text("Aucune conversation en cours.")
         expect(chat.locator(".cc-notice")).to_have_count(2)
         expect(chat.locator(".cc-notice").last).to_contain_text("C'est de nouveau l'assistant automatique")

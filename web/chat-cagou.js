@@ -297,8 +297,17 @@
     if (!payload || !state.confirmed) return false;
     addMessage({ from: "user", text: shown || payload });
     state.socket.emit("user_uttered", { message: payload, session_id: state.sessionId });
-    showTyping(true);
+    if (!withPerson()) showTyping(true); // a person answers when they can: no "écrit…"
     return true;
+  }
+
+  // A staff member has joined and not left (the notices in the history).
+  function withPerson() {
+    for (var i = state.history.length - 1; i >= 0; i--) {
+      if (state.history[i].notice === "left") return false;
+      if (state.history[i].notice === "joined") return true;
+    }
+    return false;
   }
 
   function onBotMessage(message) {
