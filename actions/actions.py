@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import answers, handoff
+from actions import answers, callback, handoff
 from actions.answers import Context, Reply
 from actions.fiche import PROCEDURES, load_fiche
 from actions.hours import Moment, asked_moment, asks_holidays, asks_nights, is_open, now_noumea
@@ -149,10 +149,14 @@ async def hand_over(
         if channel == handoff.DESK_CHANNEL and await handoff.desk_available():
             send(dispatcher, answers.waiting_for_person(FICHE, now, after_failure))
             return [SlotSet(handoff.SLOT, handoff.WAITING)]
-    send(
-        dispatcher,
-        answers.handoff_answer(FICHE, now, after_failure=after_failure, abroad=is_abroad(tracker)),
-    )
+    reply = answers.handoff_answer(FICHE, now, after_failure=after_failure, abroad=is_abroad(tracker))
+    if channel in (handoff.DESK_CHANNEL, handoff.MESSENGER_CHANNEL) and not is_open(
+        FICHE.phones["1000"], now
+    ):
+        # out of hours, where a person can call back: offer a callback request (actions/callback.py)
+        send(dispatcher, answers.callback_offer(reply))
+        return [SlotSet(callback.OFFER, True)]
+    send(dispatcher, reply)
     return []
 
 
@@ -207,6 +211,19 @@ class ActionRepondre(Clocked, Action):
 
     async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         turn = Turn.read(tracker, self.clock())
+        if tracker.get_slot(callback.OFFER):
+            # the answer to "Voulez-vous laisser une demande de rappel ?"
+            if turn.intent == "affirm":
+                return [SlotSet(callback.OFFER, None), FollowupAction(callback.FORM)]
+            if turn.intent == "deny":
+                send(dispatcher, Reply(answers.CALLBACK_DECLINED))
+                return [SlotSet(callback.OFFER, None)]
+            # anything else: the offer lapses, the message is answered as usual
+            return [SlotSet(callback.OFFER, None), *await self.respond_to(dispatcher, turn)]
+        return await self.respond_to(dispatcher, turn)
+
+    async def respond_to(self, dispatcher: CollectingDispatcher, turn: Turn) -> list[EventType]:
+        tracker = turn.tracker
         pending = tracker.get_slot("en_attente")
         if turn.intent in ("affirm", "deny") and pending:
             return self.yes_no(dispatcher, turn, pending)

@@ -516,6 +516,49 @@ AGENT_LEFT = (
 BACK_WITH_ASSISTANT = "C'est de nouveau l'assistant automatique qui vous répond. Quelle est votre question ?"
 
 
+# --- out of hours: a callback request (actions/callback.py) ---------------------------------
+
+CALLBACK_OFFER = (
+    "Vous pouvez aussi laisser une demande de rappel : un conseiller vous recontactera "
+    "aux heures d'ouverture. Voulez-vous en laisser une ?"
+)
+CALLBACK_BUTTONS = [button("Être rappelé(e)", "/rappel"), button("Non merci", "/deny")]
+CALLBACK_SUBJECT_MAX = 300
+CALLBACK_QUESTIONS = {
+    "rappel_nom": "Pour la demande de rappel : quel est votre nom ? (« annuler » pour arrêter)",
+    "rappel_contact": (
+        "À quel numéro calédonien (6 chiffres) ou à quelle adresse email pouvons-nous vous recontacter ?"
+    ),
+    "rappel_sujet": "En une phrase, quel est l'objet de votre demande ?",
+}
+CALLBACK_BAD_NAME = "Je n'ai pas reconnu un nom : écrivez votre nom (des lettres seulement), ou « annuler »."
+CALLBACK_BAD_CONTACT = (
+    "Ce n'est ni un numéro calédonien à 6 chiffres (les espaces sont permis) ni une adresse email. "
+    "Pouvez-vous le réécrire ? Ou écrivez « annuler »."
+)
+CALLBACK_BAD_SUBJECT = f"Décrivez votre demande en une phrase (entre 5 et {CALLBACK_SUBJECT_MAX} caractères), ou écrivez « annuler »."
+CALLBACK_CANCELLED = "Demande de rappel annulée. Je reste à votre disposition pour vos questions."
+CALLBACK_DECLINED = "D'accord, pas de demande de rappel. Je reste à votre disposition pour vos questions."
+
+
+def callback_offer(reply: Reply) -> Reply:
+    """`reply` (today's contacts, service closed) followed by the offer of a callback."""
+    return Reply(f"{reply.text}\n{CALLBACK_OFFER}", [*reply.buttons, *CALLBACK_BUTTONS])
+
+
+def callback_recorded(fiche: Fiche, name: str, contact: str, instant: datetime) -> str:
+    service = fiche.phones["1000"]
+    when = (
+        "pendant les heures d'ouverture"
+        if is_open(service, instant)
+        else f"dès la réouverture ({when_text(next_opening(service, instant), instant)})"
+    )
+    return (
+        f"Merci {name}, votre demande de rappel est enregistrée. Un conseiller du {service.name} "
+        f"vous recontactera au {contact} {when}."
+    )
+
+
 def clarify_answer(candidates: Sequence[str]) -> Reply:
     titles = [c for c in candidates if c in TOPIC_TITLES][:2]
     text = "Je ne suis pas sûr d'avoir compris. "

@@ -19,7 +19,7 @@ from actions.hours import asked_moment
 FACT_TOPICS = set(PROCEDURES) | set(TOPIC_ANSWERS)
 FOLLOW_UP = "preciser_canal"
 # Intents that only arrive as a payload of ours, never typed: no NLU examples, no held-out.
-PAYLOAD_INTENTS = frozenset({"demarrer", "retour_assistant"})
+PAYLOAD_INTENTS = frozenset({"demarrer", "retour_assistant", "rappel"})
 # A clause's own classifier must be this sure before its topic is answered on its own.
 CLAUSE_CONFIDENCE = 0.45
 # On a message DIET could not classify (long stories), the best clause must be this sure, or a

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from functools import wraps
@@ -32,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import auth, chart, desk, queries
+from console import auth, callbacks, chart, desk, queries
 from console.config import Settings, describe_url
 from console.db import create_tables, make_engine
 from console.domain import domain_entities, domain_intents, training_entity_texts, training_examples
@@ -580,11 +581,14 @@ async def insights_page(request: Request) -> Response:
     state = request.app.state
     days = int_param(request.query_params.get("days"), 30, 0, 366)
     data = await run_in_threadpool(queries.insights, state.engine, days or None)
+    since = datetime.combine(data["first_day"], datetime.min.time(), NOUMEA).timestamp()
+    live = await run_in_threadpool(desk.handoff_stats, state.engine, since, time.time() + 1)
     return render(
         request,
         "insights.html",
         {
             "d": data,
+            "live": live,
             "days": days,
             "periods": [(7, "7 jours"), (30, "30 jours"), (90, "90 jours"), (0, "tout")],
             "chart": chart.stacked_bars(data["per_day"], data["channels"]),
@@ -816,6 +820,40 @@ direct_reply = desk_action(desk.reply, "Message envoyé.")
 direct_release = desk_action(desk.release, "Conversation rendue à l'assistant.")
 
 
+# --- callback requests ------------------------------------------------------------------------
+
+
+@page()
+async def rappels_page(request: Request) -> Response:
+    state = request.app.state
+    status = "done" if request.query_params.get("statut") == "fait" else "todo"
+    found = await run_in_threadpool(callbacks.requests, state.engine, status)
+    await run_in_threadpool(
+        queries.remember_refs, state.engine, state.ref_key, [r["sender_id"] for r in found]
+    )
+    return render(request, "rappels.html", {"requests": found, "status": status})
+
+
+@form()
+async def rappels_submit(request: Request, data: FormData) -> Response:
+    try:
+        event_id = int(field(data, "event_id"))
+    except ValueError:
+        event_id = -1
+    done = field(data, "done") == "1"
+    if not 0 < event_id < 2**62 or not await run_in_threadpool(
+        callbacks.mark, request.app.state.engine, event_id, request.state.user["name"], done
+    ):
+        return render(
+            request,
+            "error.html",
+            {"title": "Requête invalide", "message": "Demande de rappel inconnue."},
+            400,
+        )
+    flash(request, "Demande marquée comme faite." if done else "Demande remise à rappeler.")
+    return RedirectResponse("/rappels" if done else "/rappels?statut=fait", status_code=303)
+
+
 # --- the app -------------------------------------------------------------------------------
 
 
@@ -838,6 +876,8 @@ def build_routes() -> list:
         Route("/direct/take", direct_take, methods=["POST"]),
         Route("/direct/reply", direct_reply, methods=["POST"]),
         Route("/direct/release", direct_release, methods=["POST"]),
+        Route("/rappels", rappels_page, methods=["GET"]),
+        Route("/rappels", rappels_submit, methods=["POST"]),
         Route("/admin", admin_page),
         Route("/admin/purge", purge_preview_page, methods=["GET"]),
         Route("/admin/purge", purge_submit, methods=["POST"]),

@@ -170,7 +170,18 @@ handoffs = sa.Table(
     sa.Column("closed_by", sa.String(16)),
 )
 
-STAFF_WORK_BY_SENDER = (tags, notes, reviews, labels, refs, handoffs)
+# callback requests (console/callbacks.py): the request is a tracker event (slot
+# rappel_demande); this table holds what staff did with it
+callbacks = sa.Table(
+    "console_callbacks",
+    metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sender_id", sa.String(255), nullable=False, index=True),
+    sa.Column("done_by", sa.String(100), nullable=False),
+    sa.Column("done_at", sa.Float, nullable=False),
+)
+
+STAFF_WORK_BY_SENDER = (tags, notes, reviews, labels, refs, handoffs, callbacks)
 
 
 def make_engine(url: str | URL) -> Engine:

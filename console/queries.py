@@ -622,6 +622,18 @@ def purge(engine: Engine, cutoff: float) -> dict[str, int]:
                             db.notes.c.sender_id.in_(kept), db.notes.c.created_at < cutoff
                         )
                     )
+                    # a callback request goes with its event; a handoff with its age
+                    conn.execute(
+                        db.callbacks.delete().where(
+                            db.callbacks.c.sender_id.in_(kept),
+                            db.callbacks.c.event_id.not_in(sa.select(e.id).where(e.sender_id.in_(kept))),
+                        )
+                    )
+                    conn.execute(
+                        db.handoffs.delete().where(
+                            db.handoffs.c.sender_id.in_(kept), db.handoffs.c.taken_at < cutoff
+                        )
+                    )
                     indexer.refold(conn, kept)
         with engine.begin() as conn:
             indexer.after_purge(conn)

@@ -6,6 +6,7 @@ browser is tests/test_handoff_browser.py."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -250,3 +251,76 @@ def test_desk_forms_need_their_csrf_token(staff, engine):
     refused = staff.post("/direct/take", data={"conversation": ref})
     assert refused.status_code == 403
     assert "Prendre en charge" in staff.get("/direct").text
+
+
+# --- callback requests (/rappels) --------------------------------------------------------------
+
+REQUEST = {
+    "nom": "Jean Dupont",
+    "contact": PHONE,
+    "sujet": "Ma ligne est coupée",
+    "demande_le": "2026-11-28T10:00:00+11:00",
+}
+
+
+def callback_request(engine, sender_id: str = WEB, ago: float = 60) -> None:
+    now = time.time()
+    store(
+        engine,
+        sender_id,
+        [
+            user("je veux parler à quelqu'un", "demander_humain", 0.97, "socketio", now - ago - 5),
+            SlotSet("rappel_demande", REQUEST, timestamp=now - ago),
+        ],
+    )
+
+
+def test_callback_requests_listed_marked_done_and_back(staff, engine):
+    callback_request(engine)
+    login(staff, VIEWER)
+    page = staff.get("/rappels").text
+    assert (
+        "Jean Dupont" in page and PHONE in page and "Ma ligne est coupée" in page
+    )  # to call back: not masked
+    assert "à rappeler" in page and WEB not in page
+    event_id = page.split('name="event_id" value="', 1)[1].split('"', 1)[0]
+    token = csrf_of(page)
+    done = staff.post("/rappels", data={"csrf_token": token, "event_id": event_id, "done": "1"})
+    assert done.status_code == 303
+    assert "Aucune demande à rappeler." in staff.get("/rappels").text
+    page = staff.get("/rappels", params={"statut": "fait"}).text
+    assert "fait par victor le" in page and "Jean Dupont" in page
+    again = staff.post("/rappels", data={"csrf_token": csrf_of(page), "event_id": event_id, "done": "0"})
+    assert again.status_code == 303 and "Jean Dupont" in staff.get("/rappels").text
+    for wrong in ("abc", "0", "999999", str(2**70)):
+        refused = staff.post("/rappels", data={"csrf_token": token, "event_id": wrong, "done": "1"})
+        assert refused.status_code == 400
+
+
+def test_callback_requests_go_with_erasure_and_retention(staff, engine):
+    from console import callbacks, queries
+
+    callback_request(engine, WEB)
+    other = "fb:4455667788"
+    callback_request(engine, other, ago=400 * 86400)
+    for request in callbacks.requests(engine):
+        assert callbacks.mark(engine, request["event_id"], "victor", True)
+    queries.erase_sender(engine, WEB)
+    assert [r["sender_id"] for r in callbacks.requests(engine, "done")] == [other]
+    queries.purge(engine, queries.cutoff_for_days(365))
+    assert callbacks.requests(engine, "done") == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM console_callbacks")).scalar_one() == 0
+
+
+def test_insights_count_the_live_desk(staff, rasa, engine):
+    waiting(engine, ago=90)
+    login(staff, ADMIN)
+    ref = ref_in(staff.get("/direct").text)
+    post(staff, "/direct/take", conversation=ref)
+    post(staff, "/direct/release", conversation=ref)
+    page = staff.get("/insights", params={"days": "7"}).text
+    assert "<strong>1</strong><span>conversations mises en file d'attente</span>" in page
+    assert "<strong>1</strong><span>prises en charge</span>" in page
+    assert "<strong>1</strong><span>conversations terminées par un conseiller</span>" in page
+    assert re.search(r"<strong>1 min</strong><span>attente moyenne", page)
