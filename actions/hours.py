@@ -10,6 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -19,23 +20,31 @@ from actions.fiche import DAY_NAMES, PhoneService, hour_text
 NOUMEA = ZoneInfo("Pacific/Noumea")
 
 
-# End-to-end tests run the real action server at a chosen instant (an ISO date-time with its
-# offset): "is the service open now" must not depend on when CI runs. Logged loudly if set.
-ENV_TEST_NOW = "CHAT_CAGOU_TEST_NOW"
+# End-to-end tests run the real action server at chosen instants: "is the service open now"
+# must not depend on when CI runs. With this variable set, the file it names (when it exists)
+# holds the instant, an ISO date-time with its offset; read at each turn, so that a test can
+# move the clock of a running server. Logged loudly at the first read.
+ENV_TEST_CLOCK = "CHAT_CAGOU_TEST_CLOCK_FILE"
+
+
+def _test_now() -> datetime | None:
+    path = os.environ.get(ENV_TEST_CLOCK, "").strip()
+    if not path:
+        return None
+    _warn_test_clock(path)
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None  # no instant set: the real clock
+    fixed = datetime.fromisoformat(value)
+    if fixed.tzinfo is None:
+        raise ValueError(f"{ENV_TEST_CLOCK}: the instant needs a time zone offset: {value!r}")
+    return fixed.astimezone(NOUMEA)
 
 
 @cache
-def _test_now() -> datetime | None:
-    value = os.environ.get(ENV_TEST_NOW, "").strip()
-    if not value:
-        return None
-    fixed = datetime.fromisoformat(value)
-    if fixed.tzinfo is None:
-        raise ValueError(f"{ENV_TEST_NOW} needs a time zone offset: {value!r}")
-    logging.getLogger(__name__).warning(
-        "%s is set: the clock is fixed at %s (tests only)", ENV_TEST_NOW, value
-    )
-    return fixed.astimezone(NOUMEA)
+def _warn_test_clock(path: str) -> None:
+    logging.getLogger(__name__).warning("%s is set (%s): tests may fix the clock", ENV_TEST_CLOCK, path)
 
 
 def now_noumea() -> datetime:

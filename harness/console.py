@@ -76,9 +76,10 @@ def staff_user(db_url: str, name: str, role: str, password: str) -> subprocess.C
 class Console:
     """`python -m console serve` on a free port."""
 
-    def __init__(self, db_url: str, log: Path, **env: str | None) -> None:
-        """`env`: more variables; None removes one (CONSOLE_COOKIE_SECURE=None: the production default)."""
-        self.port = free_port()
+    def __init__(self, db_url: str, log: Path, port: int | None = None, **env: str | None) -> None:
+        """`env`: more variables; None removes one (CONSOLE_COOKIE_SECURE=None: the production default).
+        `port`: one reserved earlier (a server told the console's address before it starts)."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         # a production start: a real secret; the cookie without 'Secure' since the test talks plain http
@@ -114,9 +115,9 @@ class Console:
 
 
 @contextmanager
-def running_console(db_url: str, log: Path, **env: str | None) -> Iterator[Console]:
+def running_console(db_url: str, log: Path, port: int | None = None, **env: str | None) -> Iterator[Console]:
     """The console on `db_url`, logging to `log`, stopped at the end."""
-    console = Console(db_url, log, **env).start()
+    console = Console(db_url, log, port, **env).start()
     try:
         yield console
     finally:

@@ -134,8 +134,11 @@ def nginx_installed() -> bool:
 
 
 @contextmanager
-def running_prod(run_dir: Path, redis_db: int, messenger: bool = False) -> Iterator[ProdTopology]:
-    """The topology started in `run_dir` (logs, nginx files), stopped and cleaned up at the end."""
+def running_prod(
+    run_dir: Path, redis_db: int, messenger: bool = False, extra_env: dict[str, str] | None = None
+) -> Iterator[ProdTopology]:
+    """The topology started in `run_dir` (logs, nginx files), stopped and cleaned up at the end.
+    `extra_env`: more variables for every process (a test clock, the console's address)."""
     require_model()
     if not nginx_installed():
         raise RuntimeError("nginx is not installed (.ci/run installs it: apt-get install -y nginx)")
@@ -182,6 +185,7 @@ def running_prod(run_dir: Path, redis_db: int, messenger: bool = False) -> Itera
         }
         if graph is not None:
             env.update(fb, FB_MESSENGER_REQUIRED="true", FB_GRAPH_API_URL=graph.url)
+        env.update(extra_env or {})
         topology = Topology(run_dir, env)
         topology.start()  # stops what it started when a part fails
         stack.callback(topology.stop)

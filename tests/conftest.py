@@ -26,6 +26,7 @@ FIXTURE_MARKERS = {
     "servers": {"servers", "model"},
     "prod": {"servers", "model", "postgres", "redis"},
     "nlu_agent": {"model"},
+    "live_desk": {"servers", "model"},
 }
 
 
@@ -147,14 +148,74 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     PostgreSQL tracker store, Redis lock store, Messenger on a Graph API stub), once for the
     session, in a database and under a Redis key prefix of its own (Redis database
     CHAT_CAGOU_TEST_REDIS_DB, default 9)."""
+    from harness.clock import TestClock
+    from harness.ports import free_port
     from harness.topology import nginx_installed, running_prod
 
     require_model()
     if not nginx_installed():
         pytest.fail("nginx is not installed (.ci/run installs it: apt-get install -y nginx)")
     redis_db = int(os.environ.get("CHAT_CAGOU_TEST_REDIS_DB", "9"))
-    with running_prod(tmp_path_factory.mktemp("prod"), redis_db=redis_db, messenger=True) as running:
+    run_dir = tmp_path_factory.mktemp("prod")
+    # The real clock unless a test sets one; the console of the live desk, on a port reserved
+    # now, is started by the test that needs it (tests/test_handoff_prod.py).
+    clock = TestClock(run_dir / "clock")
+    console_port = free_port()
+    extra = {**clock.env, "CHAT_CAGOU_CONSOLE_URL": f"http://127.0.0.1:{console_port}"}
+    with running_prod(run_dir, redis_db=redis_db, messenger=True, extra_env=extra) as running:
+        running.clock, running.console_port = clock, console_port
         yield running
+        clock.clear()
+
+
+# --- The live desk: the servers with Rasa's HTTP API, the console, the chat page, a clock ----
+
+
+@pytest.fixture(scope="session")
+def live_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """For the handoff and callback tests (tests/test_handoff_browser.py,
+    tests/test_callback_e2e.py): the action server on a test clock (harness/clock.py), Rasa
+    with its HTTP API behind a token, the console (its live desk writing through that API,
+    the action server asking it who is present), the chat page, a staff account. Once for
+    the session: starting them costs a minute."""
+    import secrets
+    from types import SimpleNamespace
+
+    from harness.clock import TestClock
+    from harness.console import Console, staff_user
+    from harness.ports import free_port
+    from harness.servers import running_servers
+    from harness.web_page import running_web_page
+
+    require_model()
+    workdir = tmp_path_factory.mktemp("live-desk")
+    clock = TestClock(workdir / "clock")
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    token = secrets.token_urlsafe(24)
+    db_url = f"sqlite:///{workdir / 'tracker.db'}"
+    console = Console(db_url, workdir / "console.log", RASA_AUTH_TOKEN=token)
+    staff = ("marie.dupont", secrets.token_urlsafe(12))
+    with running_servers(
+        workdir,
+        extra_env={"CHAT_CAGOU_WEB_ORIGINS": origin, "CHAT_CAGOU_CONSOLE_URL": console.url, **clock.env},
+        extra_args=["--enable-api", "--auth-token", token],
+    ) as servers:
+        assert staff_user(db_url, staff[0], "viewer", staff[1]).returncode == 0
+        console.env["CONSOLE_RASA_URL"] = servers.rasa_url
+        console.start()
+        try:
+            with running_web_page(port, servers.rasa_url) as url:
+                yield SimpleNamespace(
+                    chat_url=url,
+                    origin=origin,
+                    console_url=console.url,
+                    servers=servers,
+                    clock=clock,
+                    staff=staff,
+                )
+        finally:
+            console.stop()
 
 
 # --- The trained model on the held-out NLU set, loaded and run once per session -------------

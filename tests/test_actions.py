@@ -487,19 +487,16 @@ def test_back_to_the_assistant():
     assert slots(events) == {"handoff": None}
 
 
-def test_the_test_clock_fixes_now_and_needs_an_offset(monkeypatch):
+def test_the_test_clock_file_moves_now_and_needs_an_offset(monkeypatch, tmp_path):
     from actions import hours
 
-    monkeypatch.setenv(hours.ENV_TEST_NOW, "2026-11-30T10:00:00+11:00")
-    hours._test_now.cache_clear()
-    try:
-        assert hours.now_noumea() == datetime(2026, 11, 30, 10, 0, tzinfo=NOUMEA)
-        monkeypatch.setenv(hours.ENV_TEST_NOW, "2026-11-30T10:00:00")
-        hours._test_now.cache_clear()
-        with pytest.raises(ValueError, match="offset"):
-            hours.now_noumea()
-        monkeypatch.delenv(hours.ENV_TEST_NOW)
-        hours._test_now.cache_clear()
-        assert abs((hours.now_noumea() - datetime.now(UTC)).total_seconds()) < 5
-    finally:
-        hours._test_now.cache_clear()
+    clock = tmp_path / "clock"
+    monkeypatch.setenv(hours.ENV_TEST_CLOCK, str(clock))
+    assert abs((hours.now_noumea() - datetime.now(UTC)).total_seconds()) < 5  # no file: real time
+    clock.write_text("2026-11-30T10:00:00+11:00")
+    assert hours.now_noumea() == datetime(2026, 11, 30, 10, 0, tzinfo=NOUMEA)
+    clock.write_text("2026-11-28T09:00:00+11:00")  # moved while running
+    assert hours.now_noumea() == datetime(2026, 11, 28, 9, 0, tzinfo=NOUMEA)
+    clock.write_text("2026-11-30T10:00:00")
+    with pytest.raises(ValueError, match="offset"):
+        hours.now_noumea()

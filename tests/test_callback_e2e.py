@@ -1,38 +1,21 @@
-"""Out of hours, the callback request with the trained model and the real servers: the
-action server's clock on a Saturday, a customer of the website widget (socket.io protocol,
+"""Out of hours, the callback request with the trained model and the real servers (conftest
+`live_desk`): the action server's clock on a Saturday, a customer of the website widget (socket.io protocol,
 as the widget speaks it) asks for a person, accepts the offer, answers the form (a wrong
 number, a question asked instead of the answer, the right number, the subject); the request
 is in the console's /rappels. Another customer cancels the form: nothing is recorded."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from contextlib import closing
 
 import pytest
 
-from harness.console import StaffClient, running_console, staff_user
-from harness.servers import running_servers
+from harness.console import StaffClient
 from harness.socketio_client import Widget
-from tests.conftest import require_model
 
 pytestmark = [pytest.mark.servers, pytest.mark.model]
 
 SATURDAY_10H = "2026-11-28T10:00:00+11:00"
-ORIGIN = "http://localhost:8080"  # credentials.yml
-STAFF = ("paul.wamytan", secrets.token_urlsafe(12))
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Iterator[tuple[object, str]]:
-    require_model()
-    workdir = tmp_path_factory.mktemp("callback")
-    with running_servers(workdir, extra_env={"CHAT_CAGOU_TEST_NOW": SATURDAY_10H}) as servers:
-        db_url = f"sqlite:///{servers.tracker_db}"
-        assert staff_user(db_url, STAFF[0], "viewer", STAFF[1]).returncode == 0
-        with running_console(db_url, workdir / "console.log") as console:
-            yield servers, console.url
 
 
 def ask_all(widget: Widget, session: str, text: str, count: int) -> list[str]:
@@ -41,9 +24,10 @@ def ask_all(widget: Widget, session: str, text: str, count: int) -> list[str]:
     return [widget.next("bot_uttered")["text"] for _ in range(count)]
 
 
-def test_a_callback_request_out_of_hours(site):
-    servers, console_url = site
-    with closing(Widget(servers.rasa_url, origin=ORIGIN)) as widget:
+def test_a_callback_request_out_of_hours(live_desk):
+    servers, console_url = live_desk.servers, live_desk.console_url
+    live_desk.clock.set(SATURDAY_10H)
+    with closing(Widget(servers.rasa_url, origin=live_desk.origin)) as widget:
         session = widget.session()
         offer = widget.ask("je voudrais parler à un conseiller", session)
         assert "fermé en ce moment" in offer["text"] and "1012" in offer["text"]
@@ -69,14 +53,15 @@ def test_a_callback_request_out_of_hours(site):
         assert "Code PUK" in widget.ask("code PUK ?", session)["text"]
 
     staff = StaffClient(console_url)
-    assert staff.login(*STAFF).status_code == 303
+    assert staff.login(*live_desk.staff).status_code == 303
     page = staff.get("/rappels").text
     assert "Jean Dupont" in page and "78 12 34" in page and "Ma ligne ne capte plus depuis hier soir" in page
 
 
-def test_a_callback_request_cancelled(site):
-    servers, console_url = site
-    with closing(Widget(servers.rasa_url, origin=ORIGIN)) as widget:
+def test_a_callback_request_cancelled(live_desk):
+    servers, console_url = live_desk.servers, live_desk.console_url
+    live_desk.clock.set(SATURDAY_10H)
+    with closing(Widget(servers.rasa_url, origin=live_desk.origin)) as widget:
         session = widget.session()
         widget.ask("je veux parler à quelqu'un", session)
         (question,) = ask_all(widget, session, "/rappel", 1)  # the offer's button
@@ -90,5 +75,5 @@ def test_a_callback_request_cancelled(site):
         assert "Horaires" in widget.ask("quels sont vos horaires ?", session)["text"]
         assert "Je reste à votre disposition" not in widget.ask("oui", session)["text"]
     staff = StaffClient(console_url)
-    staff.login(*STAFF)
+    staff.login(*live_desk.staff)
     assert staff.get("/rappels").text.count("<tr>") == 2  # the header and the first test's request

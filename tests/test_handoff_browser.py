@@ -1,4 +1,4 @@
-"""Live handoff end to end, in Chromium: a customer in the website widget asks for a person
+"""Live handoff end to end, in Chromium (conftest `live_desk`): a customer in the website widget asks for a person
 during opening hours (the action server's clock fixed on a Monday at 10h), a staff member on
 the console's live desk sees the conversation arrive without reloading, takes it, replies;
 the customer sees the reply, answers, the answer reaches the desk; the staff member hands
@@ -8,56 +8,20 @@ behind a token), the console, the chat page."""
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 
 import pytest
 
 from harness.browser import launched_chromium
-from harness.console import Console, staff_user
-from harness.ports import free_port
 from harness.project import ROOT
-from harness.servers import running_servers
-from harness.web_page import running_web_page
-from tests.conftest import require_chromium, require_model, skip_without_chromium
+from tests.conftest import require_chromium, skip_without_chromium
 
 pytestmark = [pytest.mark.servers, pytest.mark.model, pytest.mark.browser, skip_without_chromium]
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TIMEOUT_MS = 30_000
 MONDAY_10H = "2026-11-30T10:00:00+11:00"
-STAFF = ("marie.dupont", secrets.token_urlsafe(12))
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Iterator[tuple[str, str, object]]:
-    """(chat page URL, console URL, servers)."""
-    require_model()
-    workdir = tmp_path_factory.mktemp("handoff")
-    port = free_port()
-    origin = f"http://127.0.0.1:{port}"
-    token = secrets.token_urlsafe(24)
-    db_url = f"sqlite:///{workdir / 'tracker.db'}"
-    console = Console(db_url, workdir / "console.log", RASA_AUTH_TOKEN=token)
-    with running_servers(
-        workdir,
-        extra_env={
-            "CHAT_CAGOU_WEB_ORIGINS": origin,
-            "CHAT_CAGOU_CONSOLE_URL": console.url,
-            "CHAT_CAGOU_TEST_NOW": MONDAY_10H,
-        },
-        extra_args=["--enable-api", "--auth-token", token],
-    ) as servers:
-        assert staff_user(db_url, STAFF[0], "viewer", STAFF[1]).returncode == 0
-        console.env["CONSOLE_RASA_URL"] = servers.rasa_url
-        console.start()
-        try:
-            with running_web_page(port, servers.rasa_url) as url:
-                yield url, console.url, servers
-        finally:
-            console.stop()
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +31,16 @@ def browser():
         yield chromium
 
 
-def test_a_person_takes_over_and_hands_back(site, browser):
+def test_a_person_takes_over_and_hands_back(live_desk, browser):
     from playwright.sync_api import expect
 
-    chat_url, console_url, servers = site
+    chat_url, console_url, servers, staff = (
+        live_desk.chat_url,
+        live_desk.console_url,
+        live_desk.servers,
+        live_desk.staff,
+    )
+    live_desk.clock.set(MONDAY_10H)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     staff_context = browser.new_context(
         locale="fr-FR", timezone_id="Pacific/Noumea", viewport={"width": 1200, "height": 900}
@@ -87,8 +57,8 @@ def test_a_person_takes_over_and_hands_back(site, browser):
     try:
         # the staff member logs in and says they are present on the desk
         desk.goto(console_url + "/direct")
-        desk.fill("input[name=name]", STAFF[0])
-        desk.fill("input[name=password]", STAFF[1])
+        desk.fill("input[name=name]", staff[0])
+        desk.fill("input[name=password]", staff[1])
         desk.click("button:has-text('Se connecter')")
         desk.goto(console_url + "/direct")
         desk.click("button:has-text('Me mettre présent(e)')")
