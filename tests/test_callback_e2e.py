@@ -72,7 +72,7 @@ def test_a_callback_request_cancelled(live_desk):
         assert "Code PUK" in widget.ask("code PUK ?", session)["text"]
         # a question instead of accepting the offer: answered, and the offer lapses
         widget.ask("je veux parler à un conseiller", session)
-        assert "Horaires" in widget.ask("quels sont vos horaires ?", session)["text"]
+        assert "Service Clientèle, au 1000" in widget.ask("quels sont vos horaires ?", session)["text"]
         assert "Je reste à votre disposition" not in widget.ask("oui", session)["text"]
     staff = StaffClient(console_url)
     staff.login(*live_desk.staff)
