@@ -125,5 +125,12 @@ purge: install
 	@test -n "$(DAYS)" || { echo "usage: make purge DAYS=N [YES=1]" >&2; exit 2; }
 	$(PY) -m console purge --days "$(DAYS)" $(if $(YES),--yes)
 
+# The Messenger page's Get Started button, greeting, menu and ice breakers, with the channel's
+# FB_PAGE_ACCESS_TOKEN, FB_SECRET, FB_GRAPH_API_URL (channels/messenger_profile.py, docs/channels.md).
+# SHOW=1 prints what the page has, DELETE=1 removes them.
+.PHONY: messenger-profile
+messenger-profile: install
+	$(PY) -m channels.messenger_profile $(if $(SHOW),--show) $(if $(DELETE),--delete)
+
 clean:
 	rm -rf models .rasa tracker.db messenger_mids.db logs results .pytest_cache

@@ -31,6 +31,7 @@ from actions.understanding import (
     FOLLOW_UP,
     FOLLOW_UP_WORDS,
     LINE_WORDS,
+    OTHER_OPERATORS,
     SERVICE_TOPICS,
     US_WORDS,
     Topic,
@@ -370,11 +371,19 @@ class ActionRepondre(Clocked, Action):
         fact = answers.combine(FICHE, [self.reply_for(turn, t) for t in recognised]) if recognised else None
         # Ours if it names a phone or a line, or if DIET is sure: "Where can I rent a car?" is not.
         text = fold(turn.text)
-        in_scope = intent != "out_of_scope" and (
-            bool(LINE_WORDS.search(text) or US_WORDS.search(text) or CUSTOMER_SERVICE.search(text))
-            or confidence >= FOREIGN_SURE
-            or bool(recognised and not topics)
-        )
+        names_ours = bool(
+            LINE_WORDS.search(text) or CUSTOMER_SERVICE.search(text)
+        ) and not OTHER_OPERATORS.search(text)
+        in_scope = (
+            intent != "out_of_scope"
+            and (
+                names_ours
+                or bool(US_WORDS.search(text))
+                or confidence >= FOREIGN_SURE
+                or bool(recognised and not topics)
+            )
+        ) or names_ours  # DIET knows little of other languages: a phone or a line named is ours
+
         if not in_scope:
             recognised, fact = [], None
         ctx = Context(instant=turn.now, abroad=is_abroad(tracker))

@@ -697,3 +697,26 @@ def unavailable(fiche: Fiche) -> str:
         f"• vous rendre à l'{fiche.agency_name}, {fiche.agency_address}.\n"
         "Vous pouvez aussi réessayer dans quelques minutes. Veuillez nous excuser."
     )
+
+
+# --- the Messenger page's profile (channels/messenger_profile.py, `make messenger-profile`) ---
+
+# Shown by Messenger before the first message (at most 160 characters).
+MESSENGER_GREETING = (
+    "Bonjour ! Je suis Chat Cagou, l'assistant automatique de l'OPT pour les lignes Mobilis Pro. "
+    "Posez-moi votre question."
+)
+# The persistent menu: (title of at most 30 characters, button payload).
+MESSENGER_MENU = (
+    ("Horaires", "/horaires"),
+    ("Perte ou vol", "/perte_vol"),
+    ("Code PUK", "/code_puk"),
+    ("Parler à un conseiller", "/demander_humain"),
+)
+# Ice breakers, the questions offered in a new conversation: (at most 80 characters, payload).
+MESSENGER_ICE_BREAKERS = (
+    ("Quels sont vos horaires ?", "/horaires"),
+    ("J'ai perdu mon téléphone ou on me l'a volé", "/perte_vol"),
+    ("Comment obtenir mon code PUK ?", "/code_puk"),
+    ("Je voudrais parler à un conseiller", "/demander_humain"),
+)

@@ -40,11 +40,22 @@ PHONE_SEPARATORS = re.compile(r"[\s.\-()\u00a0\u202f]")
 SURE_QUESTION = 0.95
 
 
+def country_code() -> str:
+    """New Caledonia's calling code, from the fiche's number from abroad ("+687 ...")."""
+    from actions.actions import FICHE  # loaded once, by the action server
+
+    found = re.match(r"\+(\d+)", FICHE.abroad_number)
+    if found is None:
+        raise ValueError(f"the fiche's number from abroad has no country code: {FICHE.abroad_number!r}")
+    return found.group(1)
+
+
 def phone_number(text: str) -> str | None:
     """A New Caledonian number written by a customer ("78 12 34", "+687 781234") as
     "78 12 34", or None. New Caledonia's numbers have 6 digits."""
     digits = PHONE_SEPARATORS.sub("", text)
-    digits = re.sub(r"^(\+687|00687)", "", digits)
+    code = country_code()
+    digits = re.sub(rf"^(\+{code}|00{code})", "", digits)
     if not re.fullmatch(r"\d{6}", digits):
         return None
     return f"{digits[:2]} {digits[2:4]} {digits[4:]}"

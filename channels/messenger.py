@@ -15,7 +15,11 @@ What Rasa 3.6's channel gets wrong, and what this one does instead:
   split at line boundaries, up to 3 buttons become a button template and more become quick
   replies (at most 10, titles of at most 20 characters);
 - it calls the Graph API with blocking requests inside the event loop: here `GraphClient`
-  posts with aiohttp, to `FB_GRAPH_API_URL` (tests point it to a local stub server).
+  posts with aiohttp, to `FB_GRAPH_API_URL` (tests point it to a local stub server), through
+  one session per channel (closed at shutdown), and retries what Facebook asks to retry
+  (429, 5xx, connection errors: 0.5 s, 1 s, 2 s, or its Retry-After);
+- it shows the typing indicator for every message: here only for a message the input guard
+  accepted (a refused one gets the guard's reply alone).
 
 Handover protocol (Meta's, with the page's inbox as secondary receiver; docs/channels.md):
 - the custom message `{"handover": "page_inbox"}` of an action is not sent to the customer: it
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import functools
 import hashlib
 import hmac
@@ -107,6 +112,11 @@ MAX_TITLE = 20  # button and quick reply titles
 MAX_PAYLOAD = 1000
 
 SENDER_PREFIX = "fb:"
+
+# Graph API retries: the pause before each retry (so at most 3), and the longest Retry-After
+# honoured (a sender's queue waits for its sends).
+RETRY_DELAYS = (0.5, 1.0, 2.0)
+MAX_RETRY_AFTER = 5.0
 
 # Signature header -> the only algorithm accepted in it.
 SIGNATURE_HEADERS = (("X-Hub-Signature-256", "sha256"), ("X-Hub-Signature", "sha1"))
@@ -441,40 +451,157 @@ def psid_of(recipient_id: str) -> str:
 # --- the Graph API edge -----------------------------------------------------------------
 
 
-class GraphClient:
-    """Posts to the Graph API (`{base_url}/me/...`): the Send API and thread control. The only
-    code that talks to Facebook.
+@dataclass(frozen=True)
+class GraphReply:
+    """What the Graph API answered: `status` 0 when it could not be reached (`text` then names
+    the error); `data` the JSON answer, if any."""
 
-    Failures are logged and swallowed: a reply that cannot be delivered must not stop the
+    status: int
+    data: Any = None
+    text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def error_message(self) -> str:
+        """Facebook's `error.message`, else the start of the answer."""
+        error = self.data.get("error") if isinstance(self.data, dict) else None
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        return self.text[:300]
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header in seconds (a number of seconds or an HTTP date), None if absent or
+    unreadable."""
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+class GraphClient:
+    """Calls the Graph API (`{base_url}/me/...`): the Send API, thread control and the page's
+    Messenger profile. The only code that talks to Facebook.
+
+    One aiohttp session per client, opened on the first call inside the running loop (a
+    session belongs to its loop) and closed by `close()` (the channel does it at shutdown).
+    HTTP 429, 5xx and connection errors are retried after `retry_delays` (or the answer's
+    Retry-After, at most `max_retry_after`); other 4xx are not: the same call would fail again.
+    A timeout is not retried either: Facebook may have the call, and it already took `timeout`.
+
+    `post` logs failures and swallows them: a reply that cannot be delivered must not stop the
     conversation. The URL carries the access token, so it is never logged.
     """
 
     def __init__(
-        self, page_access_token: str, app_secret: str, base_url: str = DEFAULT_GRAPH_URL, timeout: float = 10
+        self,
+        page_access_token: str,
+        app_secret: str,
+        base_url: str = DEFAULT_GRAPH_URL,
+        timeout: float = 10,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+        max_retry_after: float = MAX_RETRY_AFTER,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.params = {
-            "access_token": page_access_token,
+        self.params = {"access_token": page_access_token}
+        if app_secret:
             # Proves the call comes from the app's server ("Require App Secret" setting).
-            "appsecret_proof": hmac.new(
+            self.params["appsecret_proof"] = hmac.new(
                 app_secret.encode(), page_access_token.encode(), hashlib.sha256
-            ).hexdigest(),
-        }
+            ).hexdigest()
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.retry_delays = tuple(retry_delays)
+        self.max_retry_after = max_retry_after
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+
+    async def session(self) -> aiohttp.ClientSession:
+        """The client's session, opened in the running loop on first use."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            # (A session of another loop, finished since, cannot be used or closed from here.)
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            self._session_loop = loop
+        return self._session
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed and self._session_loop is asyncio.get_running_loop():
+            await session.close()
+
+    async def _pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def _delay(self, retry: int, retry_after: str | None) -> float:
+        wanted = retry_after_seconds(retry_after)
+        return self.retry_delays[retry] if wanted is None else min(wanted, self.max_retry_after)
+
+    async def request(
+        self,
+        method: str,
+        edge: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> GraphReply:
+        """`method` `{base_url}/me/{edge}` with the JSON `body`, retried as the class says."""
+        url = f"{self.base_url}/me/{edge}"
+        query = {**self.params, **(params or {})}
+        retry = 0
+        while True:
+            retry_after = None
+            try:
+                session = await self.session()
+                async with session.request(method, url, params=query, json=body) as reply:
+                    text = await reply.text()
+                    answer = GraphReply(reply.status, _json(text), text[:500])
+                    retry_after = reply.headers.get("Retry-After")
+            except TimeoutError:
+                return GraphReply(0, None, "TimeoutError")
+            except aiohttp.ClientConnectionError as error:
+                answer = GraphReply(0, None, type(error).__name__)
+            except aiohttp.ClientError as error:  # a malformed answer...: the same again
+                return GraphReply(0, None, type(error).__name__)
+            retryable = answer.status in (0, 429) or answer.status >= 500
+            if not retryable or retry >= len(self.retry_delays):
+                return answer
+            delay = self._delay(retry, retry_after)
+            retry += 1
+            logger.warning(
+                "Messenger Graph API %s /me/%s: %s, retry %d/%d in %.1f s",
+                method,
+                edge,
+                answer.status or answer.text,
+                retry,
+                len(self.retry_delays),
+                delay,
+            )
+            await self._pause(delay)
 
     async def post(self, edge: str, body: dict[str, Any]) -> bool:
         """POST `body` to `{base_url}/me/{edge}`; True if Facebook accepted it."""
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=self.timeout) as session,
-                session.post(f"{self.base_url}/me/{edge}", params=self.params, json=body) as reply,
-            ):
-                if reply.status < 300:
-                    return True
-                detail = (await reply.text())[:500]
-                logger.error("Messenger Graph API /me/%s answered %s: %s", edge, reply.status, detail)
-        except (TimeoutError, aiohttp.ClientError) as error:
-            logger.error("Messenger Graph API /me/%s unreachable (%s)", edge, type(error).__name__)
+        reply = await self.request("POST", edge, body)
+        if reply.ok:
+            return True
+        if reply.status:
+            logger.error("Messenger Graph API /me/%s answered %s: %s", edge, reply.status, reply.text)
+        else:
+            logger.error("Messenger Graph API /me/%s unreachable (%s)", edge, reply.text)
         return False
 
     async def send(self, body: dict[str, Any]) -> bool:
@@ -544,10 +671,11 @@ class MessengerOutput(OutputChannel):
     def name(cls) -> str:
         return "facebook"
 
-    def __init__(self, client: GraphClient, handover: Handover | None = None) -> None:
+    def __init__(self, client: GraphClient, handover: Handover | None = None, typing: bool = False) -> None:
         super().__init__()
         self.client = client
         self.handover = handover or Handover()
+        self.typing = typing  # show the typing indicator while Rasa answers (`with_typing`)
 
     async def _send_message(self, recipient_id: str, message: dict[str, Any]) -> None:
         await self.client.send(
@@ -604,6 +732,26 @@ class MessengerOutput(OutputChannel):
             await self.handover.pass_to_inbox(self.client, psid_of(recipient_id), META_HANDOVER)
             return
         await self._send_message(recipient_id, json_message)
+
+
+def with_typing(
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+) -> Callable[[UserMessage], Awaitable[Any]]:
+    """Rasa's `on_new_message` with the typing indicator around the turn, for a message whose
+    output asks for it. Wrapped inside the guard, it runs only for an accepted message: a
+    refused one (too long, rate limited...) gets the guard's reply without typing."""
+
+    async def handler(message: UserMessage) -> Any:
+        output = message.output_channel
+        if not (isinstance(output, MessengerOutput) and output.typing):
+            return await on_new_message(message)
+        await output.send_action(message.sender_id, "typing_on")
+        try:
+            return await on_new_message(message)
+        finally:
+            await output.send_action(message.sender_id, "typing_off")
+
+    return handler
 
 
 # --- the input channel ------------------------------------------------------------------
@@ -698,6 +846,7 @@ class MessengerInput(InputChannel):
         self.handover = Handover(page_inbox_app_id, handover_idle_minutes)
         self._seen: SeenStore | None = None
         self._queues: SenderQueues | None = None
+        self._client: GraphClient | None = None
 
     @property
     def seen(self) -> SeenStore:
@@ -774,18 +923,22 @@ class MessengerInput(InputChannel):
         return functools.partial(self._handle, [(event.sender, event.text)], on_new_message, metadata)
 
     def graph_client(self) -> GraphClient:
-        return GraphClient(self.fb_access_token or "", self.fb_secret or "", self.graph_api_url)
+        """The channel's one Graph API client (one aiohttp session for every call)."""
+        if self._client is None:
+            self._client = GraphClient(self.fb_access_token or "", self.fb_secret or "", self.graph_api_url)
+        return self._client
 
-    def output(self) -> MessengerOutput:
-        return MessengerOutput(self.graph_client(), self.handover)
+    def output(self, typing: bool = False) -> MessengerOutput:
+        return MessengerOutput(self.graph_client(), self.handover, typing)
 
     def get_output_channel(self) -> OutputChannel | None:
         return self.output() if self.enabled else None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        # length, rate limit, answer when Rasa cannot (channels/guard.py); `handed_over` sees
-        # whether Rasa took the message, which the guard hides (channels/dedupe.py)
-        on_new_message = guarded(handed_over(on_new_message))
+        # length, rate limit, answer when Rasa cannot (channels/guard.py); typing only once the
+        # guard accepted; `handed_over` sees whether Rasa took the message, which the guard
+        # hides (channels/dedupe.py)
+        on_new_message = guarded(with_typing(handed_over(on_new_message)))
         fb_webhook = Blueprint("messenger_webhook", __name__)
 
         @fb_webhook.route("/", methods=["GET"])
@@ -836,6 +989,8 @@ class MessengerInput(InputChannel):
         async def drain(app: Any, loop: Any) -> None:
             # Rasa still runs: the messages being handled get their answer (FB_SHUTDOWN_TIMEOUT).
             await self.queues.drain(shutdown_timeout())
+            if self._client is not None:  # nothing of ours sends any more
+                await self._client.close()
 
         return fb_webhook
 
@@ -846,9 +1001,8 @@ class MessengerInput(InputChannel):
         metadata: dict[str, Any] | None,
     ) -> None:
         for sender_id, text in events:
-            out_channel = self.output()
+            out_channel = self.output(typing=True)  # typing_on once the guard accepts (`with_typing`)
             await out_channel.send_action(sender_id, "mark_seen")
-            await out_channel.send_action(sender_id, "typing_on")
             try:
                 await on_new_message(
                     UserMessage(
@@ -861,8 +1015,6 @@ class MessengerInput(InputChannel):
                 )
             except Exception:  # one failed message must not stop the others
                 logger.exception("Messenger: could not handle a message")
-            finally:
-                await out_channel.send_action(sender_id, "typing_off")
 
     async def _record_standby(
         self,

@@ -398,8 +398,7 @@ def test_widget_customer_asking_for_a_person_joins_the_desk_queue(desk):
 @pytest.mark.parametrize(
     ("channel", "when", "present"),
     [
-        ("socketio", OPEN, False),  # nobody on the desk
-        ("socketio", CLOSED, True),  # out of hours
+        ("socketio", OPEN, False),  # nobody on the desk (out of hours: tests/test_callback.py)
         ("rest", OPEN, True),  # REST never hands over
         (None, OPEN, True),
     ],
