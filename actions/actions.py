@@ -35,6 +35,7 @@ from actions.understanding import (
     SERVICE_TOPICS,
     US_WORDS,
     Topic,
+    asks_for_person,
     clause_topics,
     entity_values,
     fold,
@@ -421,6 +422,13 @@ class ActionTransfertHumain(Clocked, Action):
     ) -> list[EventType]:
         if held_by_a_person(dispatcher, tracker):
             return []  # already waiting for, or talking with, a person
+        text = tracker.latest_message.get("text") or ""
+        if text and not text.startswith("/") and not asks_for_person(text):
+            # DIET's guess names no person ("des conseils pour un mariage"): ask, don't hand over
+            ranking = tracker.latest_message.get("intent_ranking") or []
+            candidates = [r.get("name") for r in ranking if r.get("name") not in NOT_SUGGESTED]
+            send(dispatcher, answers.clarify_answer([c for c in candidates if c != "demander_humain"]))
+            return []
         return back_to_bot_events(tracker) + await hand_over(dispatcher, tracker, self.clock())
 
 

@@ -18,6 +18,21 @@ from actions.hours import asked_moment
 
 FACT_TOPICS = set(PROCEDURES) | set(TOPIC_ANSWERS)
 FOLLOW_UP = "preciser_canal"
+# A request for a person names one (folded text): "un conseiller", "un humain", "quelqu'un",
+# "pas un robot", "me rappeler"... DIET also puts "des conseils pour un mariage" or
+# "explique-moi le code civil" there; without such a word, the assistant asks instead.
+PERSON_WORDS = re.compile(
+    r"\b(conseil+(?:er|e|ere|ers|eres)|humains?|humaines?|personnes?|quelqu ?un|qqn|qq1|agents?|"
+    r"operat(?:eur|rice)s?|interlocut\w*|responsable|robots?|bot|vraie?s?|reel+e?s?|relation|"
+    r"transfer\w*|passez|passer|rappel\w*|recontact\w*|chair|equipe|collaborat\w*|"
+    r"human|person|people|someone|somebody|advisor|adviser|representative|real)\b"
+)
+
+
+def asks_for_person(text: str) -> bool:
+    return bool(PERSON_WORDS.search(fold(text)))
+
+
 # Intents that only arrive as a payload of ours, never typed: no NLU examples, no held-out.
 PAYLOAD_INTENTS = frozenset({"demarrer", "retour_assistant", "rappel"})
 # A clause's own classifier must be this sure before its topic is answered on its own.

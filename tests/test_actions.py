@@ -499,3 +499,31 @@ def test_the_test_clock_file_moves_now_and_needs_an_offset(monkeypatch, tmp_path
     clock.write_text("2026-11-30T10:00:00")
     with pytest.raises(ValueError, match="offset"):
         hours.now_noumea()
+
+
+@pytest.mark.parametrize(
+    "text", ["explique-moi le code civil sur les successions", "des conseils pour organiser un repas"]
+)
+def test_a_person_asked_for_names_one_else_the_assistant_asks(desk, text):
+    """DIET may take "conseils" or "explique-moi" for a request for a person."""
+    tracker = make_tracker("demander_humain", text=text, channel="socketio")
+    dispatcher, events = run_action(clocked(ActionTransfertHumain, OPEN), tracker)
+    (message,) = dispatcher.messages
+    assert message["text"].startswith("Je ne suis pas sûr d'avoir compris.")
+    assert "1000" not in message["text"] and events == []
+    assert [b["payload"] for b in message["buttons"]][-1] == "/demander_humain"  # still one tap away
+
+
+def test_every_request_for_a_person_we_know_names_one():
+    """The training data and the held-out set: the guard above never refuses a real request."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    from actions.understanding import asks_for_person
+    from harness.nlu_holdout import load_holdout
+
+    training = [
+        m.get("text") for m in load_data(str(ROOT / "data" / "nlu")).intent_examples if m.get("intent") == "demander_humain"
+    ]
+    held_out = [e.text for e in load_holdout() if e.intent == "demander_humain"]
+    assert len(training) >= 20 and len(held_out) >= 10
+    assert [t for t in training + held_out if not asks_for_person(t)] == []
