@@ -10,8 +10,10 @@
  * and text nodes, never as HTML; links are built only from URLs, e-mail addresses and phone
  * numbers found in that text, with http(s), mailto and tel schemes.
  * Session: the session id (issued and signed by the server: sent back as it was received)
- * and the messages shown are kept in sessionStorage, so a reload
- * in the same tab shows the history and Rasa continues the same conversation.
+ * and the messages shown, with their times, are kept in sessionStorage, so a reload in the
+ * same tab shows the history and Rasa continues the same conversation. With
+ * data-storage="local" they are kept in localStorage instead (same keys): every tab of the
+ * site shows the same conversation.
  */
 (function () {
   "use strict";
@@ -28,7 +30,9 @@
     subtitle: data.subtitle || "Service client Mobilis Pro",
     open: data.open === "true",
     storageKey: data.storageKey || "chat-cagou",
+    storage: data.storage === "local" ? "localStorage" : "sessionStorage",
   };
+  var shared = config.storage === "localStorage"; // other tabs read and write the same history
 
   var TEXT = {
     launcher: "Discuter avec " + config.title,
@@ -37,21 +41,30 @@
     placeholder: "Écrivez votre message…",
     send: "Envoyer",
     inputLabel: "Votre message",
+    log: "Messages de la conversation",
     connecting: "Connexion en cours…",
     online: "En ligne",
     offline: "Connexion perdue, nouvelle tentative…",
+    offlineHelp:
+      "Envoi impossible sans connexion : votre message reste dans le champ, " +
+      "vous pourrez l'envoyer dès le retour de la connexion.",
     typing: config.title + " écrit…",
     you: "Vous",
+    agent: function (name) { return name + " (conseiller)"; },
+    unread: function (n) { return n === 1 ? "1 nouveau message" : n + " nouveaux messages"; },
   };
   var MAX_HISTORY = 200;
   var TYPING_TIMEOUT_MS = 20000;
+  // Shared storage: how far apart two tabs may stamp the same incoming message (see receive()).
+  var ECHO_MS = 30000;
 
-  // --- storage (sessionStorage: this tab only; in memory if the browser refuses it) -----
+  // --- storage (sessionStorage, or localStorage; in memory if the browser refuses it) -----
 
   var memory = {};
+  var prefix = config.storageKey + ":";
   function load(key, fallback) {
     try {
-      var raw = window.sessionStorage.getItem(config.storageKey + ":" + key);
+      var raw = window[config.storage].getItem(prefix + key);
       return raw === null ? fallback : JSON.parse(raw);
     } catch (e) {
       return key in memory ? memory[key] : fallback;
@@ -60,16 +73,22 @@
   function save(key, value) {
     memory[key] = value;
     try {
-      window.sessionStorage.setItem(config.storageKey + ":" + key, JSON.stringify(value));
+      window[config.storage].setItem(prefix + key, JSON.stringify(value));
     } catch (e) { /* private mode, quota: memory only */ }
+  }
+  function loadHistory() {
+    var history = load("history", []);
+    return Array.isArray(history) ? history : [];
   }
 
   var state = {
     sessionId: load("session", null),
-    history: load("history", []),
+    history: loadHistory(),
     open: load("open", config.open),
     greeted: load("greeted", false),
+    seen: Number(load("seen", 0)) || 0, // the time (ms) up to which the messages were seen
     confirmed: false,
+    lost: false, // the connection was lost and is not back yet
     socket: null,
   };
 
@@ -141,31 +160,55 @@
 
   // --- widget -----------------------------------------------------------------------------
 
-  var root = el("div", "cc-root");
+  // A landmark, so that the launcher is not loose content of the host page.
+  var root = el("aside", "cc-root");
   root.id = "chat-cagou";
-  var launcher = el("button", "cc-launcher", TEXT.launcher);
+  root.setAttribute("aria-label", config.title);
+
+  var launcher = el("button", "cc-launcher");
   launcher.type = "button";
+  launcher.appendChild(el("span", "cc-launcher-label", TEXT.launcher));
+  // The count of messages that came while the panel was closed; its label joins the
+  // launcher's name ("Discuter avec Chat Cagou 2 nouveaux messages").
+  var badge = el("span", "cc-badge");
+  badge.setAttribute("role", "img");
+  badge.hidden = true;
+  launcher.appendChild(badge);
   launcher.setAttribute("aria-expanded", "false");
+  launcher.setAttribute("aria-controls", "chat-cagou-panel");
+  // The log is hidden with the panel: new messages are announced from here instead.
+  var announcer = el("p", "cc-sr");
+  announcer.setAttribute("role", "status");
+  announcer.setAttribute("aria-live", "polite");
 
   var panel = el("section", "cc-panel");
+  panel.id = "chat-cagou-panel";
   panel.setAttribute("role", "dialog");
-  panel.setAttribute("aria-label", config.title);
+  panel.setAttribute("aria-labelledby", "chat-cagou-title");
   panel.hidden = true;
 
   var header = el("header", "cc-header");
   var heading = el("div", "cc-heading");
-  heading.appendChild(el("h2", "cc-title", config.title));
+  var title = el("h2", "cc-title", config.title);
+  title.id = "chat-cagou-title";
+  heading.appendChild(title);
   var status = el("p", "cc-status", TEXT.connecting);
+  status.setAttribute("role", "status");
   status.setAttribute("aria-live", "polite");
   heading.appendChild(status);
-  var resetButton = el("button", "cc-icon cc-reset", "↺");
-  resetButton.type = "button";
-  resetButton.title = TEXT.reset;
-  resetButton.setAttribute("aria-label", TEXT.reset);
-  var closeButton = el("button", "cc-icon cc-close", "×");
-  closeButton.type = "button";
-  closeButton.title = TEXT.close;
-  closeButton.setAttribute("aria-label", TEXT.close);
+  // An icon button: named by its label; the glyph is decoration.
+  function iconButton(className, glyph, label) {
+    var button = el("button", "cc-icon " + className);
+    button.type = "button";
+    button.title = label;
+    button.setAttribute("aria-label", label);
+    var icon = el("span", "", glyph);
+    icon.setAttribute("aria-hidden", "true");
+    button.appendChild(icon);
+    return button;
+  }
+  var resetButton = iconButton("cc-reset", "↺", TEXT.reset);
+  var closeButton = iconButton("cc-close", "×", TEXT.close);
   header.appendChild(heading);
   header.appendChild(resetButton);
   header.appendChild(closeButton);
@@ -173,8 +216,13 @@
   var log = el("div", "cc-log");
   log.setAttribute("role", "log");
   log.setAttribute("aria-live", "polite");
+  log.setAttribute("aria-label", TEXT.log);
+  log.tabIndex = 0; // it scrolls: the keyboard must reach it (arrows, Page Up/Down)
   var typing = el("p", "cc-typing", TEXT.typing);
   typing.hidden = true;
+  var offlineNote = el("p", "cc-offline-note", TEXT.offlineHelp);
+  offlineNote.id = "chat-cagou-offline";
+  offlineNote.hidden = true;
 
   var form = el("form", "cc-form");
   var input = el("input", "cc-input");
@@ -191,15 +239,20 @@
   panel.appendChild(header);
   panel.appendChild(log);
   panel.appendChild(typing);
+  panel.appendChild(offlineNote);
   panel.appendChild(form);
   root.appendChild(launcher);
+  root.appendChild(announcer);
   root.appendChild(panel);
 
   function scrollDown() {
     log.scrollTop = log.scrollHeight;
   }
 
-  function setOpen(open) {
+  // `byUser`: opened by the launcher or the API, so the focus goes to the input; a panel open
+  // at page load does not take the focus from the host page.
+  function setOpen(open, byUser) {
+    var hadFocus = panel.contains(document.activeElement);
     state.open = open;
     save("open", open);
     panel.hidden = !open;
@@ -207,9 +260,13 @@
     launcher.setAttribute("aria-expanded", String(open));
     if (open) {
       scrollDown();
-      input.focus();
+      markSeen();
+      if (byUser) input.focus();
       greetIfNew();
+    } else if (hadFocus) {
+      launcher.focus(); // the focus was in the panel, which is gone
     }
+    updateBadge();
   }
 
   // A new conversation, open: ask the assistant for its first message (what it does, the
@@ -217,6 +274,7 @@
   // payload itself is not shown.
   var START_PAYLOAD = "/demarrer";
   function greetIfNew() {
+    if (shared) state.greeted = load("greeted", state.greeted); // another tab may have asked
     if (!state.open || !state.confirmed || state.greeted || state.history.length) return;
     state.greeted = true;
     save("greeted", true);
@@ -224,62 +282,214 @@
     showTyping(true);
   }
 
-  function setStatus(text, online) {
+  // `lost`: the connection was lost (not the first connection): say that sending waits.
+  function setStatus(text, online, lost) {
     status.textContent = text;
     root.classList.toggle("cc-online", !!online);
     sendButton.disabled = !online;
+    offlineNote.hidden = !lost;
+    [input, sendButton].forEach(function (node) {
+      if (lost) node.setAttribute("aria-describedby", offlineNote.id);
+      else node.removeAttribute("aria-describedby");
+    });
+    refreshButtons();
   }
 
-  // One message of the history: {from: "user"|"bot"|"agent", text, buttons: [{title, payload}],
-  // used, agent (a staff member's first name), notice ("joined"/"left": shown as a notice)}.
+  // --- unread badge -----------------------------------------------------------------------
+
+  // Seen: every message up to now (and up to the newest stamp: another tab's clock).
+  function markSeen() {
+    var now = Date.now();
+    state.history.forEach(function (entry) { if (entry.at > now) now = entry.at; });
+    if (now > state.seen) {
+      state.seen = now;
+      save("seen", now);
+    }
+  }
+
+  var announced = 0;
+  function updateBadge() {
+    var count = 0;
+    if (!state.open) {
+      state.history.forEach(function (entry) {
+        if (entry.from !== "user" && entry.at > state.seen) count++;
+      });
+    }
+    badge.hidden = !count;
+    badge.textContent = count > 99 ? "99+" : String(count);
+    if (count) badge.setAttribute("aria-label", TEXT.unread(count));
+    else badge.removeAttribute("aria-label");
+    if (count > announced) announcer.textContent = TEXT.unread(count);
+    else if (!count) announcer.textContent = "";
+    announced = count;
+  }
+
+  // --- messages ---------------------------------------------------------------------------
+
+  var clock = null;
+  try {
+    clock = new Intl.DateTimeFormat("fr-FR", { hour: "2-digit", minute: "2-digit" });
+  } catch (e) { /* no Intl: formatted by hand below */ }
+  function timeOf(at) {
+    var date = new Date(at);
+    if (clock) return clock.format(date);
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return pad(date.getHours()) + ":" + pad(date.getMinutes());
+  }
+
+  function stamp(entry) {
+    entry.id = Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
+    entry.at = Date.now();
+    return entry;
+  }
+
+  // The index of the last message of the customer or the assistant: the buttons of every
+  // message before it are past. A live chat (between the "joined" and "left" notices) does
+  // not count, neither the staff's messages nor the customer's, so that the handoff answer's
+  // "Revenir à l'assistant" stays usable while talking with a person.
+  function lastTurn(history) {
+    var last = -1;
+    var withStaff = false;
+    history.forEach(function (entry, i) {
+      if (entry.notice) withStaff = entry.notice === "joined";
+      else if (entry.from === "bot" || (entry.from === "user" && !withStaff)) last = i;
+    });
+    return last;
+  }
+
+  // Enables the buttons of the current message only (derived from the history, so a reload
+  // shows the same), and only when connected; a choice stays marked.
+  function refreshButtons() {
+    var last = lastTurn(state.history);
+    var focused = document.activeElement;
+    var lostFocus = false;
+    Array.prototype.forEach.call(log.querySelectorAll(".cc-buttons"), function (group) {
+      var index = Number(group.getAttribute("data-index"));
+      var entry = state.history[index] || {};
+      Array.prototype.forEach.call(group.children, function (b, j) {
+        var payload = ((entry.buttons || [])[j] || {}).payload;
+        var disabled = !!entry.used || index < last || !state.confirmed;
+        if (disabled && b === focused) lostFocus = true;
+        b.disabled = disabled;
+        b.classList.toggle("cc-chosen", !!entry.used && entry.used === payload);
+      });
+    });
+    // A disabled button loses the focus: the keyboard goes on from the input.
+    if (lostFocus && state.open) input.focus();
+  }
+
+  // One message of the history: {id, at (ms), from: "user"|"bot"|"agent", text,
+  // buttons: [{title, payload}], used (the payload chosen), agent (a staff member's first
+  // name), notice ("joined"/"left": shown as a notice)}.
   function renderMessage(entry, index) {
     if (entry.notice) {
       var notice = el("p", "cc-notice", entry.text);
       notice.setAttribute("role", "status");
       log.appendChild(notice);
-      scrollDown();
       return;
     }
     var kind = entry.from === "user" ? "user" : entry.from === "agent" ? "agent" : "bot";
+    var author = kind === "user" ? TEXT.you : kind === "agent" ? TEXT.agent(entry.agent) : config.title;
     var row = el("div", "cc-message cc-" + kind);
-    if (kind === "agent") row.appendChild(el("span", "cc-author", entry.agent + " (conseiller)"));
+    // Who speaks, for assistive technologies; the shown author of a staff member is hidden
+    // from them so that it is not read twice.
+    row.appendChild(el("span", "cc-sr", author + " :"));
+    if (kind === "agent") {
+      var shown = el("span", "cc-author", author);
+      shown.setAttribute("aria-hidden", "true");
+      row.appendChild(shown);
+    }
     var bubble = el("div", "cc-bubble");
     appendText(bubble, entry.text);
     row.appendChild(bubble);
+    if (entry.at) {
+      var time = el("time", "cc-time", timeOf(entry.at));
+      time.setAttribute("datetime", new Date(entry.at).toISOString());
+      row.appendChild(time);
+    }
     if (entry.buttons && entry.buttons.length) {
       var group = el("div", "cc-buttons");
+      group.setAttribute("data-index", String(index));
       entry.buttons.forEach(function (button) {
         var b = el("button", "cc-button", String(button.title || ""));
         b.type = "button";
-        b.disabled = !!entry.used;
-        if (entry.used && entry.used === button.payload) b.classList.add("cc-chosen");
-        b.addEventListener("click", function () {
-          if (entry.used || !state.confirmed) return;
-          entry.used = String(button.payload || button.title || "");
-          state.history[index] = entry;
-          save("history", state.history);
-          Array.prototype.forEach.call(group.children, function (other) { other.disabled = true; });
-          b.classList.add("cc-chosen");
-          send(entry.used, String(button.title || ""));
-        });
+        b.addEventListener("click", function () { choose(entry.id, index, button); });
         group.appendChild(b);
       });
       row.appendChild(group);
     }
     log.appendChild(row);
+  }
+
+  // Shows the history: appends the messages not shown yet, or renders it all again when it
+  // changed otherwise (a new conversation, the oldest messages dropped, another tab).
+  // Appending only matters: the log is a live region, and a new node is read aloud.
+  var rendered = []; // the id of each message shown, in order
+  function sync() {
+    var ids = state.history.map(function (entry, i) { return entry.id || "#" + i; });
+    var same = rendered.length <= ids.length && rendered.every(function (id, i) { return id === ids[i]; });
+    if (!same) {
+      log.textContent = "";
+      rendered = [];
+    }
+    for (var i = rendered.length; i < ids.length; i++) renderMessage(state.history[i], i);
+    rendered = ids;
+    refreshButtons();
+    if (state.open) markSeen();
+    updateBadge();
     scrollDown();
   }
 
-  function addMessage(entry) {
-    state.history.push(entry);
-    if (state.history.length > MAX_HISTORY) {
-      state.history = state.history.slice(-MAX_HISTORY);
-      log.textContent = "";
-      state.history.forEach(renderMessage);
-    } else {
-      renderMessage(entry, state.history.length - 1);
-    }
+  // Every change to the history goes through here; with shared storage, it applies to what
+  // the other tabs wrote.
+  function update(change) {
+    if (shared) state.history = loadHistory();
+    change(state.history);
+    if (state.history.length > MAX_HISTORY) state.history = state.history.slice(-MAX_HISTORY);
     save("history", state.history);
+    sync();
+  }
+
+  function choose(entryId, index, button) {
+    if (!state.confirmed) return;
+    var payload = String(button.payload || button.title || "");
+    var chosen = false;
+    update(function (history) {
+      var at = index;
+      if (entryId) {
+        at = -1;
+        history.forEach(function (entry, i) { if (entry.id === entryId) at = i; });
+      }
+      var entry = history[at];
+      if (!entry || entry.used || at < lastTurn(history)) return;
+      entry.used = payload;
+      chosen = true;
+    });
+    if (chosen && send(payload, String(button.title || ""))) input.focus();
+  }
+
+  // With shared storage every tab of the conversation receives the assistant's messages: the
+  // first tab to get one stores it, the others find it stored after the last customer message
+  // (same content, stamped close by, not already taken by this tab) and only show it.
+  var taken = {}; // ids of the stored messages this tab received
+  function sameMessage(a, b) {
+    return a.from === b.from && a.text === b.text && (a.agent || "") === (b.agent || "") &&
+      (a.notice || "") === (b.notice || "") &&
+      JSON.stringify(a.buttons || []) === JSON.stringify(b.buttons || []);
+  }
+  function receive(entry) {
+    stamp(entry);
+    update(function (history) {
+      for (var i = history.length - 1; shared && i >= 0 && history[i].from !== "user"; i--) {
+        var other = history[i];
+        if (other.id && !taken[other.id] && Math.abs(entry.at - (other.at || 0)) < ECHO_MS && sameMessage(other, entry)) {
+          taken[other.id] = true;
+          return;
+        }
+      }
+      taken[entry.id] = true;
+      history.push(entry);
+    });
   }
 
   var typingTimer = null;
@@ -292,10 +502,13 @@
   }
 
   // `payload` goes to Rasa; `shown` (a button's title) is what the conversation shows.
+  // Offline it returns false and sends nothing: the form then keeps the text in the input, for
+  // the customer to send once back online. Nothing is queued, so nothing reaches later a
+  // conversation the server may have replaced meanwhile, or after the customer gave up.
   function send(payload, shown) {
     payload = String(payload || "").trim();
     if (!payload || !state.confirmed) return false;
-    addMessage({ from: "user", text: shown || payload });
+    update(function (history) { history.push(stamp({ from: "user", text: shown || payload })); });
     state.socket.emit("user_uttered", { message: payload, session_id: state.sessionId });
     if (!withPerson()) showTyping(true); // a person answers when they can: no "écrit…"
     return true;
@@ -325,10 +538,17 @@
     if (typeof message.agent === "string" && message.agent) {
       // a staff member from the console's live desk
       var notice = message.notice === "joined" || message.notice === "left" ? message.notice : null;
-      addMessage({ from: "agent", agent: message.agent.slice(0, 40), text: text, notice: notice });
+      receive({ from: "agent", agent: message.agent.slice(0, 40), text: text, notice: notice });
       return;
     }
-    addMessage({ from: "bot", text: text, buttons: buttons });
+    receive({ from: "bot", text: text, buttons: buttons });
+  }
+
+  function requestSession(id) {
+    state.confirmed = false;
+    setStatus(state.lost ? TEXT.offline : TEXT.connecting, false, state.lost);
+    // Rasa puts this socket in the room of the session id: replies go there.
+    state.socket.emit("session_request", { session_id: id });
   }
 
   function connect() {
@@ -339,12 +559,7 @@
       withCredentials: false,
     });
     state.socket = socket;
-    socket.on("connect", function () {
-      state.confirmed = false;
-      setStatus(TEXT.connecting, false);
-      // Rasa puts this socket in the room of the session id: replies go there.
-      socket.emit("session_request", { session_id: state.sessionId });
-    });
+    socket.on("connect", function () { requestSession(state.sessionId); });
     socket.on("session_confirm", function (confirmed) {
       var id = typeof confirmed === "string" ? confirmed : confirmed && confirmed.session_id;
       if (!id) return;
@@ -352,39 +567,66 @@
         // The server refused our id: a new conversation, so the old history goes.
         state.history = [];
         save("history", []);
-        log.textContent = "";
+        sync();
         state.greeted = false;
         save("greeted", false);
       }
       state.sessionId = id;
       save("session", id);
       state.confirmed = true;
-      setStatus(TEXT.online, true);
+      state.lost = false;
+      setStatus(TEXT.online, true, false);
       greetIfNew();
     });
     socket.on("bot_uttered", onBotMessage);
-    socket.on("disconnect", function () {
-      state.confirmed = false;
-      setStatus(TEXT.offline, false);
-    });
-    socket.on("connect_error", function () {
-      setStatus(TEXT.offline, false);
-    });
+    socket.on("disconnect", function () { lose(); });
+    socket.on("connect_error", function () { lose(); });
+  }
+
+  function lose() {
+    state.confirmed = false;
+    state.lost = true;
+    showTyping(false); // an answer on its way is lost with the connection
+    setStatus(TEXT.offline, false, true);
   }
 
   function reset() {
     state.sessionId = null;
-    state.history = [];
     state.greeted = false;
     save("session", null);
-    save("history", []);
     save("greeted", false);
-    log.textContent = "";
+    state.history = [];
+    save("history", []);
+    sync();
     showTyping(false);
-    if (state.socket && state.socket.connected) {
-      state.confirmed = false;
-      setStatus(TEXT.connecting, false);
-      state.socket.emit("session_request", { session_id: null });
+    if (state.socket && state.socket.connected) requestSession(null);
+  }
+
+  // Shared storage: another tab changed the conversation.
+  function onStorage(event) {
+    if (!event.key || event.key.indexOf(prefix) !== 0) return;
+    try {
+      if (event.storageArea !== window[config.storage]) return;
+    } catch (e) {
+      return;
+    }
+    var key = event.key.slice(prefix.length);
+    if (key === "history") {
+      state.history = loadHistory();
+      sync();
+    } else if (key === "seen") {
+      state.seen = Math.max(state.seen, Number(load("seen", 0)) || 0);
+      updateBadge();
+    } else if (key === "greeted") {
+      state.greeted = load("greeted", false);
+    } else if (key === "session") {
+      // A new conversation there (↺): this tab joins it once its id is known.
+      var id = load("session", null);
+      if (id && id !== state.sessionId) {
+        state.sessionId = id;
+        showTyping(false);
+        if (state.socket && state.socket.connected) requestSession(id);
+      }
     }
   }
 
@@ -392,23 +634,31 @@
     event.preventDefault();
     if (send(input.value)) input.value = "";
   });
-  launcher.addEventListener("click", function () { setOpen(true); });
+  launcher.addEventListener("click", function () { setOpen(true, true); });
   closeButton.addEventListener("click", function () { setOpen(false); });
   resetButton.addEventListener("click", reset);
+  panel.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" || event.key === "Esc") {
+      event.preventDefault();
+      setOpen(false);
+      launcher.focus();
+    }
+  });
+  if (shared) window.addEventListener("storage", onStorage);
 
   function loadOnce(tag, attrs, done) {
     var node = document.createElement(tag);
     Object.keys(attrs).forEach(function (k) { node[k] = attrs[k]; });
     if (done) node.addEventListener("load", done);
-    node.addEventListener("error", function () { setStatus("Impossible de charger le chat.", false); });
+    node.addEventListener("error", function () { setStatus("Impossible de charger le chat.", false, false); });
     document.head.appendChild(node);
   }
 
   function start() {
     document.body.appendChild(root);
-    state.history.forEach(renderMessage);
-    setStatus(TEXT.connecting, false);
-    setOpen(!!state.open);
+    setStatus(TEXT.connecting, false, false);
+    sync();
+    setOpen(!!state.open, false);
     if (window.io) connect();
     else loadOnce("script", { src: base + "vendor/socket.io.min.js" }, connect);
   }
@@ -421,7 +671,11 @@
     document.head.appendChild(css);
   }
 
-  window.ChatCagou = { open: function () { setOpen(true); }, close: function () { setOpen(false); }, reset: reset };
+  window.ChatCagou = {
+    open: function () { setOpen(true, true); },
+    close: function () { setOpen(false); },
+    reset: reset,
+  };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
