@@ -520,9 +520,12 @@ def test_every_request_for_a_person_we_know_names_one():
 
     from actions.understanding import asks_for_person
     from harness.nlu_holdout import load_holdout
+    from harness.project import ROOT
 
     training = [
-        m.get("text") for m in load_data(str(ROOT / "data" / "nlu")).intent_examples if m.get("intent") == "demander_humain"
+        m.get("text")
+        for m in load_data(str(ROOT / "data" / "nlu")).intent_examples
+        if m.get("intent") == "demander_humain"
     ]
     held_out = [e.text for e in load_holdout() if e.intent == "demander_humain"]
     assert len(training) >= 20 and len(held_out) >= 10
