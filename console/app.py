@@ -592,6 +592,8 @@ async def insights_page(request: Request) -> Response:
             "days": days,
             "periods": [(7, "7 jours"), (30, "30 jours"), (90, "90 jours"), (0, "tout")],
             "chart": chart.stacked_bars(data["per_day"], data["channels"]),
+            "rates_chart": chart.rate_lines(data["feedback"]["per_day"]),
+            "rate_series": [(name, colour, dash) for _, name, colour, dash in chart.RATE_SERIES],
             "legend": chart.legend(data["channels"]),
             "top_max": max([n for _, n in data["top_intents"]] + [1]),
         },

@@ -39,6 +39,7 @@ conversations = sa.Table(
     sa.Column("sender_id", sa.String(255), primary_key=True),
     sa.Column("channel", sa.String(64), nullable=False, index=True),
     sa.Column("start_ts", sa.Float, nullable=False, index=True),
+    sa.Column("start_day", sa.String(10), nullable=False),  # date of start_ts in Nouméa
     sa.Column("last_ts", sa.Float, nullable=False),
     sa.Column("n_user", sa.Integer, nullable=False, default=0),
     sa.Column("n_bot", sa.Integer, nullable=False, default=0),
@@ -46,6 +47,9 @@ conversations = sa.Table(
     sa.Column("has_fallback", sa.Boolean, nullable=False, default=False),
     sa.Column("has_handoff", sa.Boolean, nullable=False, default=False),
     sa.Column("has_out_of_scope", sa.Boolean, nullable=False, default=False),
+    # answers the customer judged (the `avis` slot, console/feedback.py): 👍 and 👎
+    sa.Column("n_utile", sa.Integer, nullable=False, default=0),
+    sa.Column("n_inutile", sa.Integer, nullable=False, default=0),
     # first customer message, masked, for the list
     sa.Column("preview", sa.Text, nullable=False, default=""),
     # masked texts, lower case, accents removed: the text search runs on this
@@ -66,6 +70,22 @@ messages = sa.Table(
     sa.Column("intent", sa.String(255)),
     sa.Column("confidence", sa.Float),
     sa.Index("ix_console_messages_intent_sender", "intent", "sender_id"),
+)
+
+# one row per 👍 / 👎 the customer gave (the `avis` slot): satisfaction per topic and day
+feedback = sa.Table(
+    "console_feedback",
+    metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sender_id", sa.String(255), nullable=False, index=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),  # date in Nouméa
+    # the conversation's, copied: per-channel figures without a join (which triples their time)
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("sujet", sa.String(255)),  # the topic intent the answer was about
+    sa.Column("note", sa.String(16), nullable=False),  # "utile" or "inutile"
+    # covers the insights' one query (console/feedback.py): half its time, rows never change
+    sa.Index("ix_console_feedback_period", "ts", "day", "sujet", "channel", "note"),
 )
 
 state = sa.Table(
@@ -146,7 +166,9 @@ refs = sa.Table(
     sa.Column("sender_id", sa.String(255), nullable=False, index=True),
 )
 
-DERIVED = (conversations, messages, state)
+DERIVED = (conversations, messages, feedback, state)
+# the derived rows of one conversation: deleted with it (purge, erasure), rebuilt by refold
+DERIVED_BY_SENDER = (conversations, messages, feedback)
 # deleted with the conversation (purge, erasure)
 # live desk (console/desk.py): who is present, and each handoff taken by a staff member
 desk_presence = sa.Table(
@@ -198,8 +220,34 @@ def make_engine(url: str | URL) -> Engine:
     return sa.create_engine(url, **kwargs)
 
 
+# The layout of the derived tables and what the indexer folds into them. When it changes,
+# create_tables drops them and the indexer rebuilds them from the events: an older console's
+# index lacks columns (a crash) or counts differently (wrong figures). Version 2: feedback
+# (console_feedback, n_utile/n_inutile, start_day) and the handoff slot in has_handoff.
+INDEX_VERSION = 2
+INDEX_VERSION_KEY = "index_version"
+# PostgreSQL: one process at a time folds events or rebuilds the index (several workers)
+ADVISORY_LOCK_KEY = 7_412_687  # any constant of our own
+
+
+def _index_version(conn: Connection) -> int | None:
+    if not sa.inspect(conn).has_table(state.name):
+        return None
+    value = conn.execute(sa.select(state.c.value).where(state.c.key == INDEX_VERSION_KEY)).scalar()
+    return int(value) if value is not None and value.isdigit() else None
+
+
 def create_tables(engine: Engine) -> None:
-    metadata.create_all(engine)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+        outdated = _index_version(conn) != INDEX_VERSION
+        if outdated:
+            for table in reversed(DERIVED):
+                table.drop(conn, checkfirst=True)
+        metadata.create_all(conn)
+        if outdated:
+            conn.execute(state.insert().values(key=INDEX_VERSION_KEY, value=str(INDEX_VERSION)))
 
 
 def has_events_table(conn: Connection) -> bool:

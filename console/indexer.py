@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from console import db
+from actions import handoff
+from console import db, feedback
 from console.masking import fold, mask
 
 NOUMEA = ZoneInfo("Pacific/Noumea")
@@ -27,6 +28,8 @@ FALLBACK_INTENT = "nlu_fallback"
 FALLBACK_ACTIONS = {"action_clarifier", "action_default_fallback", "action_two_stage_fallback"}
 HANDOFF_INTENTS = {"demander_humain"}
 HANDOFF_ACTIONS = {"action_transfert_humain"}
+# the conversation went to a person: the desk's queue or taken, or Messenger's page inbox
+HANDOFF_STATES = {handoff.WAITING, handoff.HUMAN, handoff.INBOX}
 OUT_OF_SCOPE_INTENTS = {"out_of_scope"}
 UNKNOWN_CHANNEL = "inconnu"
 
@@ -36,7 +39,6 @@ BATCH = 2000
 # events are never reordered, Rasa's lock store serialises them, hence max_event_id per sender).
 MARGIN = 200
 SEARCH_TEXT_LIMIT = 20000
-ADVISORY_LOCK_KEY = 7_412_687  # any constant of our own
 
 _lock = threading.Lock()
 
@@ -84,8 +86,9 @@ def set_state(conn: Connection, key: str, value: int) -> None:
 
 
 def reset(conn: Connection) -> None:
-    for table in db.DERIVED:
+    for table in db.DERIVED_BY_SENDER:
         conn.execute(table.delete())
+    conn.execute(db.state.delete().where(db.state.c.key != db.INDEX_VERSION_KEY))
 
 
 def _new_conversation(sender_id: str, ts: float) -> dict[str, Any]:
@@ -93,6 +96,7 @@ def _new_conversation(sender_id: str, ts: float) -> dict[str, Any]:
         sender_id=sender_id,
         channel=UNKNOWN_CHANNEL,
         start_ts=ts,
+        start_day=noumea_day(ts),
         last_ts=ts,
         n_user=0,
         n_bot=0,
@@ -100,16 +104,22 @@ def _new_conversation(sender_id: str, ts: float) -> dict[str, Any]:
         has_fallback=False,
         has_handoff=False,
         has_out_of_scope=False,
+        n_utile=0,
+        n_inutile=0,
         preview="",
         search_text="",
         max_event_id=0,
     )
 
 
-def fold_event(conv: dict[str, Any], row: Any, new_messages: list[dict[str, Any]]) -> None:
-    """Adds one event to its conversation's summary (and to new_messages for a customer message)."""
+def fold_event(
+    conv: dict[str, Any], row: Any, new_messages: list[dict[str, Any]], new_feedback: list[dict[str, Any]]
+) -> None:
+    """Adds one event to its conversation's summary (and to new_messages for a customer
+    message, to new_feedback for a 👍 / 👎)."""
     ts = row.timestamp or 0.0
     conv["start_ts"] = min(conv["start_ts"], ts) if conv["max_event_id"] else ts
+    conv["start_day"] = noumea_day(conv["start_ts"])
     conv["last_ts"] = max(conv["last_ts"], ts)
     conv["max_event_id"] = max(conv["max_event_id"], row.id)
     if row.type_name == "user":
@@ -148,6 +158,26 @@ def fold_event(conv: dict[str, Any], row: Any, new_messages: list[dict[str, Any]
         name = row.action_name or load_data(row.data).get("name")
         conv["has_fallback"] = conv["has_fallback"] or name in FALLBACK_ACTIONS
         conv["has_handoff"] = conv["has_handoff"] or name in HANDOFF_ACTIONS
+    elif row.type_name == "slot":
+        data = load_data(row.data)
+        name = row.action_name or data.get("name")
+        value = data.get("value")
+        if name == handoff.SLOT:
+            conv["has_handoff"] = conv["has_handoff"] or value in HANDOFF_STATES
+        elif name == feedback.SLOT and (judged := feedback.parse(value)) is not None:
+            note, sujet = judged
+            conv["n_" + note] += 1
+            new_feedback.append(
+                dict(
+                    event_id=row.id,
+                    sender_id=row.sender_id,
+                    ts=ts,
+                    day=noumea_day(ts),
+                    channel=conv["channel"],
+                    sujet=sujet,
+                    note=note,
+                )
+            )
 
 
 def _chunks(items: list[Any], size: int = 500) -> Iterable[list[Any]]:
@@ -157,7 +187,7 @@ def _chunks(items: list[Any], size: int = 500) -> Iterable[list[Any]]:
 
 def _sync_batch(conn: Connection) -> tuple[int, bool]:
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": db.ADVISORY_LOCK_KEY})
     last = get_state(conn, "last_event_id")
     top = conn.execute(sa.select(sa.func.max(db.events.c.id))).scalar()
     if top is None or top < last:
@@ -187,13 +217,14 @@ def _sync_batch(conn: Connection) -> tuple[int, bool]:
     known = set(existing)
     changed: set[str] = set()
     new_messages: list[dict[str, Any]] = []
+    new_feedback: list[dict[str, Any]] = []
     for row in rows:
         conv = existing.get(row.sender_id)
         if conv is None:
             conv = existing[row.sender_id] = _new_conversation(row.sender_id, row.timestamp or 0.0)
         elif row.id <= conv["max_event_id"]:
             continue  # folded already (the margin looks at some events twice)
-        fold_event(conv, row, new_messages)
+        fold_event(conv, row, new_messages, new_feedback)
         changed.add(row.sender_id)
     inserts = [existing[s] for s in changed if s not in known]
     updates = [existing[s] for s in changed if s in known]
@@ -210,6 +241,8 @@ def _sync_batch(conn: Connection) -> tuple[int, bool]:
         )
     if new_messages:
         conn.execute(db.messages.insert(), new_messages)
+    if new_feedback:
+        conn.execute(db.feedback.insert(), new_feedback)
     newest = max(r.id for r in rows)
     set_state(conn, "last_event_id", max(last, newest))
     return len(rows), len(rows) == BATCH and newest < top
@@ -231,14 +264,15 @@ def sync(engine: Engine) -> int:
 
 
 def refold(conn: Connection, senders: list[str]) -> None:
-    """Rebuilds the summaries and message rows of these conversations from the events they
-    have left (after the retention purge deleted their oldest events)."""
+    """Rebuilds the summaries, message and feedback rows of these conversations from the
+    events they have left (after the retention purge deleted their oldest events)."""
     e = db.events.c
     for chunk in _chunks(senders):
-        conn.execute(db.conversations.delete().where(db.conversations.c.sender_id.in_(chunk)))
-        conn.execute(db.messages.delete().where(db.messages.c.sender_id.in_(chunk)))
+        for table in db.DERIVED_BY_SENDER:
+            conn.execute(table.delete().where(table.c.sender_id.in_(chunk)))
         convs: dict[str, dict[str, Any]] = {}
         new_messages: list[dict[str, Any]] = []
+        new_feedback: list[dict[str, Any]] = []
         rows = conn.execute(
             sa.select(e.id, e.sender_id, e.type_name, e.timestamp, e.intent_name, e.action_name, e.data)
             .where(e.sender_id.in_(chunk))
@@ -248,11 +282,13 @@ def refold(conn: Connection, senders: list[str]) -> None:
             conv = convs.get(row.sender_id)
             if conv is None:
                 conv = convs[row.sender_id] = _new_conversation(row.sender_id, row.timestamp or 0.0)
-            fold_event(conv, row, new_messages)
+            fold_event(conv, row, new_messages, new_feedback)
         if convs:
             conn.execute(db.conversations.insert(), list(convs.values()))
         if new_messages:
             conn.execute(db.messages.insert(), new_messages)
+        if new_feedback:
+            conn.execute(db.feedback.insert(), new_feedback)
 
 
 def after_purge(conn: Connection) -> None:

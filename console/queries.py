@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from actions import handoff
-from console import db, indexer
+from console import db, feedback, indexer
 from console.indexer import FALLBACK_INTENT, NOUMEA, intent_and_confidence, load_data
 from console.masking import fold, mask, pii_spans
 
@@ -65,6 +65,7 @@ class Filters:
     tag: str = ""
     q: str = ""
     reviewed: str = ""  # "", "yes", "no"
+    avis: str = ""  # "" or "inutile": at least one answer judged useless (👎)
     errors: list[str] = field(default_factory=list)
 
     @classmethod
@@ -79,6 +80,7 @@ class Filters:
         f.q = text_param(params.get("q"), 200)
         reviewed = params.get("reviewed") or ""
         f.reviewed = reviewed if reviewed in ("yes", "no") else ""
+        f.avis = feedback.USELESS if params.get("avis") == feedback.USELESS else ""
         below = (params.get("below") or "").strip().replace(",", ".")
         if below:
             try:
@@ -110,6 +112,7 @@ class Filters:
             "tag": self.tag,
             "q": self.q,
             "reviewed": self.reviewed,
+            "avis": self.avis,
             "below": "" if self.below is None else f"{self.below:g}",
             "date_from": self.date_from.isoformat() if self.date_from else "",
             "date_to": self.date_to.isoformat() if self.date_to else "",
@@ -134,6 +137,8 @@ class Filters:
             clauses.append(c.has_out_of_scope == sa.true())
         elif self.flag == "fallback_or_handoff":
             clauses.append(sa.or_(c.has_fallback == sa.true(), c.has_handoff == sa.true()))
+        if self.avis == feedback.USELESS:
+            clauses.append(c.n_inutile > 0)
         if self.date_from:
             clauses.append(c.start_ts >= noumea_midnight(self.date_from))
         if self.date_to:
@@ -167,6 +172,8 @@ def list_conversations(engine: Engine, f: Filters, page: int, per_page: int) -> 
                 c.has_fallback,
                 c.has_handoff,
                 c.has_out_of_scope,
+                c.n_utile,
+                c.n_inutile,
                 c.preview,
             )
             .where(*where)
@@ -315,10 +322,18 @@ def conversation(engine: Engine, sender_id: str) -> dict[str, Any] | None:
         ).all()
         review = conn.execute(sa.select(db.reviews).where(db.reviews.c.sender_id == sender_id)).first()
     timeline = []
+    # a 👍 / 👎 click waiting for the `avis` slot that records it (and names the topic)
+    click: dict[str, Any] | None = None
     for row in rows:
         data = load_data(row.data)
         item: dict[str, Any] = {"id": row.id, "type": row.type_name, "ts": row.timestamp}
-        if row.type_name == "user":
+        note = feedback.click_note(data.get("text") or "") if row.type_name == "user" else None
+        if note is not None:
+            item.update(type="feedback", note=note, sujet=None, click=True)
+            item["text"] = feedback.describe(note, None)
+            click = item
+        elif row.type_name == "user":
+            click = None
             parse = data.get("parse_data") or {}
             intent, confidence = intent_and_confidence(parse)
             text = data.get("text") or ""
@@ -362,6 +377,19 @@ def conversation(engine: Engine, sender_id: str) -> dict[str, Any] | None:
             if name == "action_listen":
                 continue  # after every turn: noise for the reader
             item.update(name=name)
+        elif row.type_name == "slot" and data.get("name") == feedback.SLOT:
+            judged = feedback.parse(data.get("value"))
+            if judged is None:
+                continue  # the slot cleared: bookkeeping of the assistant
+            note, sujet = judged
+            if click is not None and click["note"] == note:
+                # the slot records the click shown above: one line, with the topic
+                click.update(sujet=sujet, text=feedback.describe(note, sujet))
+                click = None
+                continue
+            item.update(
+                type="feedback", note=note, sujet=sujet, click=False, text=feedback.describe(note, sujet)
+            )
         elif row.type_name == "slot":
             item.update(name=data.get("name"), value=data.get("value"))
         elif row.type_name != "session_started":
@@ -475,6 +503,8 @@ def insights(engine: Engine, days: int | None) -> dict[str, Any]:
             first_day = date.fromisoformat(oldest) if oldest else today
             first_day = max(first_day, today - timedelta(days=365))  # a chart of a year at most
         since = noumea_midnight(first_day)
+        day_list = [(first_day + timedelta(days=i)).isoformat() for i in range((today - first_day).days + 1)]
+        judged = feedback.stats(conn, since, day_list)
         per_day = conn.execute(
             sa.select(m.day, m.channel, sa.func.count()).where(m.ts >= since).group_by(m.day, m.channel)
         ).all()
@@ -503,7 +533,6 @@ def insights(engine: Engine, days: int | None) -> dict[str, Any]:
     series: dict[str, dict[str, int]] = {}
     for day, channel, n in per_day:
         series.setdefault(day, {})[channel] = n
-    day_list = [(first_day + timedelta(days=i)).isoformat() for i in range((today - first_day).days + 1)]
     n_conv = conv[0] or 0
 
     def rate(part: int | None, whole: int) -> float | None:
@@ -523,6 +552,7 @@ def insights(engine: Engine, days: int | None) -> dict[str, Any]:
         "fallback_rate": rate(conv[1], n_conv),
         "handoff_rate": rate(conv[2], n_conv),
         "out_of_scope_rate": rate(conv[3], n_conv),
+        "feedback": judged,
     }
 
 
@@ -579,7 +609,7 @@ def purge_preview(engine: Engine, cutoff: float) -> dict[str, int]:
 
 def _delete_senders(conn: Connection, senders: list[str]) -> None:
     """Everything the console keeps on these conversations (not Rasa's events)."""
-    for table in (db.conversations, db.messages, *db.STAFF_WORK_BY_SENDER):
+    for table in (*db.DERIVED_BY_SENDER, *db.STAFF_WORK_BY_SENDER):
         conn.execute(table.delete().where(table.c.sender_id.in_(senders)))
 
 
@@ -653,7 +683,7 @@ def erase_sender(engine: Engine, sender_id: str) -> dict[str, int]:
             counts["events"] = conn.execute(
                 db.events.delete().where(db.events.c.sender_id == sender_id)
             ).rowcount
-        for table in (db.conversations, db.messages, *db.STAFF_WORK_BY_SENDER):
+        for table in (*db.DERIVED_BY_SENDER, *db.STAFF_WORK_BY_SENDER):
             counts[table.name.removeprefix("console_")] = conn.execute(
                 table.delete().where(table.c.sender_id == sender_id)
             ).rowcount
