@@ -472,9 +472,20 @@ class ConsoleSuite:
         for channel in {facts[k]["channel"] for k in facts if k != "old"}:
             assert re.search(rf"{channel} \(\d+\)", text)  # legend with a count per channel
         assert "code_puk" in text
-        rates = re.findall(r"<strong>([\d,]+) %</strong>", text)
-        assert len(rates) == 4
-        fallback, _, handoff, out_of_scope = rates  # our conversations are in the window
+
+        def rate(label: str) -> str:
+            found = re.search(rf"<strong>([\d,]+) %</strong><span>{label}", text)
+            assert found, label
+            return found.group(1)
+
+        fallback, handoff, out_of_scope = (
+            rate("conversations avec repli"),
+            rate("conversations avec demande de conseiller"),
+            rate("conversations hors sujet"),
+        )  # our conversations are in the window
+        # no 👎 here: the conversations kept by the assistant are those without a handoff
+        contained = rate("autonomie")
+        assert abs(float(contained.replace(",", ".")) + float(handoff.replace(",", ".")) - 100) < 0.2
         for rate, flag in ((fallback, "fallback"), (handoff, "handoff"), (out_of_scope, "out_of_scope")):
             if any(facts[k][flag] for k in facts if k != "old"):
                 assert rate != "0,0", flag
