@@ -437,24 +437,13 @@ INFO_ANSWERS = {k: v for k, v in TOPIC_ANSWERS.items() if k not in ("horaires", 
 def handoff_answer(
     fiche: Fiche, instant: datetime, after_failure: bool = False, abroad: bool = False
 ) -> Reply:
-    service = fiche.phones["1000"]
     info = fiche.phones[ALWAYS_OPEN_SERVICE]
     intro = (
-        "Je n'arrive pas à comprendre votre demande : un conseiller pourra vous aider."
+        FAILURE_INTRO + "un conseiller pourra vous aider."
         if after_failure
         else "Pour parler à un conseiller :"
     )
-    phone = (
-        f"• {service.name} : {abroad_line(fiche)}"
-        if abroad
-        else f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, instant)}."
-    )
-    lines = [
-        intro,
-        phone,
-        f"• Par email : {fiche.email_service_clientele}",
-        f"• Sur place : {fiche.agency_name}, {fiche.agency_address}",
-    ]
+    lines = [intro, *_alternatives(fiche, instant, abroad)]
     if not abroad:
         lines.append(f"En dehors des horaires, le {info.number} répond {info.hours_text}.")
     return Reply(_with_source(fiche, *lines))
@@ -465,38 +454,60 @@ def handoff_answer(
 BACK_TO_ASSISTANT = "Revenir à l'assistant"
 
 
-def _alternatives(fiche: Fiche, instant: datetime) -> list[str]:
+FAILURE_INTRO = "Je n'arrive pas à comprendre votre demande : "
+
+
+def _alternatives(fiche: Fiche, instant: datetime, abroad: bool = False) -> list[str]:
+    """The ways to reach a person: the Service Clientèle (open or closed; from abroad, its number
+    from abroad), its email, the agency."""
     service = fiche.phones["1000"]
+    phone = (
+        f"• {service.name} : {abroad_line(fiche)}"
+        if abroad
+        else f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, instant)}."
+    )
     return [
-        f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, instant)}.",
+        phone,
         f"• Par email : {fiche.email_service_clientele}",
         f"• Sur place : {fiche.agency_name}, {fiche.agency_address}",
     ]
 
 
-def waiting_for_person(fiche: Fiche, instant: datetime, after_failure: bool = False) -> Reply:
-    """Said once, when the conversation joins the live desk's queue (website widget)."""
-    intro = "Je n'arrive pas à comprendre votre demande : " if after_failure else ""
-    lines = [
-        intro + "je transmets la conversation à un conseiller, qui va vous répondre ici. "
-        "Vous pouvez continuer à écrire : il lira tout l'échange.",
+def _person_coming(fiche: Fiche, instant: datetime, after_failure: bool, where: str, *after: str) -> str:
+    intro = FAILURE_INTRO if after_failure else ""
+    return _with_source(
+        fiche,
+        intro + where,
         "Si vous préférez, vous pouvez aussi nous joindre :",
         *_alternatives(fiche, instant),
+        *after,
+    )
+
+
+def waiting_for_person(fiche: Fiche, instant: datetime, after_failure: bool = False) -> Reply:
+    """Said once, when the conversation joins the live desk's queue (website widget)."""
+    text = _person_coming(
+        fiche,
+        instant,
+        after_failure,
+        "je transmets la conversation à un conseiller, qui va vous répondre ici. "
+        "Vous pouvez continuer à écrire : il lira tout l'échange.",
         f"Pour reprendre avec l'assistant automatique : « {BACK_TO_ASSISTANT} ».",
-    ]
-    return Reply(_with_source(fiche, *lines), [button(BACK_TO_ASSISTANT, "/retour_assistant")])
+    )
+    return Reply(text, [button(BACK_TO_ASSISTANT, "/retour_assistant")])
 
 
 def handed_to_inbox(fiche: Fiche, instant: datetime, after_failure: bool = False) -> Reply:
     """Said once, when a Messenger conversation is passed to the page's inbox (its staff)."""
-    intro = "Je n'arrive pas à comprendre votre demande : " if after_failure else ""
-    lines = [
-        intro + "je transmets la conversation à un conseiller de l'OPT, qui va vous répondre ici, "
-        "dans Messenger. Vous pouvez continuer à écrire.",
-        "Si vous préférez, vous pouvez aussi nous joindre :",
-        *_alternatives(fiche, instant),
-    ]
-    return Reply(_with_source(fiche, *lines))
+    return Reply(
+        _person_coming(
+            fiche,
+            instant,
+            after_failure,
+            "je transmets la conversation à un conseiller de l'OPT, qui va vous répondre ici, "
+            "dans Messenger. Vous pouvez continuer à écrire.",
+        )
+    )
 
 
 def agent_name(login: str) -> str:

@@ -100,41 +100,42 @@ class ValidateRappelForm(FormValidationAction):
     def name(self) -> str:
         return "validate_rappel_form"
 
-    async def _cancel_or_answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, slot: str, valid: bool
-    ) -> dict[str, Any] | None:
+    @staticmethod
+    def _cancel(dispatcher: CollectingDispatcher) -> dict[str, Any]:
+        """Ends the form (requested_slot None) with every answer cleared."""
+        dispatcher.utter_message(text=answers.CALLBACK_CANCELLED)
+        return {"requested_slot": None, OFFER: None, **dict.fromkeys(FIELDS)}
+
+    async def _validate(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, slot: str, value: str | None, bad: str
+    ) -> dict[str, Any]:
+        """The name or the number: "annuler" ends the form, a question of ours is answered and
+        the form asks again, a wrong answer gets `bad`."""
         if wants_to_cancel(tracker):
-            dispatcher.utter_message(text=answers.CALLBACK_CANCELLED)
-            return {"requested_slot": None, OFFER: None, **dict.fromkeys(FIELDS)}
-        if not valid and asks_a_question(tracker):
+            return self._cancel(dispatcher)
+        if value is None and asks_a_question(tracker):
             from actions.actions import ActionRepondre  # the one place that answers questions
 
             events = await ActionRepondre().respond(dispatcher, tracker)
             context = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
             return {**context, slot: None}  # the form asks for it again
-        return None
+        if value is None:
+            dispatcher.utter_message(text=bad)
+        return {slot: value}
 
     async def validate_rappel_nom(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        name = name_value(str(value or ""))
-        handled = await self._cancel_or_answer(dispatcher, tracker, NAME, name is not None)
-        if handled is not None:
-            return handled
-        if name is None:
-            dispatcher.utter_message(text=answers.CALLBACK_BAD_NAME)
-        return {NAME: name}
+        return await self._validate(
+            dispatcher, tracker, NAME, name_value(str(value or "")), answers.CALLBACK_BAD_NAME
+        )
 
     async def validate_rappel_contact(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        contact = contact_value(str(value or ""))
-        handled = await self._cancel_or_answer(dispatcher, tracker, CONTACT, contact is not None)
-        if handled is not None:
-            return handled
-        if contact is None:
-            dispatcher.utter_message(text=answers.CALLBACK_BAD_CONTACT)
-        return {CONTACT: contact}
+        return await self._validate(
+            dispatcher, tracker, CONTACT, contact_value(str(value or "")), answers.CALLBACK_BAD_CONTACT
+        )
 
     async def validate_rappel_sujet(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -142,8 +143,7 @@ class ValidateRappelForm(FormValidationAction):
         # a subject is naturally about our topics: never taken for a question
         subject = subject_value(str(value or ""))
         if wants_to_cancel(tracker) and len(str(value or "").split()) <= 3:
-            dispatcher.utter_message(text=answers.CALLBACK_CANCELLED)
-            return {"requested_slot": None, OFFER: None, **dict.fromkeys(FIELDS)}
+            return self._cancel(dispatcher)
         if subject is None:
             dispatcher.utter_message(text=answers.CALLBACK_BAD_SUBJECT)
         return {SUBJECT: subject}
