@@ -21,7 +21,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import answers, callback, handoff
+from actions import answers, callback, feedback, handoff, markdown
 from actions.answers import Context, Reply
 from actions.fiche import PROCEDURES, load_fiche
 from actions.hours import Moment, asked_moment, asks_holidays, asks_nights, is_open, now_noumea
@@ -50,6 +50,7 @@ from actions.understanding import (
 from console.config import retention_days
 
 FICHE = load_fiche()
+DIAL_NUMBERS = FICHE.dial_numbers()
 # The privacy notice of the first message: the retention the console applies (same setting)
 # and the page that says it in full (web/serve.py serves /confidentialite).
 RETENTION_DAYS = retention_days(os.environ.get("CHAT_CAGOU_RETENTION_DAYS"))
@@ -115,7 +116,10 @@ class Turn:
 
 
 def send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
-    dispatcher.utter_message(text=reply.text, buttons=reply.buttons or None)
+    """Sends a reply, its numbers, addresses and links as Markdown links (actions/markdown.py)."""
+    dispatcher.utter_message(
+        text=markdown.with_links(reply.text, DIAL_NUMBERS), buttons=reply.buttons or None
+    )
 
 
 def held_by_a_person(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
@@ -335,8 +339,9 @@ class ActionRepondre(Clocked, Action):
         return answers.TOPIC_ANSWERS[topic.intent](FICHE, ctx)
 
     def answer(self, dispatcher: CollectingDispatcher, turn: Turn, topics: list[Topic]) -> list[EventType]:
-        send(dispatcher, answers.combine(FICHE, [self.reply_for(turn, t, topics) for t in topics]))
-        return self.remember(topics)
+        reply = answers.combine(FICHE, [self.reply_for(turn, t, topics) for t in topics])
+        send(dispatcher, reply)
+        return self.remember(topics) + feedback.ask(dispatcher, turn.tracker, topics[-1].intent, reply)
 
     @staticmethod
     def remember(topics: list[Topic]) -> list[EventType]:

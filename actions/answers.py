@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 
+from actions import markdown
 from actions.fiche import CHANNELS, DAY_NAMES, PROCEDURES, Cell, Fiche, PhoneService, hour_text
 from actions.hours import Moment, holiday_name, is_open, next_opening, to_noumea, when_text
 
@@ -65,13 +66,16 @@ def channel_button(procedure: str, channel: str) -> dict[str, str]:
 
 
 def _with_source(fiche: Fiche, *lines: str) -> str:
-    return "\n".join([*lines, fiche.source_text])
+    """An answer's lines as Markdown blocks (markdown.blocks), ending with the source line."""
+    return markdown.blocks([*lines, fiche.source_text])
 
 
 CHANNEL_PROMPT = "Je peux détailler un canal :"
 
 # How each status reads before the cell's answer.
 STATUS_PREFIX = {"available": "oui — ", "restricted": "", "unavailable": "NON — "}
+# How a channel that works only in some cases reads in a one-sentence summary.
+RESTRICTED_MARK = " (sous conditions)"
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,32 @@ class Context:
 
 
 def _cell_line(fiche: Fiche, channel: str, cell: Cell, abroad: bool = False) -> str:
-    return f"• {fiche.channels[channel]} : {STATUS_PREFIX[cell.status]}{cell.text(abroad)}"
+    return markdown.bullet(f"{fiche.channels[channel]} : {STATUS_PREFIX[cell.status]}{cell.text(abroad)}")
+
+
+def _channel_phrase(fiche: Fiche, channel: str) -> str:
+    """'Par téléphone' -> 'par téléphone': the channel inside a sentence."""
+    label = fiche.channels[channel]
+    return label[0].lower() + label[1:]
+
+
+def _capitalised(text: str) -> str:
+    return text[0].upper() + text[1:] if text else text
+
+
+def join_or(items: Sequence[str]) -> str:
+    """'a', 'a ou b', 'a, b ou c'."""
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} ou {items[-1]}"
+
+
+def join_and(items: Sequence[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} et {items[-1]}"
 
 
 def abroad_line(fiche: Fiche) -> str:
@@ -101,8 +130,10 @@ def abroad_line(fiche: Fiche) -> str:
 def body(fiche: Fiche, reply: Reply) -> str:
     """A reply's text without its source line nor the prompt of its buttons, to combine
     several answers into one (a combined reply has no buttons)."""
-    lines = [line for line in reply.text.split("\n") if line not in (fiche.source_text, CHANNEL_PROMPT)]
-    return "\n".join(lines)
+    lines = [
+        line for line in markdown.lines_of(reply.text) if line not in (fiche.source_text, CHANNEL_PROMPT)
+    ]
+    return markdown.blocks(lines)
 
 
 def combine(fiche: Fiche, replies: Sequence[Reply]) -> Reply:
@@ -111,21 +142,41 @@ def combine(fiche: Fiche, replies: Sequence[Reply]) -> Reply:
         return replies[0]
     sourced = any(r.text.endswith(fiche.source_text) for r in replies)
     parts = [body(fiche, r) for r in replies]
-    return Reply("\n\n".join(parts) + ("\n" + fiche.source_text if sourced else ""))
+    return Reply("\n\n".join(parts + ([fiche.source_text] if sourced else [])))
 
 
 # --- procedures -------------------------------------------------------------------------
 
 
+def procedure_summary(fiche: Fiche, procedure: str) -> str:
+    """One sentence: where a procedure can be done, and where not.
+    'Code PUK : en agence (Agence Entreprise) ou par courrier, mail ou internet ; pas par téléphone.'"""
+    proc = fiche.procedures[procedure]
+    working = [c for c in CHANNELS if proc.cells[c].status != "unavailable"]
+    refused = [c for c in CHANNELS if c not in working]
+    all_restricted = all(proc.cells[c].status == "restricted" for c in working)
+    where = [
+        _channel_phrase(fiche, c)
+        + (RESTRICTED_MARK if proc.cells[c].status == "restricted" and not all_restricted else "")
+        for c in working
+    ]
+    sentence = f"{proc.label} : {'sous conditions, ' if all_restricted else ''}{join_or(where)}"
+    if refused:
+        sentence += f" ; pas {join_or([_channel_phrase(fiche, c) for c in refused])}"
+    return sentence + "."
+
+
 def procedure_answer(fiche: Fiche, procedure: str, channel: str | None = None, abroad: bool = False) -> Reply:
-    """A procedure, for one channel or (channel None) for all of them."""
+    """A procedure, for one channel or (channel None) for all of them. The first line is the
+    answer in one sentence (bold); the details follow as a list."""
     proc = fiche.procedures[procedure]
     working = [c for c in CHANNELS if proc.cells[c].status != "unavailable"]
     tail = [abroad_line(fiche)] if abroad else []
     if channel not in CHANNELS:
         # Channels that work first, then what does not.
         order = working + [c for c in CHANNELS if c not in working]
-        lines = [f"{proc.label} :"] + [_cell_line(fiche, c, proc.cells[c], abroad) for c in order] + tail
+        lines = [markdown.bold(procedure_summary(fiche, procedure))]
+        lines += [_cell_line(fiche, c, proc.cells[c], abroad) for c in order] + tail
         if len(working) > 1:
             lines.append(CHANNEL_PROMPT)
         return Reply(
@@ -135,11 +186,12 @@ def procedure_answer(fiche: Fiche, procedure: str, channel: str | None = None, a
 
     cell = proc.cells[channel]
     others = [c for c in working if c != channel]
-    head = f"{proc.label} — {fiche.channels[channel]} : "
+    phrase = _channel_phrase(fiche, channel)
     if cell.status == "available":
-        return Reply(_with_source(fiche, head + STATUS_PREFIX["available"] + cell.text(abroad), *tail))
+        first = markdown.bold(f"Oui, {phrase} : {cell.text(abroad)}")
+        return Reply(_with_source(fiche, first, f"Démarche : {proc.label}.", *tail))
     if cell.status == "restricted":
-        lines = [head + cell.text(abroad)]
+        lines = [markdown.bold(f"{_capitalised(phrase)}, {cell.text(abroad)}"), f"Démarche : {proc.label}."]
         if others:
             lines.append(
                 "Autres canaux, aux mêmes conditions :"
@@ -148,7 +200,12 @@ def procedure_answer(fiche: Fiche, procedure: str, channel: str | None = None, a
             )
             lines += [_cell_line(fiche, c, proc.cells[c], abroad) for c in others]
         return Reply(_with_source(fiche, *lines, *tail))
-    lines = [head + "NON, pas par ce canal : " + cell.text(abroad), "Voici ce qui fonctionne :"]
+    where = join_or([_channel_phrase(fiche, c) for c in others])
+    lines = [
+        markdown.bold(f"Non, pas {phrase} : {where}."),
+        f"{proc.label} — NON, pas par ce canal : {cell.text(abroad)}",
+        "Voici ce qui fonctionne :",
+    ]
     lines += [_cell_line(fiche, c, proc.cells[c], abroad) for c in others]
     return Reply(
         _with_source(fiche, *lines, *tail),
@@ -199,9 +256,11 @@ def service_state(service: PhoneService, instant: datetime, moment: Moment | Non
 def _service_line(service: PhoneService, ctx: Context) -> str:
     number = "" if ctx.abroad else f", au {service.number}"
     if service.always_open:
-        return f"• {service.name}{number} : {service.hours_text}."
+        return markdown.bullet(f"{service.name}{number} : {service.hours_text}.")
     hours = f"{service.hours_text}, heure de Nouméa" if ctx.abroad else service.hours_text
-    return f"• {service.name}{number} : {hours} — {service_state(service, ctx.instant, ctx.moment)}."
+    return markdown.bullet(
+        f"{service.name}{number} : {hours} — {service_state(service, ctx.instant, ctx.moment)}."
+    )
 
 
 def _closed_at(service: PhoneService, ctx: Context) -> bool:
@@ -214,16 +273,45 @@ def _closed_at(service: PhoneService, ctx: Context) -> bool:
     return not is_open(service, at)
 
 
+def _named(service: PhoneService, ctx: Context) -> str:
+    """'Service Clientèle (1000)'; from abroad, without the short number that does not work there."""
+    return service.name if ctx.abroad else f"{service.name} ({service.number})"
+
+
+def _asked_text(ctx: Context) -> str:
+    if not ctx.moment:
+        return "En ce moment"
+    at = ctx.moment.instant
+    day = _day_text(at)
+    return f"Le {day}" if ctx.moment.whole_day else f"Le {day} à {hour_text(to_noumea(at).time())}"
+
+
+def hours_summary(fiche: Fiche, keys: Sequence[str], ctx: Context) -> str:
+    """One sentence: open or closed, now or at the moment asked, and when it reopens.
+    'En ce moment, fermé : Service Clientèle (1000) et Agence Entreprise (1016) ; réouverture lundi à 7h30.'"""
+    closed = [k for k in keys if _closed_at(fiche.phones[k], ctx)]
+    opened = [k for k in keys if k not in closed]
+    when = _asked_text(ctx)
+    if closed and opened:
+        states = [f"{_named(fiche.phones[k], ctx)} {'fermé' if k in closed else 'ouvert'}" for k in keys]
+        return f"{when} : {join_and(states)}."
+    names = join_and([_named(fiche.phones[k], ctx) for k in keys])
+    if opened:
+        return f"{when}, ouvert : {names}."
+    at = ctx.moment.instant if ctx.moment else ctx.instant
+    if ctx.moment and ctx.moment.whole_day:
+        at = datetime.combine(to_noumea(at).date(), time(0, 0), tzinfo=to_noumea(at).tzinfo)
+    reopens = min(next_opening(fiche.phones[k], at) for k in keys)
+    return f"{when}, fermé : {names} ; réouverture {when_text(reopens, ctx.instant)}."
+
+
 def hours_answer(fiche: Fiche, ctx: Context) -> Reply:
     keys = [s for s in ctx.services if s in fiche.phones] or list(MAIN_SERVICES)
-    intro = _now_text(ctx.instant)
+    detail = _now_text(ctx.instant)
     if ctx.moment:
-        at = ctx.moment.instant
-        asked = (
-            _day_text(at) if ctx.moment.whole_day else f"{_day_text(at)} à {hour_text(to_noumea(at).time())}"
-        )
-        intro = f"Pour le {asked} (heure de Nouméa) :"
-    lines = [intro] + [_service_line(fiche.phones[k], ctx) for k in keys]
+        detail = f"{detail} Horaires (heure de Nouméa) :"
+    lines = [markdown.bold(hours_summary(fiche, keys, ctx)), detail]
+    lines += [_service_line(fiche.phones[k], ctx) for k in keys]
     if ctx.holidays and not ctx.moment:
         lines.append("Les jours fériés de Nouvelle-Calédonie, ces services sont fermés.")
     closed = any(_closed_at(fiche.phones[k], ctx) for k in keys)
@@ -241,31 +329,46 @@ def hours_answer(fiche: Fiche, ctx: Context) -> Reply:
 
 def contact_telephone(fiche: Fiche, ctx: Context) -> Reply:
     keys = [s for s in ctx.services if s in fiche.phones] or list(fiche.phones)
-    lines = ["Nos numéros :"] + [_service_line(fiche.phones[k], ctx) for k in keys]
+    if ctx.abroad:
+        first = (
+            f"Depuis l'étranger, appelez le {fiche.abroad_number} : les numéros courts ne fonctionnent pas."
+        )
+    else:
+        first = (
+            "Nos numéros : "
+            + join_and([f"{fiche.phones[k].number} ({fiche.phones[k].name})" for k in keys])
+            + "."
+        )
+    lines = [markdown.bold(first)] + [_service_line(fiche.phones[k], ctx) for k in keys]
     if ctx.abroad:
         lines.append(abroad_line(fiche))
     elif not ctx.services:
-        lines.append(f"• Depuis l'extérieur de la Nouvelle-Calédonie : {fiche.abroad_number}.")
+        lines.append(markdown.bullet(f"Depuis l'extérieur de la Nouvelle-Calédonie : {fiche.abroad_number}."))
     return Reply(_with_source(fiche, *lines))
 
 
 def contact_email(fiche: Fiche, ctx: Context) -> Reply:
-    lines = [
-        f"• Service Clientèle : {fiche.email_service_clientele}",
-        f"• Agence Entreprise : {fiche.email_agence}",
+    emails = [
+        f"{fiche.email_service_clientele} (Service Clientèle)",
+        f"{fiche.email_agence} (Agence Entreprise)",
     ]
     if "1016" in ctx.services:  # the agency asked about: its address first
-        lines.reverse()
-    lines.append(f"• Par courrier postal : {fiche.postal_name}, {fiche.postal_address}")
-    return Reply(_with_source(fiche, "Nos adresses email :", *lines))
+        emails.reverse()
+    return Reply(
+        _with_source(
+            fiche,
+            markdown.bold(f"Par email : {join_or(emails)}."),
+            markdown.bullet(f"Par courrier postal : {fiche.postal_name}, {fiche.postal_address}"),
+        )
+    )
 
 
 def contact_adresse(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(
         _with_source(
             fiche,
-            f"• Sur place : {fiche.agency_name}, {fiche.agency_address}.",
-            f"• Par courrier : {fiche.postal_name}, {fiche.postal_address}.",
+            markdown.bold(f"Sur place : {fiche.agency_name}, {fiche.agency_address}."),
+            markdown.bullet(f"Par courrier : {fiche.postal_name}, {fiche.postal_address}."),
         )
     )
 
@@ -274,49 +377,62 @@ def contact_etranger(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(
         _with_source(
             fiche,
-            f"Depuis l'extérieur de la Nouvelle-Calédonie, appelez le {fiche.abroad_number} : {fiche.abroad_price}.",
+            markdown.bold(f"Depuis l'extérieur de la Nouvelle-Calédonie, appelez le {fiche.abroad_number}."),
+            f"Prix : {fiche.abroad_price}.",
             f"Guide tarifaire : {fiche.tariff_guide}",
         )
     )
 
 
 def contact_forum(fiche: Fiche, ctx: Context) -> Reply:
-    return Reply(_with_source(fiche, f"Le forum participatif de l'OPT : {fiche.forum}"))
+    return Reply(_with_source(fiche, markdown.bold(f"Le forum participatif de l'OPT : {fiche.forum}")))
 
 
 def contact_chat(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(
         _with_source(
-            fiche, f"Chat Cagou vous répond sur le site {fiche.chat_site} et sur {fiche.chat_messenger}."
+            fiche,
+            markdown.bold(
+                f"Chat Cagou vous répond sur le site {fiche.chat_site} et sur {fiche.chat_messenger}."
+            ),
         )
     )
 
 
 def contact_general(fiche: Fiche, ctx: Context) -> Reply:
+    service = fiche.phones[MAIN_SERVICES[0]]
+    first = (
+        f"Pour nous joindre : le {fiche.abroad_number} depuis l'étranger, ou {fiche.email_service_clientele}."
+        if ctx.abroad
+        else f"Pour nous joindre : le {service.number} ({service.name}) ou {fiche.email_service_clientele}."
+    )
     phones = [_service_line(fiche.phones[k], ctx) for k in fiche.phones]
-    abroad = abroad_line(fiche) if ctx.abroad else f"• Depuis l'étranger : {fiche.abroad_number}"
+    abroad = (
+        abroad_line(fiche) if ctx.abroad else markdown.bullet(f"Depuis l'étranger : {fiche.abroad_number}")
+    )
     return Reply(
         _with_source(
             fiche,
-            "Pour nous joindre :",
+            markdown.bold(first),
             *phones,
             abroad,
-            f"• Par email : {fiche.email_service_clientele} ou {fiche.email_agence}",
-            f"• Sur place : {fiche.agency_name}, {fiche.agency_address}",
-            f"• Par courrier : {fiche.postal_name}, {fiche.postal_address}",
-            f"• Forum : {fiche.forum} ; chat : {fiche.chat_site} et {fiche.chat_messenger}",
+            markdown.bullet(f"Par email : {fiche.email_service_clientele} ou {fiche.email_agence}"),
+            markdown.bullet(f"Sur place : {fiche.agency_name}, {fiche.agency_address}"),
+            markdown.bullet(f"Par courrier : {fiche.postal_name}, {fiche.postal_address}"),
+            markdown.bullet(f"Forum : {fiche.forum} ; chat : {fiche.chat_site} et {fiche.chat_messenger}"),
         )
     )
 
 
 def suivi_conso(fiche: Fiche, ctx: Context) -> Reply:
-    lines = ["Consommation du mois en cours :"]
+    current = [item.channel for item in fiche.consumption if item.current_month]
+    lines = [markdown.bold(f"Consommation du mois en cours : par {join_or(current)}.")]
     for item in fiche.consumption:
         if item.current_month:
-            lines.append(f"• {item.channel} : oui.")
+            lines.append(markdown.bullet(f"{item.channel} : oui."))
         else:
             note = f" ({item.note})" if item.note else ""
-            lines.append(f"• {item.channel} : non{note}.")
+            lines.append(markdown.bullet(f"{item.channel} : non{note}."))
     return Reply(_with_source(fiche, *lines))
 
 
@@ -326,10 +442,10 @@ def delai_retablissement(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(
         _with_source(
             fiche,
-            fiche.restoration_text,
+            markdown.bold(fiche.restoration_text),
             "C'est le délai de rétablissement du service avant compensation.",
-            f"• Signaler une panne (SAV) par téléphone : {support}",
-            f"• Faire une réclamation par mail ou internet : {claim}",
+            markdown.bullet(f"Signaler une panne (SAV) par téléphone : {support}"),
+            markdown.bullet(f"Faire une réclamation par mail ou internet : {claim}"),
         )
     )
 
@@ -338,7 +454,9 @@ def cout_appel_service_client(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(
         _with_source(
             fiche,
-            f"Les appels au service clientèle sont pris en charge : {fiche.customer_service_calls}.",
+            markdown.bold(
+                f"Les appels au service clientèle sont pris en charge : {fiche.customer_service_calls}."
+            ),
             f"Depuis l'étranger, le {fiche.abroad_number} coûte le {fiche.abroad_price}.",
         )
     )
@@ -349,9 +467,11 @@ def _main_service_lines(fiche: Fiche, ctx: Context) -> list[str]:
     ("le roaming en Australie") is often asked before leaving."""
     service = fiche.phones[MAIN_SERVICES[0]]
     lines = [
-        f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, ctx.instant)}."
+        markdown.bullet(
+            f"{service.name} au {service.number}, {service.hours_text} — {service_state(service, ctx.instant)}."
+        )
     ]
-    return lines + [f"• {abroad_line(fiche)}"] if ctx.abroad else lines
+    return lines + [markdown.bullet(abroad_line(fiche))] if ctx.abroad else lines
 
 
 def guide_tarifaire(fiche: Fiche, ctx: Context) -> Reply:
@@ -360,12 +480,14 @@ def guide_tarifaire(fiche: Fiche, ctx: Context) -> Reply:
     return Reply(
         _with_source(
             fiche,
+            markdown.bold(
+                f"Tarifs en vigueur et description des offres : le guide tarifaire, {fiche.tariff_guide}"
+            ),
             "La fiche du service client ne donne ni les prix, ni les offres, ni la couverture ou l'itinérance : "
             "je ne peux pas vous les indiquer sans risque d'erreur.",
-            f"• Tarifs en vigueur, description des offres et conseils : le guide tarifaire, {fiche.tariff_guide}",
-            "• Pour un tarif précis ou une offre adaptée à votre entreprise :",
+            "Pour un tarif précis ou une offre adaptée à votre entreprise :",
             *_main_service_lines(fiche, ctx),
-            f"• Par email : {fiche.email_service_clientele}",
+            markdown.bullet(f"Par email : {fiche.email_service_clientele}"),
         )
     )
 
@@ -374,19 +496,27 @@ def _service_purpose(fiche: Fiche, key: str, ctx: Context) -> str:
     """What a number is for, in the fiche's words."""
     if key == "etranger":
         return (
-            f"• {fiche.abroad_number} : le numéro à appeler depuis l'extérieur de la Nouvelle-Calédonie "
+            f"{fiche.abroad_number} : le numéro à appeler depuis l'extérieur de la Nouvelle-Calédonie "
             f"({fiche.abroad_price})."
         )
     if key == fiche.consumption_number:
         item = next(c for c in fiche.consumption if c.number == key)
-        return f"• {key} : le suivi de la consommation du mois en cours ({item.channel})."
+        return f"{key} : le suivi de la consommation du mois en cours ({item.channel})."
     service = fiche.phones[key]
     # Abroad, a short number is named only when the customer asked about it: it does not work from there.
     number = service.name if ctx.abroad and key not in ctx.services else f"{service.number} : {service.name}"
     if service.always_open:
-        return f"• {number}, {service.note}."
+        return f"{number}, {service.note}."
     hours = f"{service.hours_text}, heure de Nouméa" if ctx.abroad else service.hours_text
-    return f"• {number}, {hours}."
+    return f"{number}, {hours}."
+
+
+def _short_purpose(fiche: Fiche, key: str) -> str:
+    if key == "etranger":
+        return f"{fiche.abroad_number} (depuis l'étranger)"
+    if key == fiche.consumption_number:
+        return f"{key} (consommation)"
+    return f"{key} ({fiche.phones[key].name})"
 
 
 def info_service(fiche: Fiche, ctx: Context) -> Reply:
@@ -396,8 +526,12 @@ def info_service(fiche: Fiche, ctx: Context) -> Reply:
         fiche.consumption_number,
         "etranger",
     ]
-    lines = ["À quoi servent nos numéros :" if len(keys) > 1 else "Ce numéro :"]
-    lines += [_service_purpose(fiche, k, ctx) for k in keys]
+    if len(keys) == 1:
+        lines = [markdown.bold(_service_purpose(fiche, keys[0], ctx))]
+    else:
+        shown = [k for k in keys if not (ctx.abroad and k in fiche.phones and k not in ctx.services)]
+        lines = [markdown.bold("Nos numéros : " + join_and([_short_purpose(fiche, k) for k in shown]) + ".")]
+        lines += [markdown.bullet(_service_purpose(fiche, k, ctx)) for k in keys]
     if set(MAIN_SERVICES) <= set(keys) and not (ctx.abroad and not ctx.services):
         lines.append(
             f"Le {MAIN_SERVICES[0]} est le {fiche.phones[MAIN_SERVICES[0]].name} ; le {MAIN_SERVICES[1]} "
@@ -462,14 +596,14 @@ def _alternatives(fiche: Fiche, instant: datetime, abroad: bool = False) -> list
     from abroad), its email, the agency."""
     service = fiche.phones["1000"]
     phone = (
-        f"• {service.name} : {abroad_line(fiche)}"
+        f"- {service.name} : {abroad_line(fiche)}"
         if abroad
-        else f"• {service.name} au {service.number}, {service.hours_text} — {service_state(service, instant)}."
+        else f"- {service.name} au {service.number}, {service.hours_text} — {service_state(service, instant)}."
     )
     return [
         phone,
-        f"• Par email : {fiche.email_service_clientele}",
-        f"• Sur place : {fiche.agency_name}, {fiche.agency_address}",
+        f"- Par email : {fiche.email_service_clientele}",
+        f"- Sur place : {fiche.agency_name}, {fiche.agency_address}",
     ]
 
 
@@ -554,7 +688,7 @@ CALLBACK_DECLINED = "D'accord, pas de demande de rappel. Je reste à votre dispo
 
 def callback_offer(reply: Reply) -> Reply:
     """`reply` (today's contacts, service closed) followed by the offer of a callback."""
-    return Reply(f"{reply.text}\n{CALLBACK_OFFER}", [*reply.buttons, *CALLBACK_BUTTONS])
+    return Reply(f"{reply.text}\n\n{CALLBACK_OFFER}", [*reply.buttons, *CALLBACK_BUTTONS])
 
 
 def callback_recorded(fiche: Fiche, name: str, contact: str, instant: datetime) -> str:
@@ -616,7 +750,7 @@ def privacy_notice(retention_days: int | None, privacy_url: str | None) -> str:
 def welcome(retention_days: int | None, privacy_url: str | None) -> Reply:
     """The first message of a conversation: an automatic assistant, what it answers, what
     happens to the messages, and the most asked questions as buttons."""
-    text = "\n".join(
+    text = markdown.blocks(
         [
             "Bonjour, je suis Chat Cagou, l'assistant automatique du service client Mobilis Pro (OPT-NC).",
             "Je réponds aux questions sur les lignes mobiles professionnelles : perte ou vol, code PUK, "
@@ -656,7 +790,7 @@ def other_language_answer(fiche: Fiche, ctx: Context, fact: Reply | None, in_sco
             "I can only help with Mobilis Pro mobile lines (lost or stolen phone, PUK code, "
             "cancellation, opening hours, contacts)."
         )
-        return Reply("\n".join(lines))
+        return Reply(markdown.blocks(lines))
     service = fiche.phones[MAIN_SERVICES[0]]
     info = fiche.phones[ALWAYS_OPEN_SERVICE]
     phone = (
@@ -664,12 +798,12 @@ def other_language_answer(fiche: Fiche, ctx: Context, fact: Reply | None, in_sco
         if ctx.abroad
         else f"{service.number} ({service.hours_text}) ; from abroad / depuis l'étranger : {fiche.abroad_number}"
     )
-    lines += ["Contacts :", f"• {service.name} : {phone}"]
+    lines += ["Contacts :", f"- {service.name} : {phone}"]
     if not ctx.abroad:
-        lines.append(f"• {info.name} (24/7) : {info.number}")
+        lines.append(f"- {info.name} (24/7) : {info.number}")
     lines += [
-        f"• Email : {fiche.email_service_clientele}",
-        f"• {fiche.agency_name} : {fiche.agency_address}",
+        f"- Email : {fiche.email_service_clientele}",
+        f"- {fiche.agency_name} : {fiche.agency_address}",
     ]
     return Reply(_with_source(fiche, *lines))
 
@@ -702,10 +836,10 @@ def unavailable(fiche: Fiche) -> str:
     service = fiche.phones["1000"]
     return (
         "Je rencontre un problème technique et ne peux pas répondre à votre question pour le moment. "
-        "Vous pouvez :\n"
-        f"• appeler le {service.name} au {service.number}, {service.hours_text} ;\n"
-        f"• écrire à {fiche.email_service_clientele} ;\n"
-        f"• vous rendre à l'{fiche.agency_name}, {fiche.agency_address}.\n"
+        "Vous pouvez :\n\n"
+        f"- appeler le {service.name} au {service.number}, {service.hours_text} ;\n"
+        f"- écrire à {fiche.email_service_clientele} ;\n"
+        f"- vous rendre à l'{fiche.agency_name}, {fiche.agency_address}.\n\n"
         "Vous pouvez aussi réessayer dans quelques minutes. Veuillez nous excuser."
     )
 
@@ -731,3 +865,25 @@ MESSENGER_ICE_BREAKERS = (
     ("Comment obtenir mon code PUK ?", "/code_puk"),
     ("Je voudrais parler à un conseiller", "/demander_humain"),
 )
+
+
+# --- "Cette réponse vous a-t-elle aidé ?" (actions/feedback.py) -------------------------------
+
+FEEDBACK_QUESTION = "Cette réponse vous a-t-elle aidé ?"
+FEEDBACK_THANKS = "Merci pour votre avis ! Avez-vous une autre question ?"
+FEEDBACK_SORRY = (
+    "Désolé que cette réponse ne vous ait pas aidé. Vous pouvez reformuler votre question "
+    "en quelques mots, ou parler à un conseiller."
+)
+
+
+def feedback_buttons(topic: str) -> list[dict[str, str]]:
+    """👍 / 👎, their payloads naming the topic answered (console/feedback.py reads them)."""
+    entity = f'{{"avis_sujet":"{topic}"}}'
+    return [button("👍 Oui", f"/avis_utile{entity}"), button("👎 Non", f"/avis_inutile{entity}")]
+
+
+def feedback_answer(useful: bool) -> Reply:
+    if useful:
+        return Reply(FEEDBACK_THANKS)
+    return Reply(FEEDBACK_SORRY, [button("Parler à un conseiller", "/demander_humain")])

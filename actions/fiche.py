@@ -130,7 +130,15 @@ class Fiche:
 
     @property
     def source_text(self) -> str:
-        return f"Source : fiche « {self.title} » du {self.date_text}."
+        # Short: one line under the answer; the fiche's full title is in the privacy page and the README.
+        return f"Source : fiche Mobilis Pro du {self.date_text}."
+
+    def dial_numbers(self) -> dict[str, str]:
+        """Each phone number as the answers write it -> what a tel: link dials."""
+        numbers = {s.number: s.number for s in self.phones.values()}
+        numbers[self.consumption_number] = self.consumption_number
+        numbers[self.abroad_number] = self.abroad_dial
+        return numbers
 
     @property
     def consumption_number(self) -> str:

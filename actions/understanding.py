@@ -34,7 +34,7 @@ def asks_for_person(text: str) -> bool:
 
 
 # Intents that only arrive as a payload of ours, never typed: no NLU examples, no held-out.
-PAYLOAD_INTENTS = frozenset({"demarrer", "retour_assistant", "rappel"})
+PAYLOAD_INTENTS = frozenset({"demarrer", "retour_assistant", "rappel", "avis_utile", "avis_inutile"})
 # A clause's own classifier must be this sure before its topic is answered on its own.
 CLAUSE_CONFIDENCE = 0.45
 # On a message DIET could not classify (long stories), the best clause must be this sure, or a

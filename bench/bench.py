@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.answers import figures as answer_figures  # noqa: E402
 from bench.machine import machine  # noqa: E402
 from harness.nlu_holdout import load_agent, load_holdout, predict, score  # noqa: E402
 from harness.project import MODEL, RASA, quiet_env  # noqa: E402
@@ -92,6 +93,7 @@ def main() -> None:
     size_mb = MODEL.stat().st_size / 2**20
     latencies = rest_latency()
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    readable = answer_figures(ROOT)
 
     lines = [
         "# Chat Cagou benchmark",
@@ -106,6 +108,9 @@ def main() -> None:
         f"| training time (full, from scratch) | {seconds:.0f} s |",
         f"| model size | {size_mb:.1f} MB |",
         f"| REST reply latency p50 / p95 ({LATENCY_MESSAGES} messages, one user at a time) | {p50:.0f} ms / {p95:.0f} ms |",
+        f"| answers ({readable['answers']}, bench/answers.py): median length / median first line | "
+        f"{readable['median_chars']:.0f} / {readable['median_first_line_chars']:.0f} characters |",
+        f"| answers whose first line holds the key fact | {readable['first_line_key_fact']:.0%} |",
         "",
         "How this pipeline compares with Rasa's default pipeline and a scikit-learn baseline "
         "(cross-validation, per-intent F1, plots): [nlu_results.md](nlu_results.md) (`make bench-nlu`).",
@@ -131,6 +136,8 @@ def main() -> None:
                 "model_mb": size_mb,
                 "latency_p50_ms": p50,
                 "latency_p95_ms": p95,
+                "answer_median_chars": readable["median_chars"],
+                "answer_first_line_key_fact": readable["first_line_key_fact"],
             },
             indent=2,
         )

@@ -179,7 +179,7 @@ def button_payloads() -> frozenset[str]:
     """Every payload our answers put on a button (actions/answers.py): the only texts that
     may reach Rasa as an intent command."""
     from actions.fiche import PROCEDURES
-    from actions.understanding import PAYLOAD_INTENTS
+    from actions.understanding import FACT_TOPICS, PAYLOAD_INTENTS
 
     payloads = {
         answers.button(title, f"/{topic}")["payload"] for topic, title in answers.TOPIC_TITLES.items()
@@ -191,6 +191,7 @@ def button_payloads() -> frozenset[str]:
         for procedure in PROCEDURES
         for channel in answers.CHANNEL_BUTTONS
     }
+    payloads |= {b["payload"] for topic in FACT_TOPICS for b in answers.feedback_buttons(topic)}  # 👍 / 👎
     return frozenset(payloads)
 
 

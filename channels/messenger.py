@@ -67,6 +67,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from actions import markdown
 from channels.dedupe import DEFAULT_DB as DEFAULT_DEDUPE_DB
 from channels.dedupe import ENV_DB as ENV_DEDUPE_DB
 from channels.dedupe import (
@@ -415,6 +416,7 @@ def messages_for(text: str, buttons: list[dict[str, Any]] | None = None) -> list
     part of the reply. More: quick replies on the last message (at most 10; the rest is
     dropped with a warning: the user can still type).
     """
+    text = markdown.plain(text)  # Messenger shows no Markdown: the same answer as plain lines
     buttons = [b for b in (buttons or []) if b.get("title")]
     if not buttons:
         return [{"text": part} for part in split_text(text)]
@@ -698,7 +700,7 @@ class MessengerOutput(OutputChannel):
     async def send_quick_replies(
         self, recipient_id: str, text: str, quick_replies: list[dict[str, Any]], **kwargs: Any
     ) -> None:
-        parts = split_text(text) or ["Que souhaitez-vous faire ?"]
+        parts = split_text(markdown.plain(text)) or ["Que souhaitez-vous faire ?"]
         messages: list[dict[str, Any]] = [{"text": part} for part in parts]
         messages[-1]["quick_replies"] = [quick_reply(q) for q in quick_replies][:MAX_QUICK_REPLIES]
         for message in messages:

@@ -28,6 +28,7 @@ from typing import Any
 
 import rasa.utils.endpoints
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import QueueOutputChannel
 from rasa.core.channels.rest import RestInput as RasaRestInput
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -37,6 +38,23 @@ from channels.guard import CLIENT_ID, guarded, metadata_problem
 
 USAGE = 'POST {"sender": "<id>", "message": "<texte>"}'
 SENDER_PREFIX = "rest:"
+
+
+class WholeAnswers:
+    """An answer is one message. Rasa's output channels cut a text at each blank line into
+    several messages; our answers put blank lines between their Markdown blocks
+    (actions/markdown.py), which a Markdown client renders as paragraphs of one message."""
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self._persist_message(self._message(recipient_id, text=text.strip()))  # type: ignore[attr-defined]
+
+
+class AnswerCollector(WholeAnswers, CollectingOutputChannel):
+    pass
+
+
+class AnswerQueue(WholeAnswers, QueueOutputChannel):
+    pass
 
 
 def bad_request(error: str, detail: str) -> HTTPResponse:
@@ -89,7 +107,7 @@ class RestInput(RasaRestInput):
                 return response.stream(
                     self._stream(handle, text, sender, metadata), content_type="text/event-stream"
                 )
-            collector = CollectingOutputChannel()
+            collector = AnswerCollector()
             await handle(
                 UserMessage(
                     text, collector, SENDER_PREFIX + sender, input_channel=self.name(), metadata=metadata
@@ -110,11 +128,23 @@ class RestInput(RasaRestInput):
 
         async def stream(resp: Any) -> None:
             queue: Queue = Queue()
-            task = asyncio.ensure_future(
-                self.on_message_wrapper(handle, text, queue, SENDER_PREFIX + sender, self.name(), metadata)
-            )
+            task = asyncio.ensure_future(self._answer(handle, text, queue, SENDER_PREFIX + sender, metadata))
             while (result := await queue.get()) != "DONE":
                 await resp.write(json.dumps({**result, "recipient_id": sender}) + "\n")
             await task
 
         return stream
+
+    async def _answer(
+        self,
+        handle: Callable[[UserMessage], Awaitable[Any]],
+        text: str,
+        queue: Queue,
+        sender_id: str,
+        metadata: dict | None,
+    ) -> None:
+        """Rasa's on_message_wrapper, with answers kept whole."""
+        await handle(
+            UserMessage(text, AnswerQueue(queue), sender_id, input_channel=self.name(), metadata=metadata)
+        )
+        await queue.put("DONE")

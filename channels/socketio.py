@@ -116,7 +116,18 @@ def sender_of(session: str) -> str:
 class WidgetOutput(SocketIOOutput):
     """Rasa's socket.io output, plus the messages of a staff member (console live desk): a
     bot message whose `custom` names an `agent` goes out as one `bot_uttered` carrying
-    {"text", "agent", "notice"}, so that the widget shows it apart from the assistant's."""
+    {"text", "agent", "notice"}, so that the widget shows it apart from the assistant's.
+    An answer is one message: Rasa's would cut it at each blank line, where our answers
+    separate their Markdown blocks (actions/markdown.py)."""
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self._send_message(recipient_id, {"text": text.strip()})
+
+    async def send_text_with_buttons(
+        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        replies = [{"content_type": "text", "title": b["title"], "payload": b["payload"]} for b in buttons]
+        await self._send_message(recipient_id, {"text": text.strip(), "quick_replies": replies})
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         custom = message.get("custom")

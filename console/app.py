@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actions import markdown
 from console import auth, callbacks, chart, desk, queries
 from console.config import Settings, describe_url
 from console.db import create_tables, make_engine
@@ -250,6 +251,8 @@ def make_templates(key: bytes) -> Jinja2Templates:
         sender_label=lambda sender_id: sender_label(key, sender_id),
         mask=mask,
         wait_text=wait_text,
+        # the assistant's Markdown (actions/markdown.py) as the customer reads it
+        answer_text=markdown.plain,
     )
     env.globals.update(flag_names=queries.FLAGS)
     return Jinja2Templates(env=env)

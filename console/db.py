@@ -224,7 +224,7 @@ def make_engine(url: str | URL) -> Engine:
 # create_tables drops them and the indexer rebuilds them from the events: an older console's
 # index lacks columns (a crash) or counts differently (wrong figures). Version 2: feedback
 # (console_feedback, n_utile/n_inutile, start_day) and the handoff slot in has_handoff.
-INDEX_VERSION = 2
+INDEX_VERSION = 3  # 3: the preview skips button payloads (/demarrer)
 INDEX_VERSION_KEY = "index_version"
 # PostgreSQL: one process at a time folds events or rebuilds the index (several workers)
 ADVISORY_LOCK_KEY = 7_412_687  # any constant of our own

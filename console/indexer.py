@@ -137,8 +137,8 @@ def fold_event(
         conv["has_handoff"] = conv["has_handoff"] or name in HANDOFF_INTENTS
         conv["has_out_of_scope"] = conv["has_out_of_scope"] or name in OUT_OF_SCOPE_INTENTS
         masked = mask(data.get("text") or "")
-        if not conv["preview"] and masked:
-            conv["preview"] = masked[:200]
+        if not conv["preview"] and masked and not masked.startswith("/"):
+            conv["preview"] = masked[:200]  # the first message typed: a button's payload says little
         if len(conv["search_text"]) < SEARCH_TEXT_LIMIT:
             conv["search_text"] = (conv["search_text"] + " | " + fold(masked))[:SEARCH_TEXT_LIMIT]
         new_messages.append(

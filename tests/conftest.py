@@ -119,16 +119,25 @@ def make_tracker(
 
 
 def run_action(action: Any, tracker: Tracker) -> tuple[Any, list[dict[str, Any]]]:
-    """(dispatcher, events) of one run of a custom action, sync or async, as the SDK runs it."""
+    """(dispatcher, events) of one run of a custom action, sync or async, as the SDK runs it.
+
+    Each message's "text" is what the customer reads (the Markdown rendered as plain lines,
+    actions/markdown.py `plain`); the Markdown as sent is kept under "markdown"."""
     import asyncio
     import inspect
 
     from rasa_sdk.executor import CollectingDispatcher
 
+    from actions.markdown import plain
+
     dispatcher = CollectingDispatcher()
     events = action.run(dispatcher, tracker, {})
     if inspect.isawaitable(events):
         events = asyncio.run(events)
+    for message in dispatcher.messages:
+        if message.get("text"):
+            message["markdown"] = message["text"]
+            message["text"] = plain(message["text"])
     return dispatcher, events
 
 

@@ -68,13 +68,18 @@ def test_procedure_without_channel_lists_every_channel(procedure, fiche, seed_te
 @pytest.mark.parametrize("channel", CHANNELS)
 @pytest.mark.parametrize("procedure", PROCEDURES)
 def test_procedure_with_channel(procedure, channel, fiche, seed_text):
+    """The first line answers in one sentence (bold in the Markdown sent): "Oui, par ..." with
+    the cell, the restricted cell itself, or "Non, pas par ..." with where it works instead."""
     message, _ = run(ActionRepondre(), make_tracker(procedure, canal(channel)))
     text = message["text"]
     cell = fiche.procedures[procedure].cells[channel]
     first_line = text.splitlines()[0]
-    assert cell.answer in first_line
+    sent_first = message["markdown"].split("\n")[0]
+    assert sent_first.startswith("**") and sent_first.endswith("**"), sent_first
+    phrase = fiche.channels[channel].lower()
     if cell.status == "unavailable":
-        assert "NON, pas par ce canal" in first_line
+        assert first_line.lower().startswith(f"non, pas {phrase} : ")
+        assert cell.answer in text and "NON, pas par ce canal" in text
         others = [
             c
             for c in CHANNELS
@@ -82,11 +87,14 @@ def test_procedure_with_channel(procedure, channel, fiche, seed_text):
         ]
         assert others, "a struck channel always comes with the channels that work"
         for other in others:
+            assert fiche.channels[other].lower() in first_line.lower()
             assert fiche.procedures[procedure].cells[other].answer in text
     elif cell.status == "restricted":
+        assert cell.answer in first_line
         assert "uniquement" in first_line.lower()
     else:
-        assert "oui —" in first_line
+        assert cell.answer in first_line
+        assert first_line.lower().startswith(f"oui, {phrase} : ")
     assert_facts_in_seed(text, seed_text)
 
 
@@ -128,7 +136,8 @@ def test_key_answers(procedure, channel, present, absent):
 def test_follow_up_channel_uses_the_last_procedure(fiche):
     tracker = make_tracker("preciser_canal", canal("courrier"), slots={"procedure": "resiliation"})
     message, events = run(ActionRepondre(), tracker)
-    assert message["text"].startswith("Résiliation — Par courrier, mail ou internet : oui")
+    assert message["text"].startswith("Oui, par courrier, mail ou internet : à 1000@opt.nc")
+    assert "Démarche : Résiliation." in message["text"]
     assert {"event": "slot", "timestamp": None, "name": "procedure", "value": "resiliation"} in events
 
 

@@ -117,6 +117,20 @@ class TestShaping:
         assert template["buttons"][1]["title"].endswith("…")
         assert "\n".join([m["text"] for m in messages[:-1]] + [template["text"]]) == LONG_REPLY[:900].strip()
 
+    def test_the_markdown_of_an_answer_becomes_plain_lines(self):
+        """Messenger renders no Markdown: no "**", no "[text](url)", "• " bullets, no blank lines."""
+        answer = (
+            "**Non, pas par téléphone : en agence.**\n\n- En agence : [1000@opt.nc](mailto:1000@opt.nc)"
+            "\n- Au [1000](tel:1000)\n\nSource : fiche."
+        )
+        for buttons in (None, [{"title": "En agence", "payload": "/x"}]):
+            messages = messages_for(answer, buttons)
+            shown = messages[-1].get("text") or messages[-1]["attachment"]["payload"]["text"]
+            assert (
+                shown
+                == "Non, pas par téléphone : en agence.\n• En agence : 1000@opt.nc\n• Au 1000\nSource : fiche."
+            )
+
     def test_quick_replies_beyond_three_buttons(self):
         buttons = [{"title": f"Choix numéro {i} un peu long", "payload": f"/p{i}"} for i in range(12)]
         messages = messages_for(LONG_REPLY, buttons)
@@ -344,7 +358,7 @@ def test_button_template_then_postback(messenger):
 
     # The customer taps "En agence": a postback with the button's payload.
     facebook.send(facebook.event(user, postback={"title": "En agence", "payload": by_title["En agence"]}))
-    messages = stub.wait_for(user, reply_containing("Résiliation — En agence"))
+    messages = stub.wait_for(user, reply_containing("Oui, en agence"))
     assert_within_limits(messages)
     tracker_becomes(servers, user, ["je veux résilier", '/resiliation{"canal":"agence"}'])
 

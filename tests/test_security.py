@@ -143,7 +143,9 @@ def test_unavailable_reply_carries_the_contacts_from_the_fiche(fiche):
 
 
 def test_silent_or_failing_turn_gets_the_contacts():
-    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+    from rasa.core.channels.channel import UserMessage
+
+    from channels.rest import AnswerCollector
 
     async def silent(message):  # what Rasa does when the action server is down
         return None
@@ -159,7 +161,7 @@ def test_silent_or_failing_turn_gets_the_contacts():
         (failing, unavailable_text()),
         (answering, "réponse"),
     ):
-        out = CollectingOutputChannel()
+        out = AnswerCollector()  # the REST channel's: one message per answer
         run(Guard().handle(UserMessage("code PUK ?", out, "s1"), handler))
         assert [m["text"] for m in out.messages] == [expected]
 
@@ -403,7 +405,7 @@ def test_server_still_healthy_and_tracker_readable_after_bad_input(servers):
     """A later reader: every stored event is valid JSON, and Rasa reads every tracker back."""
     assert requests.get(servers.rasa_url + "/", timeout=10).status_code == 200
     sender = f"sec-after-{uuid.uuid4().hex[:6]}"
-    assert answer_of(post(servers, {"sender": sender, "message": "code PUK ?"})).startswith("Code PUK")
+    assert answer_of(post(servers, {"sender": sender, "message": "code PUK ?"})).startswith("**Code PUK :")
     with sqlite3.connect(servers.tracker_db) as db:
         for (data,) in db.execute("SELECT data FROM events WHERE sender_id LIKE 'rest:sec-%'"):
             event = json.loads(data)
@@ -431,7 +433,7 @@ def test_socketio_bad_input_gets_a_reply(servers):
         # not even an object: ignored (no session to answer in), the socket keeps working
         widget.client.emit("user_uttered", "code PUK ?")
         widget.client.emit("user_uttered", ["code PUK ?"])
-        assert ask(CONTROL_TEXT).startswith("Code PUK")
+        assert ask(CONTROL_TEXT).startswith("**Code PUK :")
         answer = ask(ODD_TEXTS["script"])  # plain text for the NLU, answered like any text
         assert answer.strip() and answer != unavailable_text()
     users = [e["text"] for e in servers.events(session_id) if e["event"] == "user"]

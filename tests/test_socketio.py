@@ -26,7 +26,7 @@ def test_session_request_confirm_and_messages(servers):
         assert isinstance(session_id, str) and re.fullmatch(r"[0-9a-f]{32}\.[A-Za-z0-9_-]{43}", session_id)
         widget.say("code PUK ?", session_id)
         message = widget.answer("Code PUK")
-    assert "• " in message["text"]
+    assert "\n- " in message["text"]  # one message: the answer and its Markdown list
     titles = [q["title"] for q in message["quick_replies"]]
     assert "En agence" in titles
     assert all(q["payload"].startswith('/code_puk{"canal"') for q in message["quick_replies"])
@@ -44,7 +44,7 @@ def test_reconnect_with_the_same_session_continues_the_conversation(servers):
     with closing(Widget(servers.rasa_url)) as second:
         assert second.session(session_id) == session_id
         second.say("et par mail ?", session_id)  # names only a channel: the procedure is remembered
-        message = second.answer("Résiliation — Par courrier")
+        message = second.answer("Démarche : Résiliation.")
     assert "1000@opt.nc" in message["text"]
     expected = ["je veux résilier", "et par mail ?"]
     assert servers.wait_user_texts(session_id, expected) == expected

@@ -192,14 +192,16 @@ def test_abroad_said_earlier_holds_for_the_conversation(fiche):
 
 def test_sunday_is_answered_for_sunday_with_the_1012():
     text = reply("horaires", "c'est ouvert dimanche ?")[0]["text"]
-    assert "Pour le dimanche 06/12/2026" in text
+    assert text.startswith(
+        "Le dimanche 06/12/2026, fermé : Service Clientèle (1000) et Agence Entreprise (1016)"
+    )
     assert "fermé ce jour-là ; réouverture lundi 07/12 à 7h30" in text
     assert "1012" in text and "en ce moment" not in text
 
 
 def test_a_weekday_hour_after_closing():
     text = reply("horaires", "lundi à 16h c'est encore ouvert ?")[0]["text"]
-    assert "Pour le lundi 30/11/2026 à 16h" in text  # asked on a Monday: that day
+    assert text.startswith("Le lundi 30/11/2026 à 16h, fermé")  # asked on a Monday: that day
     assert "fermé à cette heure-là" in text and "1012" in text
 
 
@@ -236,7 +238,8 @@ def test_follow_up_in_writing_on_support_says_no():
         [entity("canal", "courrier")],
         slots={"sujet": "support_technique", "procedure": "support_technique"},
     )
-    assert "NON, pas par ce canal" in message["text"].splitlines()[0]
+    assert message["text"].splitlines()[0].startswith("Non, pas par courrier, mail ou internet :")
+    assert "NON, pas par ce canal" in message["text"]
 
 
 def test_the_other_number():
@@ -381,7 +384,8 @@ def test_two_channels_with_a_negation_ask_for_the_last():
     message, _ = reply(
         "preciser_canal", "si je peux pas me déplacer, par internet ?", entities, slots={"sujet": "code_puk"}
     )
-    assert message["text"].startswith("Code PUK — Par courrier, mail ou internet")
+    assert message["text"].startswith("Oui, par courrier, mail ou internet")
+    assert "Démarche : Code PUK." in message["text"]
 
 
 def test_a_negation_without_any_channel():

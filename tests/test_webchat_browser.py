@@ -209,12 +209,15 @@ def test_conversation_buttons_reload_and_continuation(site, page):
     expect(buttons.first).to_be_enabled()
     buttons.filter(has_text="En agence").click()
     expect(page.locator(".cc-user .cc-bubble").last).to_have_text("En agence")
-    expect(page.locator(".cc-bot .cc-bubble").filter(has_text="Résiliation — En agence")).to_have_count(1)
+    agency = page.locator(".cc-bot .cc-bubble").filter(has_text="Démarche : Résiliation.")
+    expect(agency.locator("strong")).to_have_text(re.compile(r"^Oui, en agence"))
     expect(buttons.first).to_be_disabled()
     expect(buttons.first).to_have_class(re.compile(r"\bcc-chosen\b"))
     assert disabled(buttons) == [True, True]
 
-    by_mail = ask(page, "et par mail ?", "Résiliation — Par courrier")
+    # a factual answer: "did this help?" (asked once per topic: not again after "et par mail ?")
+    expect(page.locator(".cc-bot .cc-bubble").last).to_have_text("Cette réponse vous a-t-elle aidé ?")
+    by_mail = ask(page, "et par mail ?", "Oui, par courrier")
     expect(by_mail.locator("a[href='mailto:1000@opt.nc']")).to_have_text("1000@opt.nc")
     expect(by_mail.locator("a[href='https://www.opt.nc']")).to_have_attribute("rel", "noopener noreferrer")
     # Only the last answer's buttons (if it has any) are still usable.
@@ -241,7 +244,7 @@ def test_conversation_buttons_reload_and_continuation(site, page):
     shot(page, "2-after-reload")
 
     # Same conversation: "et par téléphone ?" still refers to the résiliation.
-    ask(page, "et par téléphone ?", "Résiliation — Par téléphone")
+    ask(page, "et par téléphone ?", "Non, pas par téléphone")
     shot(page, "3-continued")
     expected = [
         "/demarrer",
@@ -525,7 +528,8 @@ def test_local_storage_shares_the_conversation_between_tabs(site, page):
     page.locator(".cc-bot").last.locator(".cc-button").first.click()
     expect(other.locator(".cc-user .cc-bubble").last).to_have_text("En agence")
     for tab in (page, other):
-        expect(tab.locator(".cc-bot").last.locator(".cc-bubble")).to_contain_text("Résiliation — En agence")
+        expect(tab.locator(".cc-bot .cc-bubble").filter(has_text="Oui, en agence")).to_have_count(1)
+        expect(tab.locator(".cc-bot .cc-bubble").last).to_have_text("Cette réponse vous a-t-elle aidé ?")
     assert disabled(other.locator(".cc-button")) == disabled(page.locator(".cc-button"))
     assert disabled(other.locator(".cc-bot").nth(2).locator(".cc-button")) == [True, True]
     assert page.dialogs == [] and page.errors == [] and other.errors == []

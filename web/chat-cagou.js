@@ -7,8 +7,9 @@
  * itself, unless the page already provides window.io.
  *
  * Safety: every text (bot's, user's, button titles) goes into the page through textContent
- * and text nodes, never as HTML; links are built only from URLs, e-mail addresses and phone
- * numbers found in that text, with http(s), mailto and tel schemes.
+ * and text nodes, never as HTML; the bot's Markdown subset (bold, lists, links) becomes DOM
+ * nodes; links are only https, mailto and tel (Markdown links) or built from URLs, e-mail
+ * addresses and phone numbers found in the text.
  * Session: the session id (issued and signed by the server: sent back as it was received)
  * and the messages shown, with their times, are kept in sessionStorage, so a reload in the
  * same tab shows the history and Rasa continues the same conversation. With
@@ -156,6 +157,55 @@
       last = start + shown.length;
     }
     parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  // The bot's answers are written in a small Markdown subset (actions/markdown.py): blocks
+  // separated by blank lines, "- " bullet lists, **bold**, [text](url) links. Rendered into
+  // DOM nodes, never as HTML; a link whose scheme is not https, mailto or tel stays text.
+  var MD_INLINE = /\*\*([\s\S]+?)\*\*|\[([^\]\n]*)\]\(([^)\s]*)\)/g;
+  function appendInline(parent, text) {
+    var last = 0;
+    var match;
+    var inline = new RegExp(MD_INLINE.source, "g");
+    while ((match = inline.exec(text)) !== null) {
+      appendText(parent, text.slice(last, match.index));
+      if (match[1] !== undefined) {
+        var strong = el("strong");
+        appendInline(strong, match[1]);
+        parent.appendChild(strong);
+      } else if (/^(https:|mailto:|tel:)/i.test(match[3])) {
+        var link = el("a", "cc-link", match[2] || match[3]);
+        link.href = match[3];
+        if (/^https:/i.test(match[3])) {
+          link.target = "_blank";
+          link.rel = "noopener noreferrer";
+        }
+        parent.appendChild(link);
+      } else {
+        appendText(parent, match[2] || "");
+      }
+      last = inline.lastIndex;
+    }
+    appendText(parent, text.slice(last));
+  }
+
+  function appendMarkdown(parent, text) {
+    var list = null;
+    String(text === undefined || text === null ? "" : text).split("\n").forEach(function (line) {
+      if (!line.trim()) { list = null; return; }
+      var bullet = /^[-•] /.test(line);
+      if (bullet) {
+        if (!list) { list = el("ul", "cc-list"); parent.appendChild(list); }
+        var item = el("li");
+        appendInline(item, line.slice(2));
+        list.appendChild(item);
+        return;
+      }
+      list = null;
+      var paragraph = el("p", "cc-para");
+      appendInline(paragraph, line);
+      parent.appendChild(paragraph);
+    });
   }
 
   // --- widget -----------------------------------------------------------------------------
@@ -400,7 +450,9 @@
       row.appendChild(shown);
     }
     var bubble = el("div", "cc-bubble");
-    appendText(bubble, entry.text);
+    // The assistant writes Markdown; customers and staff write plain text.
+    if (kind === "bot") appendMarkdown(bubble, entry.text);
+    else appendText(bubble, entry.text);
     row.appendChild(bubble);
     if (entry.at) {
       var time = el("time", "cc-time", timeOf(entry.at));

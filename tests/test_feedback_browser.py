@@ -1,0 +1,97 @@
+"""Readable answers and "Cette réponse vous a-t-elle aidé ?" end to end, in Chromium (conftest
+`live_desk`: the action server on a test clock, Rasa, the console on the same tracker store,
+the chat page). With UPDATE_SCREENSHOTS=1 the widget's screenshot goes to docs/screenshots/. The customer gets a Markdown answer rendered as a bold first line, a list and
+links; answers 👍 to one answer and 👎 to another; a staff member sees both in the console's
+insights (satisfaction per topic) and finds the conversation under "réponses jugées inutiles"."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harness.browser import launched_chromium
+from harness.project import ROOT
+from tests.conftest import require_chromium, skip_without_chromium
+from tests.test_webchat_browser import shot
+
+pytestmark = [pytest.mark.servers, pytest.mark.model, pytest.mark.browser, skip_without_chromium]
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+TIMEOUT_MS = 30_000
+MONDAY_10H = "2026-11-30T10:00:00+11:00"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_chromium()
+    with launched_chromium(["--lang=fr-FR"]) as chromium:
+        yield chromium
+
+
+def test_answers_render_and_feedback_reaches_the_insights(live_desk, browser):
+    from playwright.sync_api import expect
+
+    live_desk.clock.set(MONDAY_10H)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(locale="fr-FR", viewport={"width": 390, "height": 844})
+    context.set_default_timeout(TIMEOUT_MS)
+    chat = context.new_page()
+    errors: list[str] = []
+    chat.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        chat.goto(live_desk.chat_url)
+        expect(chat.locator(".cc-status")).to_have_text("En ligne")
+        expect(chat.locator(".cc-bot .cc-bubble").first).to_contain_text("assistant automatique")
+
+        # a chip: the procedure on every channel, as Markdown rendered (bold sentence, list, links)
+        chat.locator(".cc-button", has_text="Code PUK").click()
+        overview = chat.locator(".cc-bot .cc-bubble").filter(has_text="pas par téléphone").last
+        expect(overview.locator("strong").first).to_have_text(
+            re.compile(r"^Code PUK : en agence .* ; pas par téléphone\.$")
+        )
+        expect(overview.locator("ul.cc-list li")).to_have_count(3)
+        expect(overview.locator("a[href='https://www.opt.nc']").first).to_be_visible()
+        assert "**" not in overview.inner_text() and "](" not in overview.inner_text()
+        # its channel buttons are the question: no "did this help?" yet
+        expect(chat.locator(".cc-bubble", has_text="Cette réponse vous a-t-elle aidé ?")).to_have_count(0)
+
+        # the agency chosen: the answer, then the question with 👍 / 👎
+        chat.locator(".cc-button", has_text="En agence").last.click()
+        expect(chat.locator(".cc-bot .cc-bubble strong", has_text="Oui, en agence")).to_have_count(1)
+        question = chat.locator(".cc-message", has_text="Cette réponse vous a-t-elle aidé ?")
+        expect(question).to_have_count(1)
+        expect(question.locator(".cc-button")).to_have_text(["👍 Oui", "👎 Non"])
+        question.locator(".cc-button", has_text="👍 Oui").click()
+        expect(chat.locator(".cc-bot .cc-bubble", has_text="Merci pour votre avis")).to_have_count(1)
+
+        # hours: a tel: link in the answer; 👎 offers to rephrase or a person
+        chat.locator(".cc-input").fill("vous êtes ouverts là ?")
+        chat.locator(".cc-send").click()
+        hours = chat.locator(".cc-bot .cc-bubble").filter(has_text="En ce moment, ouvert").last
+        expect(hours.locator("a[href='tel:1000']").first).to_be_visible()
+        expect(question).to_have_count(2)
+        question.last.locator(".cc-button", has_text="👎 Non").click()
+        sorry = chat.locator(".cc-message", has_text="ne vous ait pas aidé")
+        expect(sorry.locator(".cc-button")).to_have_text(["Parler à un conseiller"])
+        shot(chat, "feedback", "widget-feedback")
+
+        # a staff member reads the insights and the conversations judged useless
+        staff = browser.new_context(locale="fr-FR", viewport={"width": 1200, "height": 900})
+        staff.set_default_timeout(TIMEOUT_MS)
+        console = staff.new_page()
+        console.goto(live_desk.console_url + "/insights")
+        console.fill("input[name=name]", live_desk.staff[0])
+        console.fill("input[name=password]", live_desk.staff[1])
+        console.click("button:has-text('Se connecter')")
+        console.goto(live_desk.console_url + "/insights")
+        expect(console.locator("body")).to_contain_text("(1 👍 sur 2 avis)")
+        expect(console.locator("body")).to_contain_text("code PUK")
+        expect(console.locator("body")).to_contain_text("horaires")
+        console.screenshot(path=str(ARTIFACTS / "feedback-insights.png"), full_page=True)
+        console.goto(live_desk.console_url + "/conversations?avis=inutile")
+        expect(console.locator("body")).to_contain_text("vous êtes ouverts là ?")
+        staff.close()
+        assert errors == []
+    finally:
+        context.close()
