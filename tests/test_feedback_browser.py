@@ -92,7 +92,9 @@ def test_answers_render_and_feedback_reaches_the_insights(live_desk, browser):
         expect(console.locator("body")).to_contain_text("horaires")
         console.screenshot(path=str(ARTIFACTS / "feedback-insights.png"), full_page=True)
         if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-            shutil.copy(ARTIFACTS / "feedback-insights.png", ROOT / "docs" / "screenshots" / "insights-feedback.png")
+            shutil.copy(
+                ARTIFACTS / "feedback-insights.png", ROOT / "docs" / "screenshots" / "insights-feedback.png"
+            )
         console.goto(live_desk.console_url + "/conversations?avis=inutile")
         expect(console.locator("body")).to_contain_text("vous êtes ouverts là ?")
         staff.close()
