@@ -233,6 +233,8 @@ class ActionRepondre(Clocked, Action):
         pending = tracker.get_slot("en_attente")
         if turn.intent in ("affirm", "deny") and pending:
             return self.yes_no(dispatcher, turn, pending)
+        if turn.intent in ("affirm", "deny") and feedback.awaited(tracker):
+            return feedback.record(dispatcher, tracker, "utile" if turn.intent == "affirm" else "inutile")
 
         topics = with_price_question(self.topics(turn), turn.text)
         if turn.parse.get("language", "fr") != "fr":

@@ -6,7 +6,7 @@ of a conversation (slot `avis_demandes`), and not when the answer offers its own
 channel to choose: the customer's choice gets the question). The 👍 / 👎 payloads name the
 topic; `action_enregistrer_avis` sets the slot `avis` = {"sujet", "note"} that the console's
 insights read (console/feedback.py), thanks for a 👍 and, for a 👎, offers to rephrase or to
-reach a person.
+reach a person. A typed "oui" / "non" right after the question is taken as 👍 / 👎.
 """
 
 from __future__ import annotations
@@ -48,6 +48,27 @@ def topic_of(tracker: Tracker) -> str | None:
     return tracker.get_slot("sujet")
 
 
+def awaited(tracker: Tracker) -> bool:
+    """The assistant's last message before this one was the question: a typed "oui" or "non"
+    answers it."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if seen_user:
+                return False
+            seen_user = True
+        elif event.get("event") == "bot" and seen_user:
+            return event.get("text") == answers.FEEDBACK_QUESTION
+    return False
+
+
+def record(dispatcher: CollectingDispatcher, tracker: Tracker, note: str) -> list[EventType]:
+    """Thanks for a 👍; for a 👎, the offer to rephrase or to reach a person. The slot `avis`."""
+    reply = answers.feedback_answer(useful=note == "utile")
+    dispatcher.utter_message(text=reply.text, buttons=reply.buttons or None)
+    return [SlotSet(SLOT, {"sujet": topic_of(tracker), "note": note})]
+
+
 class ActionEnregistrerAvis(Action):
     def name(self) -> str:
         return "action_enregistrer_avis"
@@ -57,8 +78,4 @@ class ActionEnregistrerAvis(Action):
     ) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         note = NOTES.get(intent or "")
-        if note is None:
-            return []
-        reply = answers.feedback_answer(useful=note == "utile")
-        dispatcher.utter_message(text=reply.text, buttons=reply.buttons or None)
-        return [SlotSet(SLOT, {"sujet": topic_of(tracker), "note": note})]
+        return record(dispatcher, tracker, note) if note else []

@@ -139,8 +139,11 @@ def say_rest(base_url: str, sender: str, message: Any, timeout: float = 30) -> l
 
 
 def texts(messages: list[dict[str, Any]]) -> str:
-    """The texts of the bot's messages, one a line."""
-    return "\n".join(m.get("text", "") for m in messages)
+    """The texts of the bot's messages as a customer reads them (their Markdown rendered as
+    plain lines, actions/markdown.py), one message a line."""
+    from actions.markdown import plain
+
+    return "\n".join(plain(m.get("text", "")) for m in messages)
 
 
 @contextmanager

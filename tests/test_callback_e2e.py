@@ -10,6 +10,8 @@ from contextlib import closing
 
 import pytest
 
+from actions.answers import FEEDBACK_QUESTION
+from actions.markdown import plain
 from harness.console import StaffClient
 from harness.socketio_client import Widget
 
@@ -72,7 +74,8 @@ def test_a_callback_request_cancelled(live_desk):
         assert "Code PUK" in widget.ask("code PUK ?", session)["text"]
         # a question instead of accepting the offer: answered, and the offer lapses
         widget.ask("je veux parler à un conseiller", session)
-        assert "Service Clientèle, au 1000" in widget.ask("quels sont vos horaires ?", session)["text"]
+        hours, question = ask_all(widget, session, "quels sont vos horaires ?", 2)
+        assert "Service Clientèle, au 1000" in plain(hours) and question == FEEDBACK_QUESTION
         assert "Je reste à votre disposition" not in widget.ask("oui", session)["text"]
     staff = StaffClient(console_url)
     staff.login(*live_desk.staff)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 import yaml
 from markupsafe import escape
 
+from actions.markdown import plain
 from console.db import make_engine
 from console.indexer import NOUMEA
 from harness.console import (
@@ -385,7 +386,7 @@ class ConsoleSuite:
                 for entity in event["parse_data"]["entities"]:
                     assert f"{entity['entity']}={entity['value']}" in page
             elif event["type"] == "bot":
-                first_line = event["text"].splitlines()[0]
+                first_line = plain(event["text"]).splitlines()[0]  # the Markdown as the customer read it
                 assert str(escape(first_line[:40])) in page
             elif event["type"] == "action" and event["action"] != "action_listen":
                 assert event["action"] in page

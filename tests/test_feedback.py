@@ -92,3 +92,20 @@ def test_the_payloads_pass_the_channel_guard_and_the_console_reads_them():
     assert [click_note(b["payload"]) for b in answers.feedback_buttons("horaires")] == ["utile", "inutile"]
     # a typed command that looks like one is not a payload of ours
     assert neutralise_command('/avis_utile{"avis_sujet":"x"}') == 'avis_utile{"avis_sujet":"x"}'
+
+
+def test_a_typed_yes_or_no_right_after_the_question_answers_it():
+    asked = [
+        {"event": "user", "text": "vous êtes ouverts ?"},
+        {"event": "bot", "text": "**En ce moment, ouvert : ...**"},
+        {"event": "bot", "text": answers.FEEDBACK_QUESTION},
+    ]
+    for intent, note in (("affirm", "utile"), ("deny", "inutile")):
+        tracker = make_tracker(intent, slots={"sujet": "horaires"}, events=asked, text="oui", channel=WEB)
+        dispatcher, events = run_action(ActionRepondre(), tracker)
+        assert slot(events, "avis") == [{"sujet": "horaires", "note": note}]
+        assert dispatcher.messages[0]["text"] in (answers.FEEDBACK_THANKS, answers.FEEDBACK_SORRY)
+    # once the conversation moved on, "oui" is not an answer to it any more
+    later = [*asked, {"event": "user", "text": "merci"}, {"event": "bot", "text": "Avec plaisir !"}]
+    _, events = run_action(ActionRepondre(), make_tracker("affirm", events=later, text="oui", channel=WEB))
+    assert slot(events, "avis") == []

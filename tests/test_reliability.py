@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from actions.fiche import hour_text, load_fiche
+from actions.markdown import plain
 from channels.guard import unavailable_text
 from deploy.lock_store import AtomicRedisLockStore
 from harness.servers import texts
@@ -40,6 +41,21 @@ def new_sender(kind: str) -> str:
 
 def label(procedure: str) -> str:
     return FICHE.procedures[procedure].label
+
+
+def yes_by(procedure: str, channel: str) -> list[str]:
+    """What the answer for a channel that works says first (actions/answers.py), and its procedure."""
+    return [f"Oui, {in_sentence(channel)} :", f"Démarche : {label(procedure)}."]
+
+
+def no_by(procedure: str, channel: str) -> str:
+    return f"Non, pas {in_sentence(channel)} :"
+
+
+def in_sentence(channel: str) -> str:
+    """'En agence (Agence Entreprise)' -> 'en agence (Agence Entreprise)'."""
+    name = FICHE.channels[channel]
+    return name[0].lower() + name[1:]
 
 
 # (question, facts the answer must carry), every fact from the fiche
@@ -65,11 +81,15 @@ def test_one_conversation_through_both_instances_keeps_its_context(prod):
     first = texts(prod.say(sender, "je veux résilier", base=prod.rasa_url(0)))
     assert first.startswith(label("resiliation")), first
     follow = texts(prod.say(sender, "et par mail ?", base=prod.rasa_url(1)))
-    assert follow.startswith(f"{label('resiliation')} — {FICHE.channels['courrier']}"), follow
+    assert follow.startswith(yes_by("resiliation", "courrier")[0]) and has_facts(
+        follow, yes_by("resiliation", "courrier")
+    ), follow
     assert FICHE.email_service_clientele in follow
     # and back again, through nginx this time (either instance)
     other = texts(prod.say(sender, "et en agence ?"))
-    assert other.startswith(f"{label('resiliation')} — {FICHE.channels['agence']}"), other
+    assert other.startswith(yes_by("resiliation", "agence")[0]) and has_facts(
+        other, yes_by("resiliation", "agence")
+    ), other
     assert prod.wait_user_texts(sender, ["je veux résilier", "et par mail ?", "et en agence ?"]) == [
         "je veux résilier",
         "et par mail ?",
@@ -85,8 +105,11 @@ def test_widget_socketio_through_nginx_keeps_its_session(prod):
             widget.ask(text, session_id, timeout=60).get("text", "")
             for text in ("je veux résilier", "et par mail ?")
         ]
-    assert answers[0].startswith(label("resiliation"))
-    assert answers[1].startswith(f"{label('resiliation')} — {FICHE.channels['courrier']}"), answers[1]
+    shown = [plain(a) for a in answers]  # what the widget shows
+    assert shown[0].startswith(label("resiliation"))
+    assert shown[1].startswith(yes_by("resiliation", "courrier")[0]) and has_facts(
+        shown[1], yes_by("resiliation", "courrier")
+    )
 
 
 # --- the lock store ------------------------------------------------------------------------
@@ -119,7 +142,7 @@ def test_concurrent_messages_of_one_customer_processed_one_at_a_time_in_order(pr
     sender = new_sender("concurrent")
     script = QUESTIONS[:4] + [
         ("je veux résilier", [label("resiliation")]),
-        ("et par mail ?", [f"{label('resiliation')} — {FICHE.channels['courrier']}"]),
+        ("et par mail ?", yes_by("resiliation", "courrier")),
     ]
     replies: dict[int, str] = {}
 
@@ -255,11 +278,11 @@ def test_action_server_down_gives_the_contacts_then_normal_answers_come_back(pro
     prod.topology.stop_actions()
     try:
         answer = texts(prod.say(sender, "code PUK ?"))
-        assert answer == unavailable_text()
+        assert answer == plain(unavailable_text())
         for fact in CONTACTS + [SERVICE.hours_text]:
             assert fact in answer, answer
         # Every turn goes through action_repondre (small talk too, issue 10): still the contacts.
-        assert texts(prod.say(sender, "bonjour")) == unavailable_text()
+        assert texts(prod.say(sender, "bonjour")) == plain(unavailable_text())
     finally:
         prod.topology.start_actions()
     deadline = time.monotonic() + 30
@@ -303,12 +326,14 @@ def test_kill_9_in_the_middle_of_a_conversation_then_restart(prod):
     assert "error" in outcome  # the connection died with the instance
     started = time.monotonic()
     answer = texts(prod.say(sender, "et par téléphone ?"))  # the client's retry
-    assert answer.startswith(f"{label('reclamation')} — {FICHE.channels['telephone']}"), answer
+    assert answer.startswith(no_by("reclamation", "telephone")), answer
     assert time.monotonic() - started < 60
 
     topology.start_rasa(0)
     follow = texts(prod.say(sender, "et par mail ?", base=prod.rasa_url(0)))
-    assert follow.startswith(f"{label('reclamation')} — {FICHE.channels['courrier']}"), follow
+    assert follow.startswith(yes_by("reclamation", "courrier")[0]) and has_facts(
+        follow, yes_by("reclamation", "courrier")
+    ), follow
     # the killed message was never saved: each message once, in order
     assert prod.wait_user_texts(
         sender, ["je veux faire une réclamation", "et par téléphone ?", "et par mail ?"]
@@ -321,10 +346,7 @@ CONVERSATIONS = 16
 SCRIPT = [q for q, _ in QUESTIONS] + ["je veux résilier", "et par mail ?"]
 EXPECTED = dict(QUESTIONS)
 EXPECTED["je veux résilier"] = [label("resiliation")]
-EXPECTED["et par mail ?"] = [
-    f"{label('resiliation')} — {FICHE.channels['courrier']}",
-    FICHE.email_service_clientele,
-]
+EXPECTED["et par mail ?"] = [*yes_by("resiliation", "courrier"), FICHE.email_service_clientele]
 
 
 def ask_with_retry(prod, sender: str, question: str, log: list[str]) -> str | None:

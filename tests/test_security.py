@@ -342,7 +342,7 @@ def test_rest_control_characters_are_removed_before_storage(servers):
     answer = answer_of(
         post(servers, {"sender": sender, "message": CONTROL_TEXT, "metadata": {"page\x00": "accueil\u202e"}})
     )
-    assert answer.startswith("Code PUK")
+    assert answer.startswith("**Code PUK :")
     with sqlite3.connect(servers.tracker_db) as db:
         raw = [
             data for (data,) in db.execute("SELECT data FROM events WHERE sender_id = ?", ("rest:" + sender,))
