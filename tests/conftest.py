@@ -141,6 +141,16 @@ def run_action(action: Any, tracker: Tracker) -> tuple[Any, list[dict[str, Any]]
     return dispatcher, events
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium in French, once per test module (the browser tests)."""
+    from harness.browser import launched_chromium
+
+    require_chromium()
+    with launched_chromium(["--lang=fr-FR"]) as chromium:
+        yield chromium
+
+
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The real action server and Rasa (REST channel), started once for the session."""

@@ -18,10 +18,9 @@ import sqlalchemy as sa
 from console.domain import plain_text, training_examples
 from console.indexer import intent_and_confidence
 from console.masking import fold, mask
-from harness.browser import launched_chromium
 from harness.console import PHONE, produce_conversations, running_console, staff_user, validate_export
 from harness.project import ROOT
-from tests.conftest import require_chromium, skip_without_chromium
+from tests.conftest import skip_without_chromium
 from tests.test_console import age
 
 pytestmark = [pytest.mark.servers, pytest.mark.model, pytest.mark.browser, skip_without_chromium]
@@ -74,13 +73,6 @@ def console(servers, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("console-browser")
     with running_console(db_url, workdir / "console.log") as running:
         yield running.url, admin, senders, workdir, db_url, running.conversation_path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    with launched_chromium(["--lang=fr-FR"]) as chromium:
-        yield chromium
 
 
 def test_staff_journey_in_chromium(console, browser):

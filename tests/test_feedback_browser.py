@@ -12,9 +12,8 @@ import shutil
 
 import pytest
 
-from harness.browser import launched_chromium
 from harness.project import ROOT
-from tests.conftest import require_chromium, skip_without_chromium
+from tests.conftest import skip_without_chromium
 from tests.test_webchat_browser import shot
 
 pytestmark = [pytest.mark.servers, pytest.mark.model, pytest.mark.browser, skip_without_chromium]
@@ -22,13 +21,6 @@ pytestmark = [pytest.mark.servers, pytest.mark.model, pytest.mark.browser, skip_
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TIMEOUT_MS = 30_000
 MONDAY_10H = "2026-11-30T10:00:00+11:00"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    with launched_chromium(["--lang=fr-FR"]) as chromium:
-        yield chromium
 
 
 def test_answers_render_and_feedback_reaches_the_insights(live_desk, browser):

@@ -13,22 +13,14 @@ from contextlib import closing
 
 import pytest
 
-from harness.browser import launched_chromium
 from harness.project import ROOT
-from tests.conftest import require_chromium, skip_without_chromium
+from tests.conftest import skip_without_chromium
 
 pytestmark = [pytest.mark.servers, pytest.mark.model, pytest.mark.browser, skip_without_chromium]
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TIMEOUT_MS = 30_000
 MONDAY_10H = "2026-11-30T10:00:00+11:00"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    with launched_chromium(["--lang=fr-FR"]) as chromium:
-        yield chromium
 
 
 def test_a_person_takes_over_and_hands_back(live_desk, browser):
