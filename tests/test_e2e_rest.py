@@ -55,7 +55,7 @@ def test_follow_up_keeps_the_procedure(servers):
     assert "Résiliation" in texts(first)
     assert any(b["payload"].startswith('/resiliation{"canal"') for m in first for b in m.get("buttons", []))
     follow = texts(servers.say(sender, "et par mail ?"))
-    assert follow.startswith("**Oui, par courrier, mail ou internet :")
+    assert follow.startswith("Oui, par courrier, mail ou internet :")
     assert "1000@opt.nc" in follow
 
 
@@ -64,7 +64,7 @@ def test_button_payload_drives_the_conversation(servers):
     servers.say(sender, "code puk svp")
     # the payload of the "En agence" button (actions/answers.py channel_button)
     reply = texts(servers.say(sender, '/code_puk{"canal":"agence"}'))
-    assert reply.startswith("**Oui, en agence")
+    assert reply.startswith("Oui, en agence")
 
 
 def test_out_of_scope_gets_no_fact(servers):
@@ -80,7 +80,7 @@ def test_conversation_survives_a_restart(servers):
     servers.rasa.wait(timeout=30)
     servers.start_rasa()
     reply = texts(servers.say(sender, "et par téléphone ?"))
-    assert reply.startswith("**Non, pas par téléphone")
+    assert reply.startswith("Non, pas par téléphone")
 
 
 def test_english_gets_a_bilingual_reply_with_the_contacts(servers):

@@ -23,6 +23,13 @@ TIMEOUT_MS = 30_000
 MONDAY_10H = "2026-11-30T10:00:00+11:00"
 
 
+def useful_and_given(page) -> tuple[int, int]:
+    """The insights' "(N 👍 sur M avis)": the 👍 and the opinions given in the period."""
+    found = re.search(r"\((\d+) 👍 sur (\d+) avis\)", page.locator("body").inner_text())
+    assert found, "the insights show the satisfaction"
+    return int(found.group(1)), int(found.group(2))
+
+
 def test_answers_render_and_feedback_reaches_the_insights(live_desk, browser):
     from playwright.sync_api import expect
 
@@ -31,6 +38,15 @@ def test_answers_render_and_feedback_reaches_the_insights(live_desk, browser):
     context = browser.new_context(locale="fr-FR", viewport={"width": 390, "height": 844})
     context.set_default_timeout(TIMEOUT_MS)
     chat = context.new_page()
+    staff = browser.new_context(locale="fr-FR", viewport={"width": 1200, "height": 900})
+    staff.set_default_timeout(TIMEOUT_MS)
+    console = staff.new_page()
+    console.goto(live_desk.console_url + "/insights")
+    console.fill("input[name=name]", live_desk.staff[0])
+    console.fill("input[name=password]", live_desk.staff[1])
+    console.click("button:has-text('Se connecter')")
+    console.goto(live_desk.console_url + "/insights")
+    before = useful_and_given(console)
     errors: list[str] = []
     chat.on("pageerror", lambda error: errors.append(str(error)))
     try:
@@ -70,16 +86,10 @@ def test_answers_render_and_feedback_reaches_the_insights(live_desk, browser):
         expect(sorry.locator(".cc-button")).to_have_text(["Parler à un conseiller"])
         shot(chat, "feedback", "widget-feedback")
 
-        # a staff member reads the insights and the conversations judged useless
-        staff = browser.new_context(locale="fr-FR", viewport={"width": 1200, "height": 900})
-        staff.set_default_timeout(TIMEOUT_MS)
-        console = staff.new_page()
+        # a staff member reads the insights (one 👍 and two opinions more than before: other
+        # tests share the servers) and the conversations judged useless
         console.goto(live_desk.console_url + "/insights")
-        console.fill("input[name=name]", live_desk.staff[0])
-        console.fill("input[name=password]", live_desk.staff[1])
-        console.click("button:has-text('Se connecter')")
-        console.goto(live_desk.console_url + "/insights")
-        expect(console.locator("body")).to_contain_text("(1 👍 sur 2 avis)")
+        expect(console.locator("body")).to_contain_text(f"({before[0] + 1} 👍 sur {before[1] + 2} avis)")
         expect(console.locator("body")).to_contain_text("code PUK")
         expect(console.locator("body")).to_contain_text("horaires")
         console.screenshot(path=str(ARTIFACTS / "feedback-insights.png"), full_page=True)
@@ -89,7 +99,7 @@ def test_answers_render_and_feedback_reaches_the_insights(live_desk, browser):
             )
         console.goto(live_desk.console_url + "/conversations?avis=inutile")
         expect(console.locator("body")).to_contain_text("vous êtes ouverts là ?")
-        staff.close()
         assert errors == []
     finally:
         context.close()
+        staff.close()
