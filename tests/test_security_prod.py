@@ -261,7 +261,7 @@ def test_flood_from_one_address_is_throttled_while_another_address_keeps_its_pac
     """The issue's "1,000 session ids x 30 messages" from one address, scaled down to what runs
     in a few seconds: many REST sender ids and many widget handshakes from 127.0.0.1, with
     nginx's production limits (deploy/prod.py DEFAULTS). The flood is throttled (429), and a
-    customer from 127.0.0.2 keeps a p95 under 500 ms, or under 3 times its p95 without the flood."""
+    customer from 127.0.0.2 keeps a p95 under 500 ms."""
     from concurrent.futures import ThreadPoolExecutor
     from threading import Event
 
@@ -310,10 +310,6 @@ def test_flood_from_one_address_is_throttled_while_another_address_keeps_its_pac
     limits = {name: DEFAULTS[name] for name in TEST_NGINX_LIMITS}
     with prod.nginx_settings(limits), ThreadPoolExecutor(9) as pool:
         ask("bonjour")  # the conversation's start (session start) is not what is measured
-        # the same customer without the flood, on this machine now: what "keeps its pace" means
-        quiet = sorted(
-            ask(q) for q in ["code PUK ?", "horaires de l'agence ?", "et par mail ?", "numéro du 1000 ?"] * 5
-        )
         flooders = [pool.submit(flood_rest, w) for w in range(8)] + [pool.submit(flood_socket)]
         time.sleep(2)  # the flood's burst is through
         try:
@@ -327,10 +323,4 @@ def test_flood_from_one_address_is_throttled_while_another_address_keeps_its_pac
     refused, accepted = statuses.count(429), statuses.count(200)
     assert refused > 10 * accepted, (refused, accepted)
     assert 0 not in statuses and not [s for s in statuses if s >= 500], sorted(set(statuses))
-    # Within 500 ms, or within 3 times the quiet p95 on a loaded machine (the flood's own
-    # threads share the 2 cores of the test machine with the servers).
-    quiet_p95 = quiet[int(0.95 * len(quiet)) - 1]
-    assert p95 < max(0.5, 3 * quiet_p95), (
-        f"p95 {p95 * 1000:.0f} ms (quiet {quiet_p95 * 1000:.0f} ms) with {refused} flood requests refused, "
-        f"{accepted} let through"
-    )
+    assert p95 < 0.5, f"p95 {p95 * 1000:.0f} ms with {refused} flood requests refused, {accepted} let through"
