@@ -105,19 +105,20 @@ def _capitalised(text: str) -> str:
     return text[0].upper() + text[1:] if text else text
 
 
-def join_or(items: Sequence[str]) -> str:
-    """'a', 'a ou b', 'a, b ou c'."""
+def _join(items: Sequence[str], last_word: str) -> str:
+    """'a', 'a ou b', 'a, b ou c' (or 'et')."""
     items = list(items)
     if len(items) <= 1:
         return "".join(items)
-    return f"{', '.join(items[:-1])} ou {items[-1]}"
+    return f"{', '.join(items[:-1])} {last_word} {items[-1]}"
+
+
+def join_or(items: Sequence[str]) -> str:
+    return _join(items, "ou")
 
 
 def join_and(items: Sequence[str]) -> str:
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} et {items[-1]}"
+    return _join(items, "et")
 
 
 def abroad_line(fiche: Fiche) -> str:
