@@ -389,10 +389,14 @@ def test_one_instance_killed_during_a_load_run(prod):
                     threading.Thread(target=topology.kill_rasa, args=(1, signal.SIGKILL)).start()
 
     started = time.monotonic()
-    with ThreadPoolExecutor(CONVERSATIONS) as pool:
-        list(pool.map(conversation, senders))
-    elapsed = time.monotonic() - started
-    assert killed.is_set() and not topology.rasa_alive(1)
+    try:
+        with ThreadPoolExecutor(CONVERSATIONS) as pool:
+            list(pool.map(conversation, senders))
+        elapsed = time.monotonic() - started
+        assert killed.is_set() and not topology.rasa_alive(1)
+    finally:
+        if not topology.rasa_alive(1):
+            topology.start_rasa(1)  # the shared topology whole again for the next tests
 
     wrong = [
         (s, SCRIPT[i], a)
