@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_DETERMINISTIC_OPS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install train run run-prod shell test test-fast lint format eval bench bench-nlu lock clean staff-user purge
+.PHONY: help install train run run-prod shell test test-fast lint format eval bench bench-nlu profile lock clean staff-user purge
 
 help:
 	@echo "make run    install if needed, train if needed, start the assistant and the chat page (http://localhost:8080/)"
@@ -24,6 +24,7 @@ help:
 	@echo "make shell  talk to the assistant in the terminal"
 	@echo "make eval   the blind conversation set (tests/blind/) over REST -> bench/results.md"
 	@echo "make bench  accuracy, training time, model size, latency -> bench/results.md"
+	@echo "make profile where one turn's time goes (stages, cProfile) -> bench/turn_profile.md"
 	@echo "make bench-nlu  our NLU pipeline against Rasa's default and scikit-learn -> bench/nlu_results.md"
 	@echo "make staff-user NAME=... ROLE=viewer|admin   review console account (password: STAFF_PASSWORD or prompt)"
 	@echo "make purge DAYS=N [YES=1]                    delete conversations older than N days"
@@ -110,6 +111,11 @@ bench: train install bench-nlu
 # (its own servers on free ports; EVAL_URL=http://host:port plays it against a running one).
 eval: train install
 	$(PY) bench/blind_eval.py --write $(if $(EVAL_URL),--url $(EVAL_URL))
+
+# Where one turn's time goes: each NLU component and policy, the action server call, the tracker
+# store, model load; cProfile of 40 turns (bench/turn_profile.py -> bench/turn_profile.md).
+profile: train install
+	$(PY) bench/turn_profile.py --write
 
 # 5-fold CV + held-out for 3 NLU pipelines (about an hour on 2 cores when nothing is cached in
 # bench/cache/; seconds when the config and the data did not change).

@@ -1,4 +1,4 @@
-"""`make bench`: held-out NLU scores, training time, model size and REST latency.
+"""`make bench`: held-out NLU scores, training time, model size, cold start, memory and REST latency.
 
 Prints the figures and writes them to bench/results.md. Run on a quiet machine: figures
 are measured, not asserted (the tests assert quality, never speed)."""
@@ -24,6 +24,7 @@ from harness.servers import running_servers  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.md"
 LATENCY_MESSAGES = 200
+LONG_CONVERSATION = 200
 QUESTIONS = [
     "code PUK ?",
     "je veux résilier",
@@ -80,6 +81,44 @@ def rest_latency():
         return latencies
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process (VmRSS), in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
+def serving() -> dict[str, float]:
+    """Cold start (Rasa process start to its first REST answer), resident memory of Rasa and of
+    the action server while serving, and one customer's latency at turns 1-20 against turns
+    181-200 of one long conversation (the input guard's per-customer limit raised for it)."""
+    from harness.servers import Servers
+
+    with tempfile.TemporaryDirectory() as workdir:
+        servers = Servers(Path(workdir), extra_env={"CHAT_CAGOU_RATE_LIMIT": "100000/60"})
+        try:
+            servers.start_actions()
+            started = time.perf_counter()
+            servers.start_rasa()
+            assert servers.say("cold-start", "code PUK ?"), "the first message is answered"
+            cold_start = time.perf_counter() - started
+            by_turn = []
+            for turn in range(LONG_CONVERSATION):
+                asked = time.perf_counter()
+                assert servers.say("long", QUESTIONS[turn % len(QUESTIONS)])
+                by_turn.append((time.perf_counter() - asked) * 1000)
+            assert servers.rasa is not None and servers.actions is not None
+            rasa_mb, actions_mb = rss_mb(servers.rasa.pid), rss_mb(servers.actions.pid)
+        finally:
+            servers.stop()
+    return {
+        "cold_start_s": cold_start,
+        "rasa_rss_mb": rasa_mb,
+        "actions_rss_mb": actions_mb,
+        "first_turns_p50_ms": percentile(by_turn[:20], 50),
+        "late_turns_p50_ms": percentile(by_turn[-20:], 50),
+    }
+
+
 def main() -> None:
     examples = load_holdout()
     agent = load_agent()
@@ -92,6 +131,7 @@ def main() -> None:
     seconds = train_time() if "--skip-train" not in sys.argv else float("nan")
     size_mb = MODEL.stat().st_size / 2**20
     latencies = rest_latency()
+    served = serving()
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
     readable = answer_figures(ROOT)
 
@@ -108,6 +148,11 @@ def main() -> None:
         f"| training time (full, from scratch) | {seconds:.0f} s |",
         f"| model size | {size_mb:.1f} MB |",
         f"| REST reply latency p50 / p95 ({LATENCY_MESSAGES} messages, one user at a time) | {p50:.0f} ms / {p95:.0f} ms |",
+        f"| cold start (Rasa process start to its first REST answer) | {served['cold_start_s']:.1f} s |",
+        f"| resident memory while serving: Rasa / action server | {served['rasa_rss_mb']:.0f} MB / "
+        f"{served['actions_rss_mb']:.0f} MB |",
+        f"| one long conversation, p50 of turns 1-20 / turns 181-200 | {served['first_turns_p50_ms']:.0f} ms / "
+        f"{served['late_turns_p50_ms']:.0f} ms |",
         f"| answers ({readable['answers']}, bench/answers.py): median length / median first line | "
         f"{readable['median_chars']:.0f} / {readable['median_first_line_chars']:.0f} characters |",
         f"| answers whose first line holds the key fact | {readable['first_line_key_fact']:.0%} |",
@@ -136,6 +181,7 @@ def main() -> None:
                 "model_mb": size_mb,
                 "latency_p50_ms": p50,
                 "latency_p95_ms": p95,
+                **served,
                 "answer_median_chars": readable["median_chars"],
                 "answer_first_line_key_fact": readable["first_line_key_fact"],
             },
