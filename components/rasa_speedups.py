@@ -1,0 +1,113 @@
+"""Three overheads of Rasa 3.6 that cost the customer time and change nothing, removed.
+
+Measured by `make profile` (bench/turn_profile.md, issue 15); each replacement gives the same
+result as Rasa's code (tests/test_rasa_speedups.py compares them):
+
+1. Loading a TensorFlow model (DIET) trained it for one step on one example to create its
+   weights before loading the real ones: 18 s of the 25 s a model took to load. Here the
+   weights are created by one prediction (eager), the trained weights loaded over them, then
+   the prediction graph traced as Rasa does. Same predictions, 10 s instead of 28 s.
+2. Every action server reply was validated with `jsonschema.validate`, which checks the
+   schema itself before the reply, each time: 11 ms per turn. The validator is built once.
+3. Each event read from the tracker store or the action server looked its class up by walking
+   every subclass of `Event` (about 40 recursive calls per event). The lookup is cached.
+
+Installed when the model's components are imported (components/__init__.py), that is in every
+process that loads the model (`rasa run`, `rasa train`, the tests, the benchmarks), before the
+model loads. CHAT_CAGOU_RASA_SPEEDUPS=0 leaves Rasa as it is (to compare, or to rule them out).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+ENV_SWITCH = "CHAT_CAGOU_RASA_SPEEDUPS"
+_installed = False
+
+
+def install() -> None:
+    """Replace the three functions, once per process (unless CHAT_CAGOU_RASA_SPEEDUPS=0)."""
+    global _installed
+    if _installed or os.environ.get(ENV_SWITCH, "1").strip() == "0":
+        return
+    _installed = True
+    _load_weights_without_training()
+    _validate_action_replies_with_one_validator()
+    _cache_event_classes()
+
+
+def _load_weights_without_training() -> None:
+    from rasa.utils import train_utils
+    from rasa.utils.tensorflow.models import RasaModel
+
+    rasa_load = RasaModel.load.__func__
+
+    def load(
+        cls: type[RasaModel],
+        model_file_name: str,
+        model_data_example: Any,
+        predict_data_example: Any = None,
+        finetune_mode: bool = False,
+        *args: Any,
+        **kwargs: Any,
+    ) -> RasaModel:
+        if finetune_mode or predict_data_example is None:  # training goes on: Rasa's way
+            return rasa_load(
+                cls, model_file_name, model_data_example, predict_data_example, finetune_mode, *args, **kwargs
+            )
+        model = cls(*args, **kwargs)
+        batches, _ = train_utils.create_data_generators(
+            model_data=predict_data_example, batch_sizes=1, epochs=1, shuffle=False
+        )
+        model.predict_step(next(iter(batches))[0])  # eager: creates the weights
+        model.load_weights(model_file_name).expect_partial()  # the optimizer's state is not needed
+        model.prepared_for_prediction = False  # label embeddings computed again, with the weights
+        model.run_inference(predict_data_example)  # traces the prediction graph, as Rasa does
+        return model
+
+    RasaModel.load = classmethod(load)
+
+
+def _validate_action_replies_with_one_validator() -> None:
+    from jsonschema import ValidationError, validators
+    from jsonschema.exceptions import best_match
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.constants import DOCS_BASE_URL
+
+    schema = RemoteAction.action_response_format_spec()
+    validator_class = validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema)
+
+    def validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
+        error = best_match(validator.iter_errors(result))
+        if error is None:
+            return True
+        error.message += (  # Rasa's message, word for word
+            f". Failed to validate Action server response from API, "
+            f"make sure your response from the Action endpoint is valid. "
+            f"For more information about the format visit "
+            f"{DOCS_BASE_URL}/custom-actions"
+        )
+        assert isinstance(error, ValidationError)
+        raise error
+
+    RemoteAction._validate_action_result = validate_action_result
+
+
+def _cache_event_classes() -> None:
+    from rasa.shared.core.events import Event
+
+    rasa_resolve = Event.resolve_by_type
+    found: dict[str, type[Event]] = {}
+
+    def resolve_by_type(type_name: str, default: type[Event] | None = None) -> type[Event] | None:
+        if type_name not in found:
+            cls = rasa_resolve(type_name, default)  # raises for an unknown name, as Rasa does
+            if cls is None or cls is default:
+                return cls  # "topic" or the default: not cached, a subclass may come later
+            found[type_name] = cls
+        return found[type_name]
+
+    Event.resolve_by_type = staticmethod(resolve_by_type)
