@@ -95,7 +95,7 @@ def _cell_line(fiche: Fiche, channel: str, cell: Cell, abroad: bool = False) -> 
     return markdown.bullet(f"{fiche.channels[channel]} : {STATUS_PREFIX[cell.status]}{cell.text(abroad)}")
 
 
-def _channel_phrase(fiche: Fiche, channel: str) -> str:
+def channel_phrase(fiche: Fiche, channel: str) -> str:
     """'Par téléphone' -> 'par téléphone': the channel inside a sentence."""
     label = fiche.channels[channel]
     return label[0].lower() + label[1:]
@@ -157,13 +157,13 @@ def procedure_summary(fiche: Fiche, procedure: str) -> str:
     refused = [c for c in CHANNELS if c not in working]
     all_restricted = all(proc.cells[c].status == "restricted" for c in working)
     where = [
-        _channel_phrase(fiche, c)
+        channel_phrase(fiche, c)
         + (RESTRICTED_MARK if proc.cells[c].status == "restricted" and not all_restricted else "")
         for c in working
     ]
     sentence = f"{proc.label} : {'sous conditions, ' if all_restricted else ''}{join_or(where)}"
     if refused:
-        sentence += f" ; pas {join_or([_channel_phrase(fiche, c) for c in refused])}"
+        sentence += f" ; pas {join_or([channel_phrase(fiche, c) for c in refused])}"
     return sentence + "."
 
 
@@ -187,7 +187,7 @@ def procedure_answer(fiche: Fiche, procedure: str, channel: str | None = None, a
 
     cell = proc.cells[channel]
     others = [c for c in working if c != channel]
-    phrase = _channel_phrase(fiche, channel)
+    phrase = channel_phrase(fiche, channel)
     if cell.status == "available":
         first = markdown.bold(f"Oui, {phrase} : {cell.text(abroad)}")
         return Reply(_with_source(fiche, first, f"Démarche : {proc.label}.", *tail))
@@ -201,7 +201,7 @@ def procedure_answer(fiche: Fiche, procedure: str, channel: str | None = None, a
             )
             lines += [_cell_line(fiche, c, proc.cells[c], abroad) for c in others]
         return Reply(_with_source(fiche, *lines, *tail))
-    where = join_or([_channel_phrase(fiche, c) for c in others])
+    where = join_or([channel_phrase(fiche, c) for c in others])
     lines = [
         markdown.bold(f"Non, pas {phrase} : {where}."),
         f"{proc.label} — NON, pas par ce canal : {cell.text(abroad)}",

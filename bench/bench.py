@@ -23,6 +23,7 @@ from harness.project import MODEL, RASA, quiet_env  # noqa: E402
 from harness.servers import running_servers  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.md"
+NOTES_START, NOTES_END = "<!-- notes:start -->", "<!-- notes:end -->"
 LATENCY_MESSAGES = 200
 LONG_CONVERSATION = 200
 QUESTIONS = [
@@ -135,6 +136,13 @@ def main() -> None:
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
     readable = answer_figures(ROOT)
 
+    # The notes written by hand between the markers (before/after comparisons) stay as they were.
+    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    notes = (
+        NOTES_START + old.split(NOTES_START, 1)[1].split(NOTES_END, 1)[0] + NOTES_END
+        if NOTES_START in old and NOTES_END in old
+        else f"{NOTES_START}\n{NOTES_END}"
+    )
     lines = [
         "# Chat Cagou benchmark",
         "",
@@ -157,6 +165,8 @@ def main() -> None:
         f"{readable['median_chars']:.0f} / {readable['median_first_line_chars']:.0f} characters |",
         f"| answers whose first line holds the key fact | {readable['first_line_key_fact']:.0%} |",
         "",
+        notes,
+        "",
         "How this pipeline compares with Rasa's default pipeline and a scikit-learn baseline "
         "(cross-validation, per-intent F1, plots): [nlu_results.md](nlu_results.md) (`make bench-nlu`).",
         "",
@@ -166,7 +176,6 @@ def main() -> None:
         "",
     ]
     # The blind set's section (bench/blind_eval.py) stays as it was.
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
     if "<!-- blind-set:start -->" in old:
         lines += ["<!-- blind-set:start -->" + old.split("<!-- blind-set:start -->", 1)[1]]
     RESULTS.write_text("\n".join(lines), encoding="utf-8")

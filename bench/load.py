@@ -37,7 +37,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from actions.answers import channel_phrase  # noqa: E402
 from actions.fiche import hour_text, load_fiche  # noqa: E402
+from actions.markdown import plain  # noqa: E402
 from harness.servers import running_servers  # noqa: E402
 from harness.topology import running_prod  # noqa: E402
 
@@ -51,12 +53,17 @@ def script() -> list[tuple[str, list[str]]]:
     fiche = load_fiche()
     service = fiche.phones["1000"]
     label = {k: p.label for k, p in fiche.procedures.items()}
+
+    def yes_by(procedure: str, channel: str) -> list[str]:
+        """A follow-up answered "yes" for that channel, about that procedure (actions/answers.py)."""
+        return [f"Oui, {channel_phrase(fiche, channel)} :", f"Démarche : {label[procedure]}."]
+
     return [
         (
             "j'ai perdu mon téléphone, je fais comment ?",
             [label["perte_vol"], service.number, fiche.email_service_clientele],
         ),
-        ("et en agence ?", [f"{label['perte_vol']} — {fiche.channels['agence']}", fiche.agency_address]),
+        ("et en agence ?", [*yes_by("perte_vol", "agence"), fiche.agency_address]),
         ("code PUK ?", [label["code_puk"], fiche.contact_form]),
         ("vous êtes ouverts quand ?", [f"{hour_text(service.opens)} à {hour_text(service.closes)}"]),
         ("quel est votre adresse mail ?", [fiche.email_service_clientele, fiche.email_agence]),
@@ -65,7 +72,7 @@ def script() -> list[tuple[str, list[str]]]:
         ("je veux résilier ma ligne", [label["resiliation"]]),
         (
             "et par mail ?",
-            [f"{label['resiliation']} — {fiche.channels['courrier']}", fiche.email_service_clientele],
+            [*yes_by("resiliation", "courrier"), fiche.email_service_clientele],
         ),
         (
             "je veux parler à un conseiller",
@@ -98,7 +105,7 @@ async def ask(
                     messages = await response.json()
                     if messages:
                         outcome.latency = time.perf_counter() - started
-                        outcome.answer = "\n".join(m.get("text", "") for m in messages)
+                        outcome.answer = "\n".join(plain(m.get("text", "")) for m in messages)  # as read
                         outcome.right = all(fact in outcome.answer for fact in facts)
                         return outcome
                     outcome.errors.append("empty answer")

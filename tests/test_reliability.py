@@ -20,6 +20,7 @@ from contextlib import closing, contextmanager
 import pytest
 import requests
 
+from actions.answers import channel_phrase
 from actions.fiche import hour_text, load_fiche
 from actions.markdown import plain
 from channels.guard import unavailable_text
@@ -54,8 +55,7 @@ def no_by(procedure: str, channel: str) -> str:
 
 def in_sentence(channel: str) -> str:
     """'En agence (Agence Entreprise)' -> 'en agence (Agence Entreprise)'."""
-    name = FICHE.channels[channel]
-    return name[0].lower() + name[1:]
+    return channel_phrase(FICHE, channel)
 
 
 # (question, facts the answer must carry), every fact from the fiche
