@@ -18,10 +18,17 @@ from harness.project import ROOT, quiet_env
 
 def test_the_speedups_are_installed_by_importing_the_components():
     from rasa.core.actions.action import RemoteAction
+    from rasa.nlu.utils.spacy_utils import SpacyNLP
     from rasa.shared.core.events import Event
     from rasa.utils.tensorflow.models import RasaModel
 
-    for replaced in (RasaModel.load, RemoteAction._validate_action_result, Event.resolve_by_type):
+    replaced_functions = (
+        RasaModel.load,
+        RemoteAction._validate_action_result,
+        Event.resolve_by_type,
+        SpacyNLP.load_model,
+    )
+    for replaced in replaced_functions:
         assert replaced.__module__ == "components.rasa_speedups"
 
 
@@ -68,6 +75,22 @@ def test_every_event_type_resolves_to_the_class_rasa_finds():
     assert Event.resolve_by_type("inconnu", default=Event) is Event
     with pytest.raises(ValueError, match="Unknown event name"):
         Event.resolve_by_type("inconnu")
+
+
+def test_spacy_is_loaded_once_per_process():
+    from rasa.nlu.utils.spacy_utils import SpacyNLP
+
+    first = SpacyNLP.load_model("fr_core_news_sm")
+    assert SpacyNLP.load_model("fr_core_news_sm") is first
+    assert first.model.lang == "fr" and first.model("code PUK")[1].text == "PUK"
+
+
+def test_a_missing_spacy_model_still_gets_rasas_error():
+    from rasa.nlu.model import InvalidModelError
+    from rasa.nlu.utils.spacy_utils import SpacyNLP
+
+    with pytest.raises(InvalidModelError, match="available spaCy model"):
+        SpacyNLP.load_model("xx_modele_absent")
 
 
 PARSE = """
