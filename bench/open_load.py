@@ -1,0 +1,162 @@
+"""Open-loop load: customers who write every few seconds, whatever the assistant's pace.
+
+    .venv/bin/python bench/open_load.py                         # 50 and 200 customers, both setups
+    .venv/bin/python bench/open_load.py --customers 50 --duration 60 --setup single
+
+Unlike bench/load.py (closed loop: each customer sends the next message once the answer
+came, which measures capacity), here each customer waits an exponential think time (mean
+`--think` seconds) before each message, then waits for the answer: the arrival rate is the
+customers' (N / think messages per second), as on a real day, and a slow assistant sees its
+queue grow. Every customer starts with a think time, so arrivals are spread from the start.
+Measured per setup and number of customers: messages, offered and answered rate, latency
+p50/p95/p99/max (first attempt to answer, retries included), HTTP errors, unanswered
+messages, answers without their facts (the facts of bench/load.py's script, from the fiche).
+Results: bench/open_load_results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.load import REQUEST_TIMEOUT, Outcome, ask, percentile, script  # noqa: E402
+from bench.machine import machine  # noqa: E402
+from harness.servers import running_servers  # noqa: E402
+from harness.topology import running_prod  # noqa: E402
+
+RESULTS = ROOT / "bench" / "open_load_results.md"
+SEED = 42
+
+
+async def customer(
+    session: aiohttp.ClientSession, url: str, sender: str, think: float, until: float, rng: random.Random
+) -> list[Outcome]:
+    turns = script()
+    outcomes = []
+    while True:
+        await asyncio.sleep(rng.expovariate(1 / think))
+        if time.perf_counter() >= until:
+            return outcomes
+        question, facts = turns[len(outcomes) % len(turns)]
+        outcomes.append(await ask(session, url, sender, question, facts))
+
+
+async def run(
+    url: str, customers: int, think: float, duration: float, prefix: str
+) -> tuple[list[Outcome], float]:
+    rng = random.Random(SEED)
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
+        turns = script()
+        await asyncio.gather(
+            *(ask(session, url, f"{prefix}-warmup-{i}", q, f) for i, (q, f) in enumerate(turns[:4]))
+        )
+        started = time.perf_counter()
+        until = started + duration
+        per_customer = await asyncio.gather(
+            *(
+                customer(session, url, f"{prefix}-{i:03d}", think, until, random.Random(rng.random()))
+                for i in range(customers)
+            )
+        )
+        elapsed = time.perf_counter() - started
+    return [o for outcomes in per_customer for o in outcomes], elapsed
+
+
+def summary(setup: str, customers: int, think: float, outcomes: list[Outcome], elapsed: float) -> dict:
+    answered = [o for o in outcomes if o.latency is not None]
+    latencies = [o.latency * 1000 for o in answered if o.latency is not None]
+    return {
+        "setup": setup,
+        "customers": customers,
+        "messages": len(outcomes),
+        "offered": customers / think,
+        "answered_rate": len(answered) / elapsed if elapsed else 0.0,
+        "p50": percentile(latencies, 50),
+        "p95": percentile(latencies, 95),
+        "p99": percentile(latencies, 99),
+        "max": max(latencies) if latencies else float("nan"),
+        "errors": sum(len(o.errors) for o in outcomes),
+        "unanswered": len(outcomes) - len(answered),
+        "wrong": sum(1 for o in answered if not o.right),
+    }
+
+
+def bench(setup: str, customer_counts: list[int], think: float, duration: float, workdir: Path) -> list[dict]:
+    results = []
+    if setup == "prod":
+        name = "production topology (2 Rasa + nginx, PostgreSQL, Redis)"
+        context = running_prod(
+            workdir / "prod", redis_db=int(os.environ.get("CHAT_CAGOU_BENCH_REDIS_DB", "10"))
+        )
+    else:
+        name = "single process (`make run`: 1 Rasa, SQLite)"
+        (workdir / "single").mkdir(parents=True, exist_ok=True)
+        context = running_servers(workdir / "single")
+    with context as running:
+        url = (running.url if setup == "prod" else running.rasa_url) + "/webhooks/rest/webhook"
+        for customers in customer_counts:
+            outcomes, elapsed = asyncio.run(run(url, customers, think, duration, f"open-{setup}-{customers}"))
+            results.append(summary(name, customers, think, outcomes, elapsed))
+            print(results[-1], flush=True)
+    return results
+
+
+def write(results: list[dict], think: float, duration: float) -> None:
+    lines = [
+        "# Open-loop load (bench/open_load.py)",
+        "",
+        f"Run {datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}. Each customer writes after an "
+        f"exponential think time (mean {think:g} s), waits for the answer, and writes again, for {duration:g} s "
+        "(the issue's 10 minutes, capped to what a benchmark run here allows); the same 10 questions as "
+        "bench/load.py in turn, facts checked. REST over loopback, the client (asyncio + aiohttp) on the same 2 "
+        "cores as the servers. nginx's per-address limits raised for the run (every customer is 127.0.0.1).",
+        "",
+        "| setup | customers | messages | offered | answered | p50 | p95 | p99 | max | HTTP errors | unanswered | without their facts |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['setup']} | {r['customers']} | {r['messages']} | {r['offered']:.1f} msg/s | "
+            f"{r['answered_rate']:.1f} msg/s | {r['p50']:.0f} ms | {r['p95']:.0f} ms | {r['p99']:.0f} ms | "
+            f"{r['max']:.0f} ms | {r['errors']} | {r['unanswered']} | {r['wrong']} |"
+        )
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--think", type=float, default=4.0, help="mean think time, seconds")
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds of load per run")
+    parser.add_argument("--setup", choices=["prod", "single", "both"], default="both")
+    args = parser.parse_args()
+    if (
+        not all(1 <= c <= 400 for c in args.customers)
+        or not 0.5 <= args.think <= 60
+        or not 5 <= args.duration <= 600
+    ):
+        parser.error("bounded load: 1-400 customers, think 0.5-60 s, 5-600 s")
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="chat-cagou-open-load-") as tmp:
+        for setup in ("single", "prod") if args.setup == "both" else (args.setup,):
+            results += bench(setup, args.customers, args.think, args.duration, Path(tmp))
+    write(results, args.think, args.duration)
+
+
+if __name__ == "__main__":
+    main()
