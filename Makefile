@@ -106,6 +106,7 @@ bench: train install bench-nlu
 	$(PY) bench/bench.py
 	$(PY) bench/blind_eval.py --write --quiet
 	$(PY) bench/load.py
+	$(PY) bench/open_load.py
 
 # The blind set, written from the fiche alone, played against the trained assistant over REST
 # (its own servers on free ports; EVAL_URL=http://host:port plays it against a running one).
