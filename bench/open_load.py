@@ -75,7 +75,8 @@ async def run(
     return [o for outcomes in per_customer for o in outcomes], elapsed
 
 
-def summary(setup: str, customers: int, think: float, outcomes: list[Outcome], elapsed: float) -> dict:
+def summary(setup: str, customers: int, think: float, outcomes: list[Outcome], duration: float) -> dict:
+    """`duration`: the time messages were sent in (the last answers may come after it)."""
     answered = [o for o in outcomes if o.latency is not None]
     latencies = [o.latency * 1000 for o in answered if o.latency is not None]
     return {
@@ -83,7 +84,7 @@ def summary(setup: str, customers: int, think: float, outcomes: list[Outcome], e
         "customers": customers,
         "messages": len(outcomes),
         "offered": customers / think,
-        "answered_rate": len(answered) / elapsed if elapsed else 0.0,
+        "answered_rate": len(answered) / duration,
         "p50": percentile(latencies, 50),
         "p95": percentile(latencies, 95),
         "p99": percentile(latencies, 99),
@@ -108,8 +109,8 @@ def bench(setup: str, customer_counts: list[int], think: float, duration: float,
     with context as running:
         url = (running.url if setup == "prod" else running.rasa_url) + "/webhooks/rest/webhook"
         for customers in customer_counts:
-            outcomes, elapsed = asyncio.run(run(url, customers, think, duration, f"open-{setup}-{customers}"))
-            results.append(summary(name, customers, think, outcomes, elapsed))
+            outcomes, _ = asyncio.run(run(url, customers, think, duration, f"open-{setup}-{customers}"))
+            results.append(summary(name, customers, think, outcomes, duration))
             print(results[-1], flush=True)
     return results
 
