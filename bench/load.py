@@ -27,7 +27,8 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -209,23 +210,32 @@ def measure(
     return summarise(setup, outcomes, elapsed, stored, senders, messages)
 
 
-def bench_prod(conversations: int, messages: int, workdir: Path) -> dict:
-    redis_db = int(os.environ.get("CHAT_CAGOU_BENCH_REDIS_DB", "10"))
-    started = time.perf_counter()
-    with running_prod(workdir / "prod", redis_db=redis_db) as prod:
-        print(f"prod topology up in {time.perf_counter() - started:.0f}s", flush=True)
-        setup = "production topology (2 Rasa + nginx, PostgreSQL, Redis)"
-        return measure(setup, prod.url, prod.user_texts, conversations, messages, "load-prod")
+SETUP_NAMES = {
+    "prod": "production topology (2 Rasa + nginx, PostgreSQL, Redis)",
+    "single": "single process (`make run`: 1 Rasa, SQLite)",
+}
 
 
-def bench_single(conversations: int, messages: int, workdir: Path) -> dict:
-    path = workdir / "single"
-    path.mkdir(parents=True, exist_ok=True)
+@contextmanager
+def running_setup(setup: str, workdir: Path) -> Iterator[tuple[str, Callable[[str], list[str]]]]:
+    """The setup started ("prod" or "single"): (base URL, the tracker store's user texts of a sender)."""
     started = time.perf_counter()
-    with running_servers(path) as servers:
-        print(f"single process up in {time.perf_counter() - started:.0f}s", flush=True)
-        setup = "single process (`make run`: 1 Rasa, SQLite)"
-        return measure(setup, servers.rasa_url, servers.user_texts, conversations, messages, "load-single")
+    if setup == "prod":
+        redis_db = int(os.environ.get("CHAT_CAGOU_BENCH_REDIS_DB", "10"))
+        with running_prod(workdir / "prod", redis_db=redis_db) as prod:
+            print(f"prod topology up in {time.perf_counter() - started:.0f}s", flush=True)
+            yield prod.url, prod.user_texts
+    else:
+        path = workdir / "single"
+        path.mkdir(parents=True, exist_ok=True)
+        with running_servers(path) as servers:
+            print(f"single process up in {time.perf_counter() - started:.0f}s", flush=True)
+            yield servers.rasa_url, servers.user_texts
+
+
+def bench_setup(setup: str, conversations: int, messages: int, workdir: Path) -> dict:
+    with running_setup(setup, workdir) as (url, stored):
+        return measure(SETUP_NAMES[setup], url, stored, conversations, messages, f"load-{setup}")
 
 
 def write_results(results: list[dict], conversations: int, messages: int) -> None:
@@ -280,10 +290,8 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="chat-cagou-load-") as tmp:
         workdir = Path(tmp)
-        if args.setup in ("prod", "both"):
-            results.append(bench_prod(args.conversations, args.messages, workdir))
-        if args.setup in ("single", "both"):
-            results.append(bench_single(args.conversations, args.messages, workdir))
+        for setup in ("prod", "single") if args.setup == "both" else (args.setup,):
+            results.append(bench_setup(setup, args.conversations, args.messages, workdir))
     write_results(results, args.conversations, args.messages)
 
 

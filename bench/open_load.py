@@ -31,10 +31,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.load import REQUEST_TIMEOUT, Outcome, ask, percentile, script  # noqa: E402
+from bench.load import REQUEST_TIMEOUT, SETUP_NAMES, Outcome, ask, percentile, running_setup, script  # noqa: E402
 from bench.machine import machine  # noqa: E402
-from harness.servers import running_servers  # noqa: E402
-from harness.topology import running_prod  # noqa: E402
 
 RESULTS = ROOT / "bench" / "open_load_results.md"
 SEED = 42
@@ -53,9 +51,7 @@ async def customer(
         outcomes.append(await ask(session, url, sender, question, facts))
 
 
-async def run(
-    url: str, customers: int, think: float, duration: float, prefix: str
-) -> tuple[list[Outcome], float]:
+async def run(url: str, customers: int, think: float, duration: float, prefix: str) -> list[Outcome]:
     rng = random.Random(SEED)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -63,16 +59,14 @@ async def run(
         await asyncio.gather(
             *(ask(session, url, f"{prefix}-warmup-{i}", q, f) for i, (q, f) in enumerate(turns[:4]))
         )
-        started = time.perf_counter()
-        until = started + duration
+        until = time.perf_counter() + duration
         per_customer = await asyncio.gather(
             *(
                 customer(session, url, f"{prefix}-{i:03d}", think, until, random.Random(rng.random()))
                 for i in range(customers)
             )
         )
-        elapsed = time.perf_counter() - started
-    return [o for outcomes in per_customer for o in outcomes], elapsed
+    return [o for outcomes in per_customer for o in outcomes]
 
 
 def summary(setup: str, customers: int, think: float, outcomes: list[Outcome], duration: float) -> dict:
@@ -97,20 +91,12 @@ def summary(setup: str, customers: int, think: float, outcomes: list[Outcome], d
 
 def bench(setup: str, customer_counts: list[int], think: float, duration: float, workdir: Path) -> list[dict]:
     results = []
-    if setup == "prod":
-        name = "production topology (2 Rasa + nginx, PostgreSQL, Redis)"
-        context = running_prod(
-            workdir / "prod", redis_db=int(os.environ.get("CHAT_CAGOU_BENCH_REDIS_DB", "10"))
-        )
-    else:
-        name = "single process (`make run`: 1 Rasa, SQLite)"
-        (workdir / "single").mkdir(parents=True, exist_ok=True)
-        context = running_servers(workdir / "single")
-    with context as running:
-        url = (running.url if setup == "prod" else running.rasa_url) + "/webhooks/rest/webhook"
+    with running_setup(setup, workdir) as (base, _):
         for customers in customer_counts:
-            outcomes, _ = asyncio.run(run(url, customers, think, duration, f"open-{setup}-{customers}"))
-            results.append(summary(name, customers, think, outcomes, duration))
+            outcomes = asyncio.run(
+                run(base + "/webhooks/rest/webhook", customers, think, duration, f"open-{setup}-{customers}")
+            )
+            results.append(summary(SETUP_NAMES[setup], customers, think, outcomes, duration))
             print(results[-1], flush=True)
     return results
 

@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench import QUESTIONS  # noqa: E402
+from bench.bench import QUESTIONS, rest_latency  # noqa: E402
 from bench.machine import machine  # noqa: E402
 from harness.project import MODEL, quiet_env  # noqa: E402
 
@@ -221,24 +221,6 @@ def cprofile_table(stats: pstats.Stats, rows: int = 20) -> str:
     return "\n".join(lines)
 
 
-def rest_turn(workdir: Path) -> float:
-    """Median milliseconds of the same questions over REST (`rasa run`, one customer)."""
-    from harness.servers import running_servers
-
-    with running_servers(workdir) as servers:
-        for question in QUESTIONS:
-            servers.say("warmup", question)
-        latencies = []
-        for i in range(60):
-            started = time.perf_counter()
-            # a new customer every 10 messages, as `make bench`: the input guard allows 30 a minute
-            replies = servers.say(f"rest-{i // 10}", QUESTIONS[i % len(QUESTIONS)])
-            latencies.append(time.perf_counter() - started)
-            assert replies, "every message is answered"
-    assert replies
-    return 1000 * statistics.median(latencies)
-
-
 def load_table(stages: Stages, rows: int = 8) -> str:
     """The slowest graph nodes to load (turn -1: Agent.load)."""
     loads = sorted(
@@ -281,8 +263,7 @@ def main() -> None:
             cprofile, loaded = play(workdir, url, stages)
         action_calls = sum(int(cells["action server call (HTTP)"][1]) for cells in stages.times.values())
         actions = actions_table(workdir, action_calls)
-        (workdir / "rest").mkdir()
-        rest = None if args.no_rest else rest_turn(workdir / "rest")
+    rest = None if args.no_rest else statistics.median(rest_latency())  # `make bench`'s one customer
     in_process = statistics.median(  # the turns without cProfile's overhead
         1000 * stages.times[t]["whole turn (handle_message)"][0] for t in [*EARLY, *LATE]
     )

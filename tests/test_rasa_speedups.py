@@ -96,12 +96,12 @@ def test_a_missing_spacy_model_still_gets_rasas_error():
 PARSE = """
 import asyncio, json, sys
 from harness.nlu_holdout import load_agent
+from tests.test_rasa_speedups import summary
 agent = load_agent()
 texts = json.loads(sys.stdin.read())
 async def run():
-    return [await agent.parse_message(t) for t in texts]
-print(json.dumps([summary for summary in map(__import__("tests.test_rasa_speedups",
-    fromlist=["summary"]).summary, asyncio.run(run()))]))
+    return [summary(await agent.parse_message(t)) for t in texts]
+print(json.dumps(asyncio.run(run())))
 """
 
 
