@@ -86,9 +86,17 @@ def wants_to_cancel(tracker: Tracker) -> bool:
     return bool(CANCEL.match(text)) or intent == "deny"
 
 
+# Digits and separators only, or an address with "@": an attempt at the number or the email
+# asked for, however sure the classifier is that numbers are about our services.
+VALUE_LIKE = re.compile(r"^[\d\s.+\-()/\u00a0\u202f]+$|@")
+
+
 def asks_a_question(tracker: Tracker) -> bool:
-    """A question of ours typed instead of the answer ("et c'est ouvert demain ?")."""
+    """A question of ours typed instead of the answer ("et c'est ouvert demain ?"); never a
+    mistyped number or email ("06 12 34 56 78" gets "that is not a number", not our numbers)."""
     text = tracker.latest_message.get("text") or ""
+    if "?" not in text and VALUE_LIKE.search(text.strip()):
+        return False
     intent = tracker.latest_message.get("intent") or {}
     ours = intent.get("name") in FACT_TOPICS
     return ours and ("?" in text or intent.get("confidence", 0.0) >= SURE_QUESTION)

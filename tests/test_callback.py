@@ -169,6 +169,14 @@ def test_a_question_inside_the_form_is_answered_then_asked_again():
     assert len(messages) == 1 and "Code PUK" in messages[0]
 
 
+@pytest.mark.parametrize("text", ["06 12 34 56 78", "+33 6 12 34 56 78", "jean.dupont@", "jean@gmail"])
+def test_a_wrong_number_or_email_is_refused_even_when_the_classifier_is_sure(text):
+    # the classifier reads numbers as questions about our services (info_service 0.99)
+    result, messages = validate("rappel_contact", text, "info_service", 0.99)
+    assert result == {"rappel_contact": None}
+    assert messages == [answers.CALLBACK_BAD_CONTACT]
+
+
 def test_the_form_asks_in_french():
     dispatcher, _ = run_action(ActionAskRappelContact(), make_tracker("nlu_fallback"))
     assert dispatcher.messages[0]["text"] == answers.CALLBACK_QUESTIONS["rappel_contact"]
