@@ -61,6 +61,13 @@ def phone_number(text: str) -> str | None:
     return f"{digits[:2]} {digits[2:4]} {digits[4:]}"
 
 
+def attempts_a_contact(text: str) -> bool:
+    """Digits with a phone number's separators, or an address with "@": an attempt at the
+    number or the email asked for, right or wrong, however sure the classifier is that a
+    number is a question about our services."""
+    return "@" in text or bool(re.fullmatch(r"\+?[\d/]+", PHONE_SEPARATORS.sub("", text)))  # "78/12/34"
+
+
 def contact_value(text: str) -> str | None:
     text = text.strip()
     if EMAIL.match(text):
@@ -86,16 +93,11 @@ def wants_to_cancel(tracker: Tracker) -> bool:
     return bool(CANCEL.match(text)) or intent == "deny"
 
 
-# Digits and separators only, or an address with "@": an attempt at the number or the email
-# asked for, however sure the classifier is that numbers are about our services.
-VALUE_LIKE = re.compile(r"^[\d\s.+\-()/\u00a0\u202f]+$|@")
-
-
 def asks_a_question(tracker: Tracker) -> bool:
     """A question of ours typed instead of the answer ("et c'est ouvert demain ?"); never a
     mistyped number or email ("06 12 34 56 78" gets "that is not a number", not our numbers)."""
     text = tracker.latest_message.get("text") or ""
-    if "?" not in text and VALUE_LIKE.search(text.strip()):
+    if "?" not in text and attempts_a_contact(text):
         return False
     intent = tracker.latest_message.get("intent") or {}
     ours = intent.get("name") in FACT_TOPICS

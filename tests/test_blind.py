@@ -5,9 +5,9 @@ A regression guard, a little below what the model measured when it landed (97.9 
 category >= 92.3 %, no fiche fact on any of the 179 negatives, bench/results.md), with one
 negative of margin for training noise. DIET's training is not bit-identical across CPUs: the
 same data and seeds give 96.6 % on an AMD machine, and 96.2 % with DIET's 30 epochs of
-intents only (bench/nlu_results.md, "Training time"), both with one negative given a fact. The target of issue 10 is 97 %, every category 90 % and
-no fact on any negative: raise these bounds as the model allows, never lower them to let a
-change pass."""
+intents only (bench/nlu_results.md, "Training time"), both with one negative given a fact.
+The target of issue 10 is 97 %, every category 90 % and no fact on any negative: raise these
+bounds as the model allows, never lower them to let a change pass."""
 
 from __future__ import annotations
 
