@@ -26,7 +26,7 @@ help:
 	@echo "make bench  accuracy, training time, model size, latency -> bench/results.md"
 	@echo "make profile where one turn's time goes (stages, cProfile) -> bench/turn_profile.md"
 	@echo "make bench-nlu  our NLU pipeline against Rasa's default and scikit-learn -> bench/nlu_results.md"
-	@echo "make staff-user NAME=... ROLE=viewer|admin   review console account (password: STAFF_PASSWORD or prompt)"
+	@echo "make staff-user NAME=... ROLE=viewer|editor|admin   review console account (password: STAFF_PASSWORD or prompt)"
 	@echo "make purge DAYS=N [YES=1]                    delete conversations older than N days"
 
 WEB_DEPS := web/node_modules/.package-lock.json
@@ -125,7 +125,7 @@ bench-nlu: install
 
 # Review console accounts and purge (console/, http://localhost:8090/ with make run)
 staff-user: install
-	@test -n "$(NAME)" || { echo "usage: make staff-user NAME=... ROLE=viewer|admin" >&2; exit 2; }
+	@test -n "$(NAME)" || { echo "usage: make staff-user NAME=... ROLE=viewer|editor|admin" >&2; exit 2; }
 	$(PY) -m console staff-user "$(NAME)" --role "$(or $(ROLE),viewer)"
 
 purge: install

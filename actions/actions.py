@@ -21,9 +21,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import answers, callback, feedback, handoff, markdown
+from actions import answers, callback, feedback, handoff, live_fiche, markdown
 from actions.answers import Context, Reply
-from actions.fiche import PROCEDURES, load_fiche
+from actions.fiche import PROCEDURES, Fiche
 from actions.hours import Moment, asked_moment, asks_holidays, asks_nights, is_open, now_noumea
 from actions.understanding import (
     ASKS_HOURS,
@@ -49,8 +49,9 @@ from actions.understanding import (
 )
 from console.config import retention_days
 
-FICHE = load_fiche()
-DIAL_NUMBERS = FICHE.dial_numbers()
+# The fiche file is read and validated when the server starts: a malformed one stops it,
+# naming the field. Published versions are read from the database afterwards.
+live_fiche.live()
 # The privacy notice of the first message: the retention the console applies (same setting)
 # and the page that says it in full (web/serve.py serves /confidentialite).
 RETENTION_DAYS = retention_days(os.environ.get("CHAT_CAGOU_RETENTION_DAYS"))
@@ -97,6 +98,8 @@ class Turn:
     intent: str
     now: datetime
     moment: Moment | None
+    # the published fiche when the turn began (actions/live_fiche.py): one version per answer
+    fiche: Fiche
 
     @classmethod
     def read(cls, tracker: Tracker, now: datetime) -> Turn:
@@ -104,7 +107,7 @@ class Turn:
         intent = latest_intent(tracker)
         if text and not any(c.isalnum() for c in text):
             intent = "nlu_fallback"  # emojis or punctuation alone: whatever DIET guessed, ask again
-        return cls(tracker, text, intent, now, asked_moment(text, now))
+        return cls(tracker, text, intent, now, asked_moment(text, now), live_fiche.current())
 
     @property
     def parse(self) -> dict[str, Any]:
@@ -117,8 +120,9 @@ class Turn:
 
 def send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
     """Sends a reply, its numbers, addresses and links as Markdown links (actions/markdown.py)."""
+    dial_numbers = live_fiche.current().dial_numbers()
     dispatcher.utter_message(
-        text=markdown.with_links(reply.text, DIAL_NUMBERS), buttons=reply.buttons or None
+        text=markdown.with_links(reply.text, dial_numbers), buttons=reply.buttons or None
     )
 
 
@@ -147,17 +151,18 @@ async def hand_over(
     """A person for the customer: the live desk (widget) or the page inbox (Messenger) while the
     service is open, else today's contacts. REST always gets the contacts."""
     channel = tracker.get_latest_input_channel()
-    if is_open(FICHE.phones["1000"], now):
+    fiche = live_fiche.current()
+    if is_open(fiche.phones["1000"], now):
         if channel == handoff.MESSENGER_CHANNEL:
-            send(dispatcher, answers.handed_to_inbox(FICHE, now, after_failure))
+            send(dispatcher, answers.handed_to_inbox(fiche, now, after_failure))
             dispatcher.utter_message(json_message=handoff.PASS_TO_INBOX)
             return [SlotSet(handoff.SLOT, handoff.INBOX)]
         if channel == handoff.DESK_CHANNEL and await handoff.desk_available():
-            send(dispatcher, answers.waiting_for_person(FICHE, now, after_failure))
+            send(dispatcher, answers.waiting_for_person(fiche, now, after_failure))
             return [SlotSet(handoff.SLOT, handoff.WAITING)]
-    reply = answers.handoff_answer(FICHE, now, after_failure=after_failure, abroad=is_abroad(tracker))
+    reply = answers.handoff_answer(fiche, now, after_failure=after_failure, abroad=is_abroad(tracker))
     if channel in (handoff.DESK_CHANNEL, handoff.MESSENGER_CHANNEL) and not is_open(
-        FICHE.phones["1000"], now
+        fiche.phones["1000"], now
     ):
         # out of hours, where a person can call back: offer a callback request (actions/callback.py)
         send(dispatcher, answers.callback_offer(reply))
@@ -335,13 +340,13 @@ class ActionRepondre(Clocked, Action):
     def reply_for(self, turn: Turn, topic: Topic, topics: list[Topic] | None = None) -> Reply:
         ctx = self.context(turn, topic, topics)
         if topic.intent in PROCEDURES:
-            return answers.procedure_answer(FICHE, topic.intent, topic.channel, ctx.abroad)
+            return answers.procedure_answer(turn.fiche, topic.intent, topic.channel, ctx.abroad)
         if topic.intent in TIMED_TOPICS and ctx.moment and topic.intent != "horaires":
-            return answers.hours_answer(FICHE, ctx)  # "le 1016 le samedi ?": the hours that day
-        return answers.TOPIC_ANSWERS[topic.intent](FICHE, ctx)
+            return answers.hours_answer(turn.fiche, ctx)  # "le 1016 le samedi ?": the hours that day
+        return answers.TOPIC_ANSWERS[topic.intent](turn.fiche, ctx)
 
     def answer(self, dispatcher: CollectingDispatcher, turn: Turn, topics: list[Topic]) -> list[EventType]:
-        reply = answers.combine(FICHE, [self.reply_for(turn, t, topics) for t in topics])
+        reply = answers.combine(turn.fiche, [self.reply_for(turn, t, topics) for t in topics])
         send(dispatcher, reply)
         return self.remember(topics) + feedback.ask(dispatcher, turn.tracker, topics[-1].intent, reply)
 
@@ -376,7 +381,9 @@ class ActionRepondre(Clocked, Action):
         if not recognised and intent == "out_of_scope":
             rescued = rescued_topic(tracker.latest_message)  # "Do you speak English? I have a complaint"
             recognised, intent = ([rescued], rescued.intent) if rescued else ([], intent)
-        fact = answers.combine(FICHE, [self.reply_for(turn, t) for t in recognised]) if recognised else None
+        fact = (
+            answers.combine(turn.fiche, [self.reply_for(turn, t) for t in recognised]) if recognised else None
+        )
         # Ours if it names a phone or a line, or if DIET is sure: "Where can I rent a car?" is not.
         text = fold(turn.text)
         names_ours = bool(
@@ -395,7 +402,7 @@ class ActionRepondre(Clocked, Action):
         if not in_scope:
             recognised, fact = [], None
         ctx = Context(instant=turn.now, abroad=is_abroad(tracker))
-        send(dispatcher, answers.other_language_answer(FICHE, ctx, fact, in_scope))
+        send(dispatcher, answers.other_language_answer(turn.fiche, ctx, fact, in_scope))
         return self.remember(recognised) if recognised else []
 
     async def not_understood(self, dispatcher: CollectingDispatcher, turn: Turn) -> list[EventType]:

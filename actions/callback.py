@@ -21,7 +21,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import answers
+from actions import answers, live_fiche
 from actions.hours import now_noumea
 from actions.understanding import FACT_TOPICS, fold
 
@@ -42,11 +42,10 @@ SURE_QUESTION = 0.95
 
 def country_code() -> str:
     """New Caledonia's calling code, from the fiche's number from abroad ("+687 ...")."""
-    from actions.actions import FICHE  # loaded once, by the action server
-
-    found = re.match(r"\+(\d+)", FICHE.abroad_number)
+    abroad_number = live_fiche.current().abroad_number
+    found = re.match(r"\+(\d+)", abroad_number)
     if found is None:
-        raise ValueError(f"the fiche's number from abroad has no country code: {FICHE.abroad_number!r}")
+        raise ValueError(f"the fiche's number from abroad has no country code: {abroad_number!r}")
     return found.group(1)
 
 
@@ -200,8 +199,6 @@ class ActionEnregistrerRappel(Action):
         values = {field: tracker.get_slot(field) for field in FIELDS}
         if not all(values.values()):
             return []  # cancelled: the validation said so
-        from actions.actions import FICHE  # the fiche of the running action server
-
         request = {
             "nom": values[NAME],
             "contact": values[CONTACT],
@@ -209,6 +206,6 @@ class ActionEnregistrerRappel(Action):
             "demande_le": self.clock().isoformat(timespec="seconds"),
         }
         dispatcher.utter_message(
-            text=answers.callback_recorded(FICHE, values[NAME], values[CONTACT], self.clock())
+            text=answers.callback_recorded(live_fiche.current(), values[NAME], values[CONTACT], self.clock())
         )
         return [SlotSet(REQUEST, request), SlotSet(OFFER, None), *[SlotSet(field, None) for field in FIELDS]]

@@ -35,6 +35,12 @@ DAY_NAMES = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "diman
 _HOUR = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _PHONE = re.compile(r"^\+?[0-9 ]{4,}$")
+# A struck cell's answer must say "not through this channel": a status changed to
+# `unavailable` with the old "via le 1000" answer would give a customer a "Non — via le 1000".
+_NEGATION = re.compile(r"\b(pas|non|aucune?|jamais|impossible)\b|\bn(?:e\b|')[^.]*\bplus\b", re.IGNORECASE)
+
+
+Day = date  # the type, for the Fiche field named `date` that hides it in the class body
 
 
 class FicheError(ValueError):
@@ -123,6 +129,10 @@ class Fiche:
     tariff_guide: str
     channels: dict[str, str]
     procedures: dict[str, Procedure]
+    # Which version of the fiche (actions/fiche_versions.py): 1 is the document itself; a
+    # later one was published by staff from the console on `changed_on`.
+    version: int = 1
+    changed_on: Day | None = None
 
     @property
     def date_text(self) -> str:
@@ -131,6 +141,9 @@ class Fiche:
     @property
     def source_text(self) -> str:
         # Short: one line under the answer; the fiche's full title is in the privacy page and the README.
+        if self.version > 1 and self.changed_on is not None:
+            changed = self.changed_on.strftime("%d/%m/%Y")
+            return f"Source : fiche Mobilis Pro du {self.date_text}, mise à jour du {changed} (version {self.version})."
         return f"Source : fiche Mobilis Pro du {self.date_text}."
 
     def dial_numbers(self) -> dict[str, str]:
@@ -236,7 +249,13 @@ def _cell(raw: Any, path: str) -> Cell:
     status = _str(raw, "status", path)
     if status not in STATUSES:
         raise FicheError(f"fiche: '{path}.status' doit valoir {'|'.join(STATUSES)}, pas {status!r}")
-    return Cell(status, _str(raw, "fiche", path), _str(raw, "answer", path))
+    answer = _str(raw, "answer", path)
+    if status == "unavailable" and not _NEGATION.search(answer):
+        raise FicheError(
+            f"fiche: '{path}.answer' doit dire que ce canal ne convient pas (« ne … pas », « ne … plus »,"
+            " « non », « impossible ») : la case est barrée (unavailable)"
+        )
+    return Cell(status, _str(raw, "fiche", path), answer)
 
 
 def _procedures(raw: Any) -> dict[str, Procedure]:

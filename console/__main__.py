@@ -59,7 +59,7 @@ def cmd_staff_user(args: argparse.Namespace) -> int:
         print(f"compte {args.name} supprimé" if found else f"pas de compte {args.name}")
         return 0 if found else 1
     if args.role not in auth.ROLES:
-        print("ROLE doit valoir viewer ou admin", file=sys.stderr)
+        print("ROLE doit valoir viewer, editor ou admin", file=sys.stderr)
         return 2
     password = os.environ.get("STAFF_PASSWORD")
     if not password:
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "staff-user", help="create or update a staff account (password: STAFF_PASSWORD or prompt)"
     )
     staff.add_argument("name")
-    staff.add_argument("--role", default="viewer", help="viewer or admin")
+    staff.add_argument("--role", default="viewer", help="viewer, editor or admin")
     staff.add_argument("--delete", action="store_true", help="delete the account")
     staff.set_defaults(run=cmd_staff_user)
     purge = sub.add_parser("purge", help="delete the events older than N days")

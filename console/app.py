@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
+import yaml
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,8 +34,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from actions import markdown
-from console import auth, callbacks, chart, desk, queries
+from actions import fiche_versions, markdown
+from actions.fiche import FicheError
+from console import auth, callbacks, chart, desk, fiche_editor, queries
 from console.config import Settings, describe_url
 from console.db import create_tables, make_engine
 from console.domain import domain_entities, domain_intents, training_entity_texts, training_examples
@@ -283,7 +285,7 @@ def forbidden(request: Request, message: str = "Accès refusé.") -> Response:
 Handler = Callable[..., Awaitable[Response]]
 
 
-def page(roles: Iterable[str] = auth.ROLES) -> Callable[[Handler], Handler]:
+def page(roles: Iterable[str] = auth.ROLES, refused: str = "") -> Callable[[Handler], Handler]:
     """A GET page for these roles (RequireLogin has already refused the anonymous)."""
     roles = tuple(roles)
 
@@ -294,7 +296,7 @@ def page(roles: Iterable[str] = auth.ROLES) -> Callable[[Handler], Handler]:
             if user is None:
                 return PlainTextResponse("Connexion requise.", status_code=403)
             if user["role"] not in roles:
-                return forbidden(request, "Cette page est réservée aux administrateurs.")
+                return forbidden(request, refused or "Cette page est réservée aux administrateurs.")
             return await handler(request)
 
         return endpoint
@@ -302,14 +304,16 @@ def page(roles: Iterable[str] = auth.ROLES) -> Callable[[Handler], Handler]:
     return decorate
 
 
-def form(roles: Iterable[str] = auth.ROLES, login: bool = True) -> Callable[[Handler], Handler]:
+def form(
+    roles: Iterable[str] = auth.ROLES, login: bool = True, max_fields: int = 50, refused: str = ""
+) -> Callable[[Handler], Handler]:
     """A POST handler: CSRF token checked first, then the role; the handler gets the form."""
     roles = tuple(roles)
 
     def decorate(handler: Handler) -> Handler:
         @wraps(handler)
         async def endpoint(request: Request) -> Response:
-            data = await request.form(max_files=0, max_fields=50)
+            data = await request.form(max_files=0, max_fields=max_fields)
             if not auth.csrf_ok(request.session, field(data, "csrf_token")):
                 return render(
                     request,
@@ -325,7 +329,7 @@ def form(roles: Iterable[str] = auth.ROLES, login: bool = True) -> Callable[[Han
                 if user is None:
                     return PlainTextResponse("Connexion requise.", status_code=403)
                 if user["role"] not in roles:
-                    return forbidden(request, "Cette action est réservée aux administrateurs.")
+                    return forbidden(request, refused or "Cette action est réservée aux administrateurs.")
             return await handler(request, data)
 
         return endpoint
@@ -859,6 +863,149 @@ async def rappels_submit(request: Request, data: FormData) -> Response:
     return RedirectResponse("/rappels" if done else "/rappels?statut=fait", status_code=303)
 
 
+# --- the fiche: edit, preview, publish, roll back (issue 16) ---------------------------------
+
+FICHE_REFUSED = "La fiche se modifie avec un compte éditeur ou administrateur."
+FICHE_FORM_FIELDS = 500  # every value of the fiche, the days as checkboxes
+SERVERS_SEEN = 600.0  # action servers that reported within 10 minutes are listed
+
+
+def fiche_context(engine: Engine) -> dict[str, Any]:
+    """The published version and its history, and what each action server serves."""
+    with engine.connect() as conn:
+        current = fiche_versions.published(conn)
+        versions = {v.number: v for v in fiche_versions.all_versions(conn)}
+        history = fiche_versions.history(conn)
+        servers = fiche_versions.servers_seen(conn, time.time() - SERVERS_SEEN)
+    return {"current": current, "versions": versions, "history": history, "servers": servers}
+
+
+def sections(fields: list[fiche_editor.Field]) -> list[tuple[str, list[fiche_editor.Field]]]:
+    """The form's fields by section, in the fiche's order."""
+    grouped: dict[str, list[fiche_editor.Field]] = {}
+    for f in fields:
+        grouped.setdefault(f.section, []).append(f)
+    return list(grouped.items())
+
+
+async def render_fiche_form(
+    request: Request, fields: list[fiche_editor.Field], errors: list[str] | None = None, status: int = 200
+) -> Response:
+    context = await run_in_threadpool(fiche_context, request.app.state.engine)
+    context.update(
+        sections=sections(fields),
+        errors=errors or [],
+        day_names=fiche_editor.DAY_NAMES,
+        status_labels=fiche_editor.STATUS_LABELS,
+        invalid=any(f.error for f in fields) or bool(errors),
+    )
+    return render(request, "fiche.html", context, status)
+
+
+def published_raw(engine: Engine) -> tuple[fiche_versions.Version, dict[str, Any]]:
+    with engine.connect() as conn:
+        current = fiche_versions.published(conn)
+    return current, yaml.safe_load(current.content)
+
+
+@page(roles=auth.FICHE_ROLES, refused=FICHE_REFUSED)
+async def fiche_page(request: Request) -> Response:
+    _, raw = await run_in_threadpool(published_raw, request.app.state.engine)
+    return await render_fiche_form(request, fiche_editor.fields_of(raw))
+
+
+def preview_context(engine: Engine, content: str) -> dict[str, Any]:
+    """The diff with the published version and the answers that change, before and after."""
+    current, raw = published_raw(engine)
+    before = fiche_versions.fiche_of_version(current)
+    after = fiche_versions.fiche_of(content, current.number + 1, datetime.now(NOUMEA).date())
+    return {
+        "current": current,
+        "content": content,
+        "changes": fiche_editor.changed_fields(raw, yaml.safe_load(content)),
+        "answers": fiche_editor.changed_answers(before, after),
+        "total_answers": len(fiche_editor.answer_catalogue(after)),
+    }
+
+
+@form(roles=auth.FICHE_ROLES, max_fields=FICHE_FORM_FIELDS, refused=FICHE_REFUSED)
+async def fiche_preview(request: Request, data: FormData) -> Response:
+    engine = request.app.state.engine
+    _, raw = await run_in_threadpool(published_raw, engine)
+    submitted = {key: [str(v) for v in data.getlist(key)] for key in data}
+    submission = await run_in_threadpool(fiche_editor.read_form, raw, submitted)
+    if not submission.ok:
+        return await render_fiche_form(request, submission.fields, submission.errors, status=400)
+    if not fiche_editor.changed_fields(raw, submission.raw):
+        return await render_fiche_form(
+            request, submission.fields, ["Aucun changement par rapport à la version publiée."], status=400
+        )
+    context = await run_in_threadpool(preview_context, engine, submission.content)
+    return render(request, "fiche_preview.html", context)
+
+
+@form(roles=auth.FICHE_ROLES, refused=FICHE_REFUSED)
+async def fiche_edit_again(request: Request, data: FormData) -> Response:
+    _, raw = await run_in_threadpool(published_raw, request.app.state.engine)
+    try:
+        fields = fiche_editor.fields_with_values(raw, field(data, "content"))
+    except (yaml.YAMLError, AttributeError, TypeError):
+        fields = fiche_editor.fields_of(raw)
+    return await render_fiche_form(request, fields)
+
+
+@form(roles=auth.FICHE_ROLES, refused=FICHE_REFUSED)
+async def fiche_publish(request: Request, data: FormData) -> Response:
+    engine, user = request.app.state.engine, request.state.user["name"]
+    content = field(data, "content")
+    current, _ = await run_in_threadpool(published_raw, engine)
+    error = ""
+    if field(data, "base") != str(current.number):
+        error = (
+            f"La version {current.number} a été publiée pendant que vous prépariez ce changement : "
+            "l'aperçu ci-dessous la compare maintenant à elle. Vérifiez-le avant de publier."
+        )
+    else:
+        try:
+            number = await run_in_threadpool(
+                fiche_versions.publish, engine, content, user, field(data, "reason")
+            )
+        except (FicheError, fiche_versions.PublishError) as exc:
+            error = str(exc).removeprefix("fiche: ")
+        else:
+            log.info("fiche: version %s published by %s", number, user)
+            flash(
+                request,
+                f"Version {number} publiée : les serveurs d'actions la servent d'ici quelques secondes.",
+            )
+            return RedirectResponse("/fiche", status_code=303)
+    try:
+        context = await run_in_threadpool(preview_context, engine, content)
+    except (FicheError, yaml.YAMLError, AttributeError, TypeError):
+        return render(request, "error.html", {"title": "Publication refusée", "message": error}, 400)
+    context.update(error=error, reason=field(data, "reason"))
+    return render(request, "fiche_preview.html", context, 400)
+
+
+@form(roles=auth.FICHE_ROLES, refused=FICHE_REFUSED)
+async def fiche_rollback(request: Request, data: FormData) -> Response:
+    engine, user = request.app.state.engine, request.state.user["name"]
+    try:
+        number = int(field(data, "version"))
+    except ValueError:
+        number = -1
+    try:
+        await run_in_threadpool(fiche_versions.rollback, engine, number, user, field(data, "reason"))
+    except (FicheError, fiche_versions.PublishError) as exc:
+        flash(request, str(exc).removeprefix("fiche: "), "error")
+    else:
+        log.info("fiche: version %s published again by %s (rollback)", number, user)
+        flash(
+            request, f"Version {number} rétablie : les serveurs d'actions la servent d'ici quelques secondes."
+        )
+    return RedirectResponse("/fiche", status_code=303)
+
+
 # --- the app -------------------------------------------------------------------------------
 
 
@@ -883,6 +1030,11 @@ def build_routes() -> list:
         Route("/direct/release", direct_release, methods=["POST"]),
         Route("/rappels", rappels_page, methods=["GET"]),
         Route("/rappels", rappels_submit, methods=["POST"]),
+        Route("/fiche", fiche_page),
+        Route("/fiche/apercu", fiche_preview, methods=["POST"]),
+        Route("/fiche/modifier", fiche_edit_again, methods=["POST"]),
+        Route("/fiche/publier", fiche_publish, methods=["POST"]),
+        Route("/fiche/retablir", fiche_rollback, methods=["POST"]),
         Route("/admin", admin_page),
         Route("/admin/purge", purge_preview_page, methods=["GET"]),
         Route("/admin/purge", purge_submit, methods=["POST"]),

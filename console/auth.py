@@ -16,7 +16,10 @@ from sqlalchemy.engine import Engine
 
 from console import db
 
-ROLES = ("viewer", "admin")
+# viewer: reads conversations and statistics; editor: also keeps the fiche current (/fiche);
+# admin: everything, accounts and retention included.
+ROLES = ("viewer", "editor", "admin")
+FICHE_ROLES = ("editor", "admin")
 MIN_PASSWORD_LENGTH = 10
 # scrypt, n=2**15: about 0.1 s and 32 MiB per check, too slow for guessing at scale
 SCRYPT_N, SCRYPT_R, SCRYPT_P, KEY_LEN = 2**15, 8, 1, 32
@@ -106,7 +109,7 @@ def upsert_user(engine: Engine, name: str, role: str, password: str) -> bool:
     if not name or len(name) > 100 or any(c.isspace() for c in name):
         raise ValueError("le nom doit être non vide, sans espace, de 100 caractères au plus")
     if role not in ROLES:
-        raise ValueError(f"rôle inconnu: {role} (viewer ou admin)")
+        raise ValueError(f"rôle inconnu: {role} (viewer, editor ou admin)")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"le mot de passe doit avoir au moins {MIN_PASSWORD_LENGTH} caractères")
     now = time.time()

@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.url import URL, make_url
 
+from actions import fiche_versions
+
 metadata = sa.MetaData()
 
 # Rasa's table, as rasa/core/tracker_store.py (SQLTrackerStore.SQLEvent) defines it. Declared
@@ -248,6 +250,8 @@ def create_tables(engine: Engine) -> None:
         metadata.create_all(conn)
         if outdated:
             conn.execute(state.insert().values(key=INDEX_VERSION_KEY, value=str(INDEX_VERSION)))
+    # the fiche's versions (actions/fiche_versions.py): version 1 is the file of the repository
+    fiche_versions.ensure_tables(engine)
 
 
 def has_events_table(conn: Connection) -> bool:

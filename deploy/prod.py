@@ -122,7 +122,23 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
     values.setdefault("NGINX_LISTEN", f"{values['NGINX_HOST']}:{values['NGINX_PORT']}")
     values.setdefault("ACTION_LB_LISTEN", f"127.0.0.1:{values['ACTION_LB_PORT']}")
     values.setdefault("NGINX_REAL_IP_DIRECTIVES", real_ip_directives(values["NGINX_REAL_IP_FROM"]))
+    # the action servers read the fiche's published version in the tracker store's database
+    values.setdefault("FICHE_DB_URL", database_url(values))
     return values
+
+
+def database_url(values: Mapping[str, str]) -> str:
+    """The SQLAlchemy URL of the PostgreSQL tracker store that DB_* describe."""
+    from sqlalchemy.engine.url import URL
+
+    return URL.create(
+        "postgresql",
+        username=values["DB_USER"] or None,
+        password=values["DB_PASSWORD"] or None,
+        host=values["DB_HOST"],
+        port=int(values["DB_PORT"]),
+        database=values["DB_NAME"],
+    ).render_as_string(hide_password=False)
 
 
 def real_ip_directives(trusted: str) -> str:
@@ -170,7 +186,8 @@ class Topology:
                 "--port",
                 str(self.action_ports[i]),
             ]
-            proc = spawn(command, log, {**self.env, "SANIC_HOST": "127.0.0.1"}, new_session=True)
+            env = {**self.env, "SANIC_HOST": "127.0.0.1", "ACTION_SERVER_NAME": f"actions-{i + 1}"}
+            proc = spawn(command, log, env, new_session=True)
             self.actions[i] = proc
             started.append((self.action_url(i) + "/health", proc, log))
         if wait:

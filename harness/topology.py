@@ -152,7 +152,9 @@ def running_prod(
             "FB_SECRET": "secret-" + secrets.token_hex(16),
             "FB_PAGE_ACCESS_TOKEN": "page-" + secrets.token_hex(16),
         }
-        ports = free_ports(5)  # 2 Rasa instances, 1 action server, nginx public + action balancer
+        # 2 Rasa instances, 2 action servers (each reads the fiche's published version: issue 16),
+        # nginx public + action balancer
+        ports = free_ports(6)
         env = {
             **{
                 k: v
@@ -175,11 +177,11 @@ def running_prod(
             "REDIS_KEY_PREFIX": redis.prefix,
             "RASA_INSTANCES": "2",
             "RASA_PORT_BASE": str(ports[0]),
-            "ACTION_SERVERS": "1",
+            "ACTION_SERVERS": "2",
             "ACTION_PORT_BASE": str(ports[2]),
             "NGINX_HOST": "127.0.0.1",
-            "NGINX_PORT": str(ports[3]),
-            "ACTION_LB_PORT": str(ports[4]),
+            "NGINX_PORT": str(ports[4]),
+            "ACTION_LB_PORT": str(ports[5]),
             "FB_DEDUPE_DB": str(run_dir / "messenger_mids.db"),
             "SANIC_GRACEFUL_SHUTDOWN_TIMEOUT": "2",
         }

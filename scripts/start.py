@@ -257,6 +257,19 @@ def base_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def fiche_db_url(endpoints: Path) -> str:
+    """The console's database (the tracker store), where the fiche's versions are; empty when
+    the store is not SQL (the action server then serves the file only)."""
+    from sqlalchemy.engine.url import make_url
+
+    from console.config import ConfigError, tracker_store_url
+
+    try:
+        return make_url(tracker_store_url(endpoints)).render_as_string(hide_password=False)
+    except ConfigError:
+        return ""
+
+
 def rasa_probe(ready_file: Path, url: str) -> Callable[[Server], bool]:
     def probe(server: Server) -> bool:
         try:
@@ -285,6 +298,9 @@ def make_servers(settings: Settings, shell: bool = False) -> tuple[list[Server],
     # the console reads the store Rasa writes to; so does staff_accounts(), in this process
     os.environ["CONSOLE_ENDPOINTS"] = str(endpoints)
     env = base_env(settings)
+    if not env.get("FICHE_DB_URL"):
+        # the action server serves the fiche version published in the console's database
+        env["FICHE_DB_URL"] = fiche_db_url(endpoints)
     launch = [PY, str(ROOT / "scripts" / "launch.py")]
     actions = Server(
         "actions",

@@ -124,14 +124,16 @@ def lock_tickets(prod, sender: str) -> int:
 
 @contextmanager
 def action_server_paused(prod):
-    """The action server stopped (SIGSTOP) for a moment: a message needing an action holds its
+    """The action servers stopped (SIGSTOP) for a moment: a message needing an action holds its
     conversation's lock meanwhile (nginx waits up to ACTION_TIMEOUT for the answer)."""
-    pid = prod.topology.actions[0].pid
-    os.kill(pid, signal.SIGSTOP)
+    pids = [proc.pid for proc in prod.topology.actions if proc is not None]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
     try:
         yield
     finally:
-        os.kill(pid, signal.SIGCONT)
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 def test_concurrent_messages_of_one_customer_processed_one_at_a_time_in_order(prod):
