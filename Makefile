@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_DETERMINISTIC_OPS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help install train run run-prod shell test test-fast lint format eval bench bench-nlu profile lock clean staff-user purge
+.PHONY: help install train run run-prod shell test test-fast lint format eval bench bench-nlu profile lock clean staff-user purge check-fiche
 
 help:
 	@echo "make run    install if needed, train if needed, start the assistant and the chat page (http://localhost:8080/)"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench-nlu  our NLU pipeline against Rasa's default and scikit-learn -> bench/nlu_results.md"
 	@echo "make staff-user NAME=... ROLE=viewer|editor|admin   review console account (password: STAFF_PASSWORD or prompt)"
 	@echo "make purge DAYS=N [YES=1]                    delete conversations older than N days"
+	@echo "make check-fiche VERSION=N                   the fact tests on version N of the fiche (console database)"
 
 WEB_DEPS := web/node_modules/.package-lock.json
 
@@ -127,6 +128,12 @@ bench-nlu: install
 staff-user: install
 	@test -n "$(NAME)" || { echo "usage: make staff-user NAME=... ROLE=viewer|editor|admin" >&2; exit 2; }
 	$(PY) -m console staff-user "$(NAME)" --role "$(or $(ROLE),viewer)"
+
+# The fact tests on a version of the fiche (number in the console's database, or a file)
+# instead of the seed (scripts/check_fiche.py).
+check-fiche: install
+	@test -n "$(VERSION)" || { echo "usage: make check-fiche VERSION=N|path/to/fiche.yml" >&2; exit 2; }
+	$(PY) scripts/check_fiche.py "$(VERSION)"
 
 purge: install
 	@test -n "$(DAYS)" || { echo "usage: make purge DAYS=N [YES=1]" >&2; exit 2; }

@@ -72,8 +72,35 @@ def fiche():
     return load_fiche()
 
 
+def version_mode() -> bool:
+    """The fact tests run on a published version of the fiche (scripts/check_fiche.py): the
+    actions load CHAT_CAGOU_FICHE and the facts they say are checked against it, not the seed."""
+    return os.environ.get("CHAT_CAGOU_CHECK_VERSION") == "1"
+
+
+def version_reference() -> str:
+    """The version under test as a text to find facts in: its file, and its hours as the
+    answers write them ("07:30" is said "7h30")."""
+    from actions.fiche import hour_text
+
+    path = Path(os.environ["CHAT_CAGOU_FICHE"])
+    fiche = load_fiche(path)
+    hours = [hour_text(t) for s in fiche.phones.values() if not s.always_open for t in s.span]
+    return path.read_text(encoding="utf-8") + "\n" + " ".join(hours)
+
+
 @pytest.fixture(scope="session")
-def seed_text() -> str:
+def seed_text(request: pytest.FixtureRequest) -> str:
+    """What the facts of the answers are checked against: the document of 26/07/2021, or in
+    version mode the version under test."""
+    if version_mode():
+        return version_reference()
+    return request.getfixturevalue("document_text")
+
+
+@pytest.fixture(scope="session")
+def document_text() -> str:
+    """The original document (../shared/seed/)."""
     path = seed_path()
     if path is None:
         if os.environ.get("CI"):

@@ -26,6 +26,18 @@ SEED_ROWS = {
 }
 
 
+# Version 1 against the original document, whatever version the other fact tests check
+# (CHAT_CAGOU_FICHE, scripts/check_fiche.py): these fixtures override conftest's.
+@pytest.fixture(scope="session")
+def fiche():
+    return load_fiche(DEFAULT_PATH)
+
+
+@pytest.fixture(scope="session")
+def seed_text(document_text: str) -> str:
+    return document_text
+
+
 def seed_matrix(seed_text: str):
     rows = {}
     for line in seed_text.splitlines():

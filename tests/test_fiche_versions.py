@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -227,3 +230,30 @@ def test_the_fiche_of_a_version_is_independent_of_the_next(engine):
     before = copy.deepcopy(one.procedures["perte_vol"].cells["telephone"].answer)
     fiche_versions.fiche_of(changed_content(), 2)
     assert one.procedures["perte_vol"].cells["telephone"].answer == before
+
+
+# --- the fact tests on a version (scripts/check_fiche.py) ----------------------------------
+
+
+def test_the_fact_tests_check_a_version_against_itself_not_the_seed(tmp_path, engine, capfd):
+    """The same fact tests pass on the changed version in version mode, and fail on it when
+    its facts are compared with the seed: 16h30 is not in the document of 26/07/2021."""
+    from scripts.check_fiche import FACT_TESTS, run
+
+    number = fiche_versions.publish(engine, changed_content(), "marie", CHANGE)
+    path = tmp_path / "v2.yml"
+    with engine.connect() as conn:
+        path.write_text(fiche_versions.get(conn, number).content, encoding="utf-8")
+    assert run(path) == 0, capfd.readouterr().out[-3000:]
+    assert "passed" in capfd.readouterr().out
+
+    one = "tests/test_actions.py::test_procedure_with_channel[perte_vol-telephone]"
+    assert one.split("[")[0] in FACT_TESTS
+    seed_mode = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", one],
+        env={**os.environ, "CHAT_CAGOU_FICHE": str(path)},
+        capture_output=True,
+        text=True,
+    )
+    assert seed_mode.returncode != 0
+    assert "'16h30' is not in the fiche" in seed_mode.stdout
