@@ -255,6 +255,8 @@ def make_templates(key: bytes) -> Jinja2Templates:
         wait_text=wait_text,
         # the assistant's Markdown (actions/markdown.py) as the customer reads it
         answer_text=markdown.plain,
+        # a fiche field's HTML id (/fiche): its dotted path, dots made dashes
+        field_id=lambda path: "champ-" + re.sub(r"[^\w-]", "-", path),
     )
     env.globals.update(flag_names=queries.FLAGS)
     return Jinja2Templates(env=env)
@@ -898,6 +900,7 @@ async def render_fiche_form(
         day_names=fiche_editor.DAY_NAMES,
         status_labels=fiche_editor.STATUS_LABELS,
         invalid=any(f.error for f in fields) or bool(errors),
+        faulty=[f for f in fields if f.error],
     )
     return render(request, "fiche.html", context, status)
 

@@ -98,8 +98,8 @@ def label_of(path: str, raw: Mapping[str, Any]) -> str:
         return f"moyen {int(parts[1]) + 1} — {words[2]}"
     if parts[0] == "phone_services" and len(parts) == 3:
         return f"{parts[1]} — {words[2]}"
-    if parts[0] == "agency" or parts[0] == "postal":
-        return words[-1]
+    if parts[0] in ("agency", "postal", "abroad", "emails", "chat", "restoration", "channels"):
+        return words[-1]  # the section says which
     return " — ".join(words)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import time
 from collections.abc import Callable
 
@@ -107,10 +106,10 @@ def test_an_editor_updates_the_fiche_live_on_both_instances_then_rolls_back(prod
     page.set_default_timeout(20000)
 
     def shot(step: str, doc_name: str = "") -> None:
-        page.screenshot(path=str(ARTIFACTS / f"fiche-{step}.png"), full_page=True)
-        if docs and doc_name:
+        if docs and doc_name:  # the docs show what is on screen, not the whole long page
             DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-            shutil.copy(ARTIFACTS / f"fiche-{step}.png", DOCS_SHOTS / f"{doc_name}.png")
+            page.screenshot(path=str(DOCS_SHOTS / f"{doc_name}.png"))
+        page.screenshot(path=str(ARTIFACTS / f"fiche-{step}.png"), full_page=True)
 
     def servers_on(version: int) -> bool:
         page.goto(console.url + "/fiche")
