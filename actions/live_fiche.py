@@ -158,12 +158,16 @@ _live: LiveFiche | None = None
 
 
 def live() -> LiveFiche:
-    """This process's LiveFiche, created (the file read and validated) on first use; with a
-    database, its checks start in the background."""
+    """This process's LiveFiche, created (the file read and validated) on first use: the
+    action server at start-up, a Rasa instance at its first "service unavailable" reply. With
+    a database, the published version is read at once, then checked in the background."""
     global _live
     if _live is None:
-        _live = from_environment()
-        _live.start()
+        live = from_environment()
+        if live.engine is not None:
+            live.check()  # the published version from the first answer on
+        live.start()
+        _live = live
     return _live
 
 

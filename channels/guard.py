@@ -89,12 +89,12 @@ CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,128}$")
 SENDER_ID = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,140}$")
 
 
-@lru_cache(maxsize=1)
 def unavailable_text() -> str:
-    """The reply when Rasa could not answer (actions/answers.py), with the fiche's contacts."""
-    from actions.fiche import load_fiche  # loaded on first failure, not when channels are imported
+    """The reply when Rasa could not answer (actions/answers.py), with the contacts of the
+    fiche's published version (actions/live_fiche.py; the file without FICHE_DB_URL)."""
+    from actions import live_fiche  # loaded on first failure, not when channels are imported
 
-    return answers.unavailable(load_fiche())
+    return answers.unavailable(live_fiche.current())
 
 
 # --- cleaning -----------------------------------------------------------------------------

@@ -216,9 +216,12 @@ def make_engine(url: str | URL) -> Engine:
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     elif url.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
+        # an unreachable server fails in seconds instead of the system's TCP timeout
+        connect_args: dict[str, Any] = {"connect_timeout": 10}
         schema = os.environ.get("POSTGRESQL_SCHEMA")  # the variable Rasa's SQL store reads
         if schema:
-            kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
+            connect_args["options"] = f"-csearch_path={schema}"
+        kwargs["connect_args"] = connect_args
     return sa.create_engine(url, **kwargs)
 
 

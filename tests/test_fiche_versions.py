@@ -257,3 +257,26 @@ def test_the_fact_tests_check_a_version_against_itself_not_the_seed(tmp_path, en
     )
     assert seed_mode.returncode != 0
     assert "'16h30' is not in the fiche" in seed_mode.stdout
+
+
+def test_a_restarted_action_server_serves_the_published_version_from_its_first_answer(
+    tmp_path, engine, monkeypatch
+):
+    fiche_versions.publish(engine, changed_content(), "marie", CHANGE)
+    monkeypatch.setattr(live_fiche, "_live", None)  # a new process
+    monkeypatch.setenv("FICHE_DB_URL", f"sqlite:///{tmp_path / 'console.db'}")
+    monkeypatch.setenv("FICHE_CHECK_SECONDS", "3600")  # the background thread stays quiet here
+    monkeypatch.setenv("ACTION_SERVER_NAME", "restarted")
+    assert live_fiche.current().version == 2
+    assert live_fiche.live().thread is not None
+
+
+def test_the_service_unavailable_reply_gives_the_published_contacts(engine, live, monkeypatch):
+    """What a channel sends when Rasa cannot answer (channels/guard.py) follows the fiche too."""
+    from channels.guard import unavailable_text
+
+    monkeypatch.setattr(live_fiche, "_live", live)
+    assert "de 7h30 à 15h45" in unavailable_text()
+    fiche_versions.publish(engine, changed_content(), "marie", CHANGE)
+    later(live)
+    assert "de 7h30 à 16h30" in unavailable_text()
