@@ -91,13 +91,14 @@ class Outcome:
     right: bool = False
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
+    sent_at: float = 0.0  # time.perf_counter() of the first attempt
 
 
 async def ask(
     session: aiohttp.ClientSession, url: str, sender: str, question: str, facts: list[str]
 ) -> Outcome:
     outcome = Outcome(sender, question)
-    started = time.perf_counter()
+    started = outcome.sent_at = time.perf_counter()
     for attempt in range(1 + RETRIES):
         outcome.attempts = attempt + 1
         try:

@@ -74,6 +74,12 @@ def summary(setup: str, customers: int, think: float, outcomes: list[Outcome], d
     """`duration`: the time messages were sent in (the last answers may come after it)."""
     answered = [o for o in outcomes if o.latency is not None]
     latencies = [o.latency * 1000 for o in answered if o.latency is not None]
+    # the first and the last minute apart: each customer's conversation grows for the whole run
+    start = min((o.sent_at for o in outcomes), default=0.0)
+    first = [o.latency * 1000 for o in answered if o.latency is not None and o.sent_at < start + 60]
+    last = [
+        o.latency * 1000 for o in answered if o.latency is not None and o.sent_at >= start + duration - 60
+    ]
     return {
         "setup": setup,
         "customers": customers,
@@ -83,6 +89,8 @@ def summary(setup: str, customers: int, think: float, outcomes: list[Outcome], d
         "p50": percentile(latencies, 50),
         "p95": percentile(latencies, 95),
         "p99": percentile(latencies, 99),
+        "p95_first_minute": percentile(first, 95),
+        "p95_last_minute": percentile(last, 95),
         "max": max(latencies) if latencies else float("nan"),
         "errors": sum(len(o.errors) for o in outcomes),
         "unanswered": len(outcomes) - len(answered),
@@ -117,14 +125,15 @@ def write(results: list[dict], think: float, duration: float) -> None:
         "bench/load.py in turn, facts checked. REST over loopback, the client (asyncio + aiohttp) on the same 2 "
         "cores as the servers. nginx's per-address limits raised for the run (every customer is 127.0.0.1).",
         "",
-        "| setup | customers | messages | offered | answered | p50 | p95 | p99 | max | HTTP errors | unanswered | without their facts |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| setup | customers | messages | offered | answered | p50 | p95 | p99 | max | p95, first / last minute | HTTP errors | unanswered | without their facts |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r['setup']} | {r['customers']} | {r['messages']} | {r['offered']:.1f} msg/s | "
             f"{r['answered_rate']:.1f} msg/s | {r['p50']:.0f} ms | {r['p95']:.0f} ms | {r['p99']:.0f} ms | "
-            f"{r['max']:.0f} ms | {r['errors']} | {r['unanswered']} | {r['wrong']} |"
+            f"{r['max']:.0f} ms | {r['p95_first_minute']:.0f} / {r['p95_last_minute']:.0f} ms | "
+            f"{r['errors']} | {r['unanswered']} | {r['wrong']} |"
         )
     RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -152,8 +152,9 @@ def running_prod(
             "FB_SECRET": "secret-" + secrets.token_hex(16),
             "FB_PAGE_ACCESS_TOKEN": "page-" + secrets.token_hex(16),
         }
-        # 2 Rasa instances, 2 action servers (each reads the fiche's published version: issue 16),
-        # nginx public + action balancer
+        # 2 Rasa instances, 1 action server (deploy/prod.py's default; the tests run 2, extra_env
+        # ACTION_SERVERS, each reading the fiche's published version: issue 16), nginx public +
+        # action balancer
         ports = free_ports(6)
         env = {
             **{
@@ -177,7 +178,7 @@ def running_prod(
             "REDIS_KEY_PREFIX": redis.prefix,
             "RASA_INSTANCES": "2",
             "RASA_PORT_BASE": str(ports[0]),
-            "ACTION_SERVERS": "2",
+            "ACTION_SERVERS": "1",
             "ACTION_PORT_BASE": str(ports[2]),
             "NGINX_HOST": "127.0.0.1",
             "NGINX_PORT": str(ports[4]),

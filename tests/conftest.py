@@ -190,7 +190,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The production topology (deploy/prod.py: action server, two Rasa instances, nginx,
+    """The production topology (deploy/prod.py: two action servers, two Rasa instances, nginx,
     PostgreSQL tracker store, Redis lock store, Messenger on a Graph API stub), once for the
     session, in a database and under a Redis key prefix of its own (Redis database
     CHAT_CAGOU_TEST_REDIS_DB, default 9)."""
@@ -207,7 +207,8 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # now, is started by the test that needs it (tests/test_handoff_prod.py).
     clock = TestClock(run_dir / "clock")
     console_port = free_port()
-    extra = {**clock.env, "CHAT_CAGOU_CONSOLE_URL": f"http://127.0.0.1:{console_port}"}
+    # Two action servers: a published version of the fiche must reach each of them (issue 16).
+    extra = {**clock.env, "CHAT_CAGOU_CONSOLE_URL": f"http://127.0.0.1:{console_port}", "ACTION_SERVERS": "2"}
     with running_prod(run_dir, redis_db=redis_db, messenger=True, extra_env=extra) as running:
         running.clock, running.console_port = clock, console_port
         yield running
