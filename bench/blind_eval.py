@@ -5,7 +5,9 @@ too, as a regression guard).
 
     python bench/blind_eval.py [--url http://localhost:5005] [--write]
 
-Without --url, it starts its own action server and Rasa (the trained model) on free ports.
+Without --url, it starts its own action server and Rasa (the trained model) on free ports, its
+clock set to a Monday at 10h in Nouméa (harness/blind_set.py PLAYED_AT); with --url, the
+running assistant's own clock.
 --write puts the figures into bench/results.md (section "Blind set") and bench/blind_results.json.
 """
 
@@ -22,7 +24,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.blind_set import evaluate, print_failures  # noqa: E402
+from harness.blind_set import PLAYED_AT, evaluate, print_failures  # noqa: E402
+from harness.clock import TestClock  # noqa: E402
 from harness.servers import running_servers  # noqa: E402
 
 RESULTS_MD = ROOT / "bench" / "results.md"
@@ -79,8 +82,11 @@ def main() -> int:
     if args.url:
         results = evaluate(args.url.rstrip("/"))
     else:
-        with tempfile.TemporaryDirectory() as workdir, running_servers(Path(workdir)) as servers:
-            results = evaluate(servers.rasa_url)
+        with tempfile.TemporaryDirectory() as workdir:
+            clock = TestClock(Path(workdir) / "clock")
+            clock.set(PLAYED_AT)  # answers that depend on the hour, the same at every run
+            with running_servers(Path(workdir), extra_env=clock.env) as servers:
+                results = evaluate(servers.rasa_url)
     if not args.quiet:
         print_failures(results)
     print(report(results))

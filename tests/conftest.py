@@ -180,12 +180,18 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The real action server and Rasa (REST channel), started once for the session."""
+    """The real action server and Rasa (REST channel), started once for the session, on the
+    real clock unless a test sets one (`servers.clock`, harness/clock.py)."""
+    from harness.clock import TestClock
     from harness.servers import running_servers
 
     require_model()
-    with running_servers(tmp_path_factory.mktemp("servers")) as running:
+    workdir = tmp_path_factory.mktemp("servers")
+    clock = TestClock(workdir / "clock")
+    with running_servers(workdir, extra_env=clock.env) as running:
+        running.clock = clock
         yield running
+        clock.clear()
 
 
 @pytest.fixture(scope="session")
