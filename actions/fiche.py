@@ -176,6 +176,11 @@ class Fiche:
         return values
 
 
+def dial_form(number: str) -> str:
+    """What a tel: link dials for a number as written: "+687 26 87 70" -> "+687268770"."""
+    return "+" + re.sub(r"\D", "", number)
+
+
 def hour_text(value: time) -> str:
     return f"{value.hour}h{value.minute:02d}" if value.minute else f"{value.hour}h"
 
@@ -348,7 +353,7 @@ def parse_fiche(raw: Any) -> Fiche:
         channels=channels,
         procedures=_procedures(_get(raw, "procedures", "")),
     )
-    if fiche.abroad_dial != "+" + re.sub(r"\D", "", fiche.abroad_number):
+    if fiche.abroad_dial != dial_form(fiche.abroad_number):
         raise FicheError("fiche: 'abroad.dial' ne correspond pas à 'abroad.number'")
     return _fill_answers(fiche)
 

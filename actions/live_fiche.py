@@ -60,17 +60,18 @@ class LiveFiche:
         return self.fiche
 
     def start(self) -> None:
-        """Checks in a daemon thread, every `interval` seconds, for the life of the process."""
+        """Checks in a daemon thread, every `interval` seconds after the first check (live()),
+        for the life of the process."""
         if self.engine is None or self.thread is not None:
             return
 
         def loop() -> None:
-            while True:
+            while True:  # live() has just checked once: wait first
+                time.sleep(self.interval)
                 try:
                     self.check()
                 except Exception:
                     log.exception("fiche: check failed; still serving version %s", self.shown)
-                time.sleep(self.interval)
 
         self.thread = threading.Thread(target=loop, name="fiche-check", daemon=True)
         self.thread.start()

@@ -6,7 +6,7 @@ too, as a regression guard).
     python bench/blind_eval.py [--url http://localhost:5005] [--write]
 
 Without --url, it starts its own action server and Rasa (the trained model) on free ports, its
-clock set to a Monday at 10h in Nouméa (harness/blind_set.py PLAYED_AT); with --url, the
+clock set to a Wednesday at 10h in Nouméa (harness/blind_set.py PLAYED_AT); with --url, the
 running assistant's own clock.
 --write puts the figures into bench/results.md (section "Blind set") and bench/blind_results.json.
 """

@@ -21,7 +21,7 @@ import yaml
 
 from actions import answers, markdown
 from actions.answers import Context
-from actions.fiche import CHANNELS, DAY_NAMES, PROCEDURES, STATUSES, Fiche, FicheError, parse_fiche
+from actions.fiche import CHANNELS, DAY_NAMES, PROCEDURES, STATUSES, Fiche, FicheError, dial_form, parse_fiche
 from actions.fiche_versions import dump
 
 NOUMEA = ZoneInfo("Pacific/Noumea")
@@ -211,8 +211,7 @@ def _parent(path: str) -> str:
 def _french(error: FicheError, target: Field | None = None) -> str:
     """The loader's message without its prefix; next to a field, without that field's name."""
     text = str(error).removeprefix("fiche: ")
-    if target is not None:
-        text = text.replace(f"'{target.path}' ", "", 1)
+    if target is not None:  # the loader writes 'consumption[1].note', the form consumption.1.note
         text = re.sub(r"\[(\d+)\]", r".\1", text).replace(f"'{target.path}' ", "", 1)
     return text[:1].upper() + text[1:]
 
@@ -284,7 +283,7 @@ def _derive(raw: dict[str, Any]) -> None:
     for derived, source in DERIVED.items():
         number = values_of(raw).get(source)
         if isinstance(number, str):
-            _set(raw, derived, "+" + re.sub(r"\D", "", number))
+            _set(raw, derived, dial_form(number))
 
 
 def fields_with_values(published: Mapping[str, Any], content: str) -> list[Field]:
