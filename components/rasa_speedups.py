@@ -1,4 +1,4 @@
-"""Four overheads of Rasa 3.6 that cost the customer time and change nothing, removed.
+"""Six overheads of Rasa 3.6 that cost the customer time and change nothing, removed.
 
 Measured by `make profile` (bench/turn_profile.md, issue 15); each replacement gives the same
 result as Rasa's code (tests/test_rasa_speedups.py compares them):
@@ -14,6 +14,13 @@ result as Rasa's code (tests/test_rasa_speedups.py compares them):
 4. spaCy's model was loaded twice, by the graph node that provides it and by the node that
    runs it (which only uses the one provided): 160 MB of resident memory and 1 s of start-up.
    Both nodes now get the same loaded model.
+5. The SQL tracker store rebuilt the whole conversation from the database at every message,
+   a cost that grew with the conversation: components/tracker_cache.py keeps it in memory
+   between turns, checked against the database at each one.
+6. Python's garbage collector walked the loaded model's millions of objects (TensorFlow,
+   spaCy, Rasa's graph) at each full collection: 300-350 ms during which no customer was
+   answered, a dozen times a minute under load. Once the model is loaded, its objects are
+   moved out of the collector's reach (`gc.freeze`): they live as long as the process.
 
 Installed when the model's components are imported (components/__init__.py), that is in every
 process that loads the model (`rasa run`, `rasa train`, the tests, the benchmarks), before the
@@ -25,12 +32,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from components import tracker_cache
+
 ENV_SWITCH = "CHAT_CAGOU_RASA_SPEEDUPS"
 _installed = False
 
 
 def install() -> None:
-    """Replace the four functions, once per process (unless CHAT_CAGOU_RASA_SPEEDUPS=0)."""
+    """Replace the six functions, once per process (unless CHAT_CAGOU_RASA_SPEEDUPS=0)."""
     global _installed
     if _installed or os.environ.get(ENV_SWITCH, "1").strip() == "0":
         return
@@ -39,6 +48,8 @@ def install() -> None:
     _validate_action_replies_with_one_validator()
     _cache_event_classes()
     _load_spacy_once()
+    tracker_cache.install()
+    _freeze_the_loaded_model()
 
 
 def _load_weights_without_training() -> None:
@@ -129,3 +140,21 @@ def _load_spacy_once() -> None:
         return loaded[spacy_model_name]
 
     SpacyNLP.load_model = staticmethod(load_model)
+
+
+def _freeze_the_loaded_model() -> None:
+    import gc
+
+    from rasa.core.agent import Agent
+
+    gc.freeze()  # what Rasa and TensorFlow imported so far: modules, classes, for good
+    # Installed while the model loads (its components are imported by the loading), so
+    # Agent.load_model is already running: its last step, looked up after the load, is wrapped.
+    rasa_set_fingerprint = Agent._set_fingerprint
+
+    def set_fingerprint(self: Agent, *args: Any, **kwargs: Any) -> None:
+        rasa_set_fingerprint(self, *args, **kwargs)
+        gc.collect()  # what is garbage now is not frozen
+        gc.freeze()  # a model loaded again later leaves its cycles uncollected: one model per server
+
+    Agent._set_fingerprint = set_fingerprint

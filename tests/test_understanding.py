@@ -13,7 +13,7 @@ from actions.actions import ActionRepondre
 from actions.hours import NOUMEA, asked_moment
 from components.clauses import split_clauses
 from components.cleaner import clean_for_nlu
-from components.situation import abroad_places, detect_language
+from components.situation import abroad_places, detect_language, fold
 from tests.conftest import make_tracker, run_action
 
 MONDAY_10H = datetime(2026, 11, 30, 10, 0, tzinfo=NOUMEA)
@@ -441,3 +441,30 @@ def test_a_clause_naming_a_day_and_a_call_is_an_hours_question():
 def test_emojis_alone_are_not_small_talk():
     message, _ = reply("goodbye", "😀😀😀")
     assert "reformuler" in message["text"]
+
+
+def test_the_clause_classifier_predicts_as_its_scikit_learn_pipeline():
+    """ClauseClassifier.classify runs the pipeline's steps by hand (no joblib, column-major
+    weights): the same intents and probabilities as the pipeline's own predict_proba."""
+    import copy
+
+    from components.clauses import ClauseClassifier, pipeline
+
+    training = [
+        ("j'ai perdu mon téléphone", "perte_vol"),
+        ("on m'a volé mon portable", "perte_vol"),
+        ("code puk svp", "code_puk"),
+        ("mon code PUK est bloqué", "code_puk"),
+        ("vous êtes ouverts quand ?", "horaires"),
+        ("horaires du service client", "horaires"),
+    ]
+    model = pipeline(10.0).fit([t for t, _ in training], [i for _, i in training])
+    expected_model = copy.deepcopy(model)
+    classifier = ClauseClassifier({}, None, None, model=model, vocabulary={"code"})
+    texts = ["téléphone perdu", "PUK ?", "ouvert samedi", "code puk et horaires", "rien à voir"]
+    ours = classifier.classify(texts)
+    probabilities = expected_model.predict_proba([fold(t) for t in texts])
+    expected = [(str(expected_model.classes_[p.argmax()]), float(p.max())) for p in probabilities]
+    assert [i for i, _ in ours] == [i for i, _ in expected]
+    assert [i for i, _ in ours[:3]] == ["perte_vol", "code_puk", "horaires"]
+    assert [c for _, c in ours] == pytest.approx([c for _, c in expected], abs=1e-12)

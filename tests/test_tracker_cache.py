@@ -1,0 +1,190 @@
+"""components/tracker_cache.py: the conversation kept in memory between turns gives, at every
+turn, the tracker Rasa's SQL store would rebuild from the database, and the database holds
+every event once.
+
+Played with Rasa's own `MessageProcessor` session code and its SQL tracker store (SQLite in a
+temporary directory), as tests/test_sessions.py does: each turn adds the events a real turn
+adds. "Rasa's rebuild" is the store's own `_retrieve`, which the cache does not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rasa.core.actions.action import ActionSessionStart
+from rasa.core.channels.channel import CollectingOutputChannel
+from rasa.core.processor import MessageProcessor
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+
+import components  # noqa: F401  (installs the cache, as loading the model does)
+from channels import sessions
+from channels.sessions import SessionBounds
+from components.tracker_cache import TrackerCache
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def domain() -> Domain:
+    return Domain.load(str(ROOT / "domain.yml"))
+
+
+@pytest.fixture
+def bounded(monkeypatch):
+    """Session bounds for one test (Rasa's own session code restored afterwards)."""
+    monkeypatch.setattr(MessageProcessor, "_has_session_expired", MessageProcessor._has_session_expired)
+    monkeypatch.setattr(
+        ActionSessionStart,
+        "_slot_set_events_from_tracker",
+        ActionSessionStart.__dict__["_slot_set_events_from_tracker"],
+    )
+    return sessions.install
+
+
+def store_at(domain: Domain, db: Path) -> SQLTrackerStore:
+    return SQLTrackerStore(domain, dialect="sqlite", db=str(db))
+
+
+def processor(domain: Domain, store: SQLTrackerStore) -> MessageProcessor:
+    proc = MessageProcessor.__new__(MessageProcessor)
+    proc.domain = domain
+    proc.tracker_store = store
+    proc.action_endpoint = None
+    proc.nlg = None
+    proc.model_metadata = SimpleNamespace(model_id="test", assistant_id="test")
+    return proc
+
+
+async def turn(proc: MessageProcessor, sender: str, n: int) -> None:
+    tracker = await proc.fetch_tracker_and_update_session(sender, CollectingOutputChannel())
+    tracker.update(UserUttered(f"question {n}", {"name": "code_puk", "confidence": 0.99}))
+    tracker.update_with_events(
+        [
+            ActionExecuted("action_repondre"),
+            SlotSet("sujet", f"sujet {n}"),
+            SlotSet("procedure", "code_puk"),
+            BotUttered(f"réponse {n}"),
+            ActionExecuted("action_listen"),
+        ],
+        proc.domain,
+    )
+    await proc.tracker_store.save(tracker)
+
+
+async def rebuilt(store: SQLTrackerStore, sender: str):
+    """What Rasa's SQL store rebuilds from the database (its own code, no cache)."""
+    return await store._retrieve(sender, fetch_events_from_all_sessions=False)
+
+
+def events_of(tracker) -> list[dict]:
+    return [e.as_dict() for e in tracker.events] if tracker is not None else []
+
+
+def rows(db: Path, sender: str) -> list[str]:
+    with sqlite3.connect(db) as connection:
+        return [
+            r[0]
+            for r in connection.execute(
+                "SELECT type_name FROM events WHERE sender_id = ? ORDER BY id", (sender,)
+            )
+        ]
+
+
+def test_the_cache_is_installed_on_rasas_sql_store():
+    for method in (SQLTrackerStore.retrieve, SQLTrackerStore.save, SQLTrackerStore._additional_events):
+        assert method.__module__ == "components.tracker_cache"
+
+
+def test_every_turn_gets_the_tracker_rasa_would_rebuild(domain, tmp_path, bounded):
+    """40 turns with a session bound of 30 events (a new session every 5 turns): the tracker
+    each turn starts from is the database's, event for event, slot for slot; the database
+    holds every event once; most turns were served from memory."""
+    bounded(SessionBounds(max_events=30, max_hours=24))
+    store = store_at(domain, tmp_path / "tracker.db")
+    proc = processor(domain, store)
+
+    async def conversation() -> None:
+        for n in range(40):
+            await turn(proc, "client", n)
+            served = await store.retrieve("client")
+            expected = await rebuilt(store, "client")
+            assert events_of(served) == events_of(expected), n
+            assert served.current_slot_values() == expected.current_slot_values()
+
+    asyncio.run(conversation())
+    cache = store._chat_cagou_cache
+    assert cache.hits >= 30 and cache.misses >= 5  # each new session is read back once
+    full = asyncio.run(store.retrieve_full_tracker("client"))
+    assert full is not None and rows(tmp_path / "tracker.db", "client") == [e.type_name for e in full.events]
+    assert sum(isinstance(e, UserUttered) for e in full.events) == 40  # no event saved twice
+    assert sum(isinstance(e, SessionStarted) for e in full.events) >= 5
+
+
+def test_a_turn_answered_by_another_instance_is_seen(domain, tmp_path):
+    """Two Rasa instances on one database (the production topology) take turns on one
+    conversation: each turn starts from the other instance's last turn."""
+    db = tmp_path / "tracker.db"
+    first, second = processor(domain, store_at(domain, db)), processor(domain, store_at(domain, db))
+
+    async def conversation() -> None:
+        for n in range(6):
+            proc = (first, second)[n % 2]
+            await turn(proc, "client", n)
+            other = (second, first)[n % 2]
+            tracker = await other.tracker_store.retrieve("client")
+            assert tracker.get_slot("sujet") == f"sujet {n}"
+            assert events_of(tracker) == events_of(await rebuilt(other.tracker_store, "client"))
+
+    asyncio.run(conversation())
+    assert rows(db, "client").count("user") == 6
+
+
+def test_an_erased_conversation_is_not_served_from_memory(domain, tmp_path):
+    """The console erases a conversation in the database (issue 10): the next message starts
+    a new conversation, and no erased event comes back into the database."""
+    db = tmp_path / "tracker.db"
+    store = store_at(domain, db)
+    proc = processor(domain, store)
+    asyncio.run(turn(proc, "client", 0))
+    assert asyncio.run(store.retrieve("client")) is not None  # kept in memory
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM events WHERE sender_id = ?", ("client",))
+    assert asyncio.run(store.retrieve("client")) is None
+    asyncio.run(turn(proc, "client", 1))
+    tracker = asyncio.run(store.retrieve("client"))
+    texts = [e.text for e in tracker.events if isinstance(e, UserUttered)]
+    assert texts == ["question 1"]
+    assert rows(db, "client").count("user") == 1
+
+
+def test_a_turn_that_failed_before_saving_leaves_no_trace(domain, tmp_path):
+    """A turn changed the tracker then failed before saving it: the next turn starts from
+    the database, without the failed turn's events."""
+    store = store_at(domain, tmp_path / "tracker.db")
+    proc = processor(domain, store)
+    asyncio.run(turn(proc, "client", 0))
+    tracker = asyncio.run(store.retrieve("client"))
+    tracker.update(UserUttered("jamais enregistré"))
+    again = asyncio.run(store.retrieve("client"))
+    assert "jamais enregistré" not in [e.text for e in again.events if isinstance(e, UserUttered)]
+    assert events_of(again) == events_of(asyncio.run(rebuilt(store, "client")))
+
+
+def test_the_cache_holds_a_bounded_number_of_events():
+    class Tracker(SimpleNamespace):
+        pass
+
+    cache = TrackerCache(max_events=10)
+    for n in range(4):
+        cache.keep(Tracker(sender_id=f"c{n}", events=[ActionExecuted("action_listen")] * 4), (4, n))
+    assert len(cache) == 2  # 8 events: the two least recently used conversations dropped
+    assert cache.get("c0", (4, 0)) is None
+    assert cache.get("c3", (4, 3)) is not None
+    assert cache.get("c3", (5, 9)) is None  # the database changed: dropped
+    assert len(cache) == 1
