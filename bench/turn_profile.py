@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import cProfile
 import functools
+import gc
 import io
 import pstats
 import statistics
@@ -160,7 +161,32 @@ def actions_table(workdir: Path, calls: int, rows: int = 14) -> str:
     return "\n".join(lines)
 
 
-def play(workdir: Path, action_url: str, stages: Stages) -> tuple[str, float]:
+class Collections:
+    """Python's garbage collections while the conversation plays (gc.callbacks): a full
+    collection stops every customer's turn for as long as it takes."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = defaultdict(list)  # generation -> milliseconds
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(1000 * (time.perf_counter() - self._started))
+
+    def summary(self) -> str:
+        full = self.pauses.get(2, [])
+        return (
+            f"- garbage collector over the {TURNS} turns: {len(full)} full collections"
+            + (f", the longest {max(full):.0f} ms" if full else "")
+            + f"; {sum(len(p) for p in self.pauses.values())} in all, "
+            f"{sum(sum(p) for p in self.pauses.values()):.0f} ms in all; objects frozen out of its "
+            f"reach once the model loaded (components/rasa_speedups.py): {gc.get_freeze_count():,}"
+        )
+
+
+def play(workdir: Path, action_url: str, stages: Stages, collections: Collections) -> tuple[str, float]:
     """One conversation of TURNS messages in process; (cProfile table, model load seconds)."""
     import logging
 
@@ -171,6 +197,7 @@ def play(workdir: Path, action_url: str, stages: Stages) -> tuple[str, float]:
     from rasa.utils.endpoints import EndpointConfig
     from rasa.utils.log_utils import configure_structlog
 
+    import components  # noqa: F401  (its speedups, the tracker cache among them, timed as served)
     from channels.rest import AnswerCollector
 
     configure_structlog(logging.WARNING)
@@ -188,6 +215,7 @@ def play(workdir: Path, action_url: str, stages: Stages) -> tuple[str, float]:
         stages.turn = -2  # warm-up (TensorFlow's first calls), not measured
         for question in QUESTIONS:
             await agent.handle_message(UserMessage(question, AnswerCollector(), "warm-up"))
+        gc.callbacks.append(collections)
         for turn in range(TURNS):
             stages.turn = turn
             if turn == PROFILED.start:
@@ -196,6 +224,7 @@ def play(workdir: Path, action_url: str, stages: Stages) -> tuple[str, float]:
             await agent.handle_message(message)
             if turn == PROFILED.stop - 1:
                 profiler.disable()
+        gc.callbacks.remove(collections)
 
     uvloop.install()  # the event loop `rasa run` serves on (Sanic)
     asyncio.run(conversation())
@@ -257,10 +286,11 @@ def main() -> None:
     parser.add_argument("--no-rest", action="store_true", help="skip the REST comparison")
     args = parser.parse_args()
     stages = Stages()
+    collections = Collections()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         with action_server(workdir) as url:
-            cprofile, loaded = play(workdir, url, stages)
+            cprofile, loaded = play(workdir, url, stages, collections)
         action_calls = sum(int(cells["action server call (HTTP)"][1]) for cells in stages.times.values())
         actions = actions_table(workdir, action_calls)
     rest = None if args.no_rest else statistics.median(rest_latency())  # `make bench`'s one customer
@@ -278,6 +308,7 @@ def main() -> None:
         f"- model load in process (Agent.load): {loaded:.1f} s",
         f"- median turn in process: {in_process:.1f} ms"
         + ("" if rest is None else f"; over REST (`rasa run`, one customer): {rest:.1f} ms"),
+        collections.summary(),
         "",
         "## Model load: the slowest components",
         "",
