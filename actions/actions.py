@@ -24,7 +24,15 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import answers, callback, feedback, handoff, live_fiche, markdown
 from actions.answers import Context, Reply
 from actions.fiche import PROCEDURES, Fiche
-from actions.hours import Moment, asked_moment, asks_holidays, asks_nights, is_open, now_noumea
+from actions.hours import (
+    Moment,
+    asked_moment,
+    asks_holidays,
+    asks_nights,
+    is_open,
+    moment_pointed_back,
+    now_noumea,
+)
 from actions.understanding import (
     ASKS_HOURS,
     FACT_TOPICS,
@@ -107,7 +115,8 @@ class Turn:
         intent = latest_intent(tracker)
         if text and not any(c.isalnum() for c in text):
             intent = "nlu_fallback"  # emojis or punctuation alone: whatever DIET guessed, ask again
-        return cls(tracker, text, intent, now, asked_moment(text, now), live_fiche.current())
+        moment = asked_moment(text, now) or moment_pointed_back(text, earlier_user_texts(tracker), now)
+        return cls(tracker, text, intent, now, moment, live_fiche.current())
 
     @property
     def parse(self) -> dict[str, Any]:
@@ -194,6 +203,17 @@ def is_abroad(tracker: Tracker, topics: list[Topic] | None = None) -> bool:
     ):
         return False
     return bool(earlier or places)
+
+
+def earlier_user_texts(tracker: Tracker, count: int = 3) -> list[str]:
+    """The customer's `count` messages before the last one, the latest first."""
+    texts: list[str] = []
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            texts.append(event.get("text") or "")
+            if len(texts) > count:
+                break
+    return texts[1:]
 
 
 def consecutive_fallbacks(tracker: Tracker) -> int:

@@ -236,7 +236,7 @@ def _day_text(instant: datetime) -> str:
 
 
 def service_state(service: PhoneService, instant: datetime, moment: Moment | None = None) -> str:
-    """'ouvert en ce moment' or 'fermé en ce moment (jour férié : ...) ; réouverture demain à 7h30',
+    """'ouvert en ce moment' or 'fermé en ce moment (jour férié : ...) ; réouverture demain mardi à 7h30',
     or the same for the moment asked about ('ouvert ce jour-là de 7h30 à 15h45', 'fermé à cette heure-là')."""
     at = moment.instant if moment else instant
     holiday = holiday_name(to_noumea(at).date())

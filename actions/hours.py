@@ -90,13 +90,15 @@ def next_opening(service: PhoneService, instant: datetime) -> datetime:
 
 
 def when_text(opening: datetime, instant: datetime) -> str:
-    """'aujourd'hui à 7h30', 'demain à 7h45', 'lundi 30/11 à 7h30'."""
+    """'aujourd'hui à 7h30', 'demain mardi à 7h45', 'lundi 30/11 à 7h30'. Tomorrow is named
+    too: after "lundi à 16h ?" asked on a Monday, "demain" alone left the customer to work out
+    which day it meant."""
     local = to_noumea(instant)
     delta = (opening.date() - local.date()).days
     if delta == 0:
         day = "aujourd'hui"
     elif delta == 1:
-        day = "demain"
+        day = f"demain {DAY_NAMES[opening.isoweekday() - 1]}"
     else:
         day = f"{DAY_NAMES[opening.isoweekday() - 1]} {opening.strftime('%d/%m')}"
     return f"{day} à {hour_text(opening.time())}"
@@ -240,3 +242,23 @@ def asked_moment(text: str, now: datetime) -> Moment | None:
     if clock is None:
         return Moment(datetime.combine(day, time(10, 0), tzinfo=NOUMEA), True, night)
     return Moment(datetime.combine(day, clock, tzinfo=NOUMEA), False, night)
+
+
+# "à cette heure-là", "ce jour-là", "à la même heure": the moment of an earlier message
+_POINTS_BACK = re.compile(
+    r"\b(cette heure la|ces heures la|ce jour la|ce moment la|cette date la|ce creneau la"
+    r"|(a )?la meme heure|le meme jour|meme heure|meme jour)\b"
+)
+
+
+def moment_pointed_back(text: str, earlier_texts: list[str], now: datetime) -> Moment | None:
+    """The moment of the customer's latest earlier message that named one, when this message
+    points back to it ("et un mardi à 15h40 ?" then "et l'agence à cette heure-là ?").
+    `earlier_texts`: the customer's earlier messages, the latest first (a few are enough)."""
+    if not _POINTS_BACK.search(_fold(text)):
+        return None
+    for earlier in earlier_texts:
+        moment = asked_moment(earlier, now)
+        if moment is not None:
+            return moment
+    return None

@@ -193,10 +193,12 @@ def test_7h40_only_1000_open():
 def test_15h50_both_closed_reopen_tomorrow():
     text = hours(at(2026, 12, 1, 15, 50))  # Tuesday
     assert (
-        "1000 : du lundi au vendredi de 7h30 à 15h45 — fermé en ce moment ; réouverture demain à 7h30" in text
+        "1000 : du lundi au vendredi de 7h30 à 15h45 — fermé en ce moment ; réouverture demain mercredi à 7h30"
+        in text
     )
     assert (
-        "1016 : du lundi au vendredi de 7h45 à 15h30 — fermé en ce moment ; réouverture demain à 7h45" in text
+        "1016 : du lundi au vendredi de 7h45 à 15h30 — fermé en ce moment ; réouverture demain mercredi à 7h45"
+        in text
     )
     assert "1012" in text
 
@@ -216,7 +218,10 @@ def test_saturday_closed_until_monday():
 def test_public_holiday_closed():
     # 24 September: Fête de la Citoyenneté, a New Caledonian public holiday (a Thursday in 2026)
     text = hours(at(2026, 9, 24, 10, 0))
-    assert "fermé en ce moment (jour férié : Fête de la Citoyenneté) ; réouverture demain à 7h30" in text
+    assert (
+        "fermé en ce moment (jour férié : Fête de la Citoyenneté) ; réouverture demain vendredi à 7h30"
+        in text
+    )
 
 
 def test_holiday_before_weekend_skips_to_monday():
@@ -226,8 +231,8 @@ def test_holiday_before_weekend_skips_to_monday():
 
 
 def test_night_gives_1012():
-    text = hours(at(2026, 12, 2, 23, 15))
-    assert "fermé en ce moment ; réouverture demain à 7h30" in text
+    text = hours(at(2026, 12, 2, 23, 15))  # Wednesday
+    assert "fermé en ce moment ; réouverture demain jeudi à 7h30" in text
     assert "le 1012 (Service de renseignements téléphoniques) répond 24h/24 et 7j/7" in text
 
 

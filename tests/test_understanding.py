@@ -468,3 +468,33 @@ def test_the_clause_classifier_predicts_as_its_scikit_learn_pipeline():
     assert [i for i, _ in ours] == [i for i, _ in expected]
     assert [i for i, _ in ours[:3]] == ["perte_vol", "code_puk", "horaires"]
     assert [c for _, c in ours] == pytest.approx([c for _, c in expected], abs=1e-12)
+
+
+def test_a_follow_up_at_that_time_reads_the_moment_asked_before():
+    """« à cette heure-là » points back to the hour the customer asked about in an earlier
+    message, not to now (a Wednesday at 17h: the 1000 is closed now, open on Tuesday at 15h40)."""
+    earlier = [
+        {"event": "user", "text": "horaires du 1016 ?"},
+        {"event": "bot", "text": "…"},
+        {"event": "user", "text": "et un mardi à 15h40, ça répond encore ?"},
+        {"event": "bot", "text": "…"},
+    ]
+    wednesday_17h = datetime(2026, 12, 2, 17, 0, tzinfo=NOUMEA)
+    for text, state in [
+        ("et le 1000 à cette heure-là ?", "ouvert à cette heure-là"),
+        ("et le 1000 ?", "fermé en ce moment"),  # no pointer back: now
+    ]:
+        current = {"event": "user", "text": text}
+        tracker = make_tracker("horaires", text=text, events=[*earlier, current])
+        tracker.latest_message.update(clauses=[], unknown_nouns=[], language="fr")
+        action = ActionRepondre()
+        action.clock = lambda: wednesday_17h
+        dispatcher, _ = run_action(action, tracker)
+        assert state in dispatcher.messages[0]["text"], (text, dispatcher.messages[0]["text"])
+
+
+def test_a_reopening_tomorrow_names_the_day():
+    """« lundi à 16h ? » asked on a Monday morning: the 1000 is closed then and reopens on
+    Tuesday, named (« demain » alone left the customer to work out which day)."""
+    message, _ = reply("horaires", text="je peux appeler le 1000 lundi à 16h ?", when=MONDAY_10H)
+    assert "demain mardi à 7h30" in message["text"], message["text"]
