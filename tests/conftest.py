@@ -298,3 +298,60 @@ def holdout_predictions(holdout_parses):
     """(held-out examples, intents predicted by the trained model as served: nlu_fallback included)."""
     examples, parses = holdout_parses
     return examples, [served for served, _ in parses]
+
+
+# --- Rasa's own session and tracker store code without a model (test_sessions, test_tracker_cache)
+
+
+@pytest.fixture(scope="module")
+def domain() -> Any:
+    from rasa.shared.core.domain import Domain
+
+    return Domain.load(str(ROOT / "domain.yml"))
+
+
+@pytest.fixture
+def bounded(monkeypatch):
+    """Install session bounds for one test (channels/sessions.py); Rasa's own session code is
+    restored afterwards."""
+    from rasa.core.actions.action import ActionSessionStart
+    from rasa.core.processor import MessageProcessor
+
+    from channels import sessions
+
+    monkeypatch.setattr(MessageProcessor, "_has_session_expired", MessageProcessor._has_session_expired)
+    monkeypatch.setattr(
+        ActionSessionStart,
+        "_slot_set_events_from_tracker",
+        ActionSessionStart.__dict__["_slot_set_events_from_tracker"],
+    )
+    return sessions.install
+
+
+def bare_processor(domain: Any, store: Any) -> Any:
+    """The parts of Rasa's MessageProcessor that fetch a tracker and start sessions."""
+    from types import SimpleNamespace
+
+    from rasa.core.processor import MessageProcessor
+
+    proc = MessageProcessor.__new__(MessageProcessor)
+    proc.domain = domain
+    proc.tracker_store = store
+    proc.action_endpoint = None
+    proc.nlg = None
+    proc.model_metadata = SimpleNamespace(model_id="test", assistant_id="test")
+    return proc
+
+
+def answer_events(n: int) -> list[Any]:
+    """The events a real turn adds after the customer's message n: action_repondre, its two
+    slots, the answer, action_listen."""
+    from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet
+
+    return [
+        ActionExecuted("action_repondre"),
+        SlotSet("sujet", f"sujet {n}"),
+        SlotSet("procedure", "code_puk"),
+        BotUttered(f"réponse {n}"),
+        ActionExecuted("action_listen"),
+    ]

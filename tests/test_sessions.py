@@ -13,10 +13,9 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from rasa.core.actions.action import ActionSessionStart, RemoteAction
+from rasa.core.actions.action import RemoteAction
 from rasa.core.channels.channel import CollectingOutputChannel
 from rasa.core.processor import MessageProcessor
 from rasa.core.tracker_store import SQLTrackerStore
@@ -26,37 +25,10 @@ from rasa.utils.endpoints import EndpointConfig
 
 from channels import sessions
 from channels.sessions import SessionBounds, current_session
+from tests.conftest import answer_events, bare_processor
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_PER_TURN = 6  # user, action_repondre, its two slots, the answer, action_listen
-
-
-@pytest.fixture(scope="module")
-def domain() -> Domain:
-    return Domain.load(str(ROOT / "domain.yml"))
-
-
-@pytest.fixture
-def bounded(monkeypatch):
-    """Install bounds for one test; Rasa's own session code is restored afterwards."""
-    monkeypatch.setattr(MessageProcessor, "_has_session_expired", MessageProcessor._has_session_expired)
-    monkeypatch.setattr(
-        ActionSessionStart,
-        "_slot_set_events_from_tracker",
-        ActionSessionStart.__dict__["_slot_set_events_from_tracker"],
-    )
-    return sessions.install
-
-
-def processor(domain: Domain, store: SQLTrackerStore) -> MessageProcessor:
-    """The parts of Rasa's processor that fetch a tracker and start sessions."""
-    proc = MessageProcessor.__new__(MessageProcessor)
-    proc.domain = domain
-    proc.tracker_store = store
-    proc.action_endpoint = None
-    proc.nlg = None
-    proc.model_metadata = SimpleNamespace(model_id="test", assistant_id="test")
-    return proc
 
 
 async def turn(proc: MessageProcessor, sender: str, n: int) -> dict:
@@ -66,16 +38,7 @@ async def turn(proc: MessageProcessor, sender: str, n: int) -> dict:
     posted = RemoteAction("action_repondre", EndpointConfig("http://actions"))._action_call_format(
         tracker, proc.domain
     )
-    tracker.update_with_events(
-        [
-            ActionExecuted("action_repondre"),
-            SlotSet("sujet", f"sujet {n}"),
-            SlotSet("procedure", "code_puk"),
-            BotUttered(f"réponse {n}"),
-            ActionExecuted("action_listen"),
-        ],
-        proc.domain,
-    )
+    tracker.update_with_events(answer_events(n), proc.domain)
     await proc.tracker_store.save(tracker)
     return posted
 
@@ -84,7 +47,7 @@ def play(
     domain: Domain, tmp_path: Path, turns: int, sender: str = "client"
 ) -> tuple[list[dict], SQLTrackerStore]:
     store = SQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "tracker.db"))
-    proc = processor(domain, store)
+    proc = bare_processor(domain, store)
 
     async def conversation() -> list[dict]:
         return [await turn(proc, sender, n) for n in range(turns)]
@@ -159,7 +122,7 @@ def test_a_session_older_than_the_hours_bound_ends(
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + clock["offset"])
     store = SQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "tracker.db"))
-    proc = processor(domain, store)
+    proc = bare_processor(domain, store)
 
     async def conversation() -> None:
         for n in range(6):

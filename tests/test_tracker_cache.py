@@ -13,67 +13,29 @@ import asyncio
 import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
-import pytest
-from rasa.core.actions.action import ActionSessionStart
 from rasa.core.channels.channel import CollectingOutputChannel
 from rasa.core.processor import MessageProcessor
 from rasa.core.tracker_store import SQLTrackerStore
-from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
 
 import components  # noqa: F401  (installs the cache, as loading the model does)
-from channels import sessions
 from channels.sessions import SessionBounds
 from components.tracker_cache import TrackerCache
+from tests.conftest import answer_events, bare_processor
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def domain() -> Domain:
-    return Domain.load(str(ROOT / "domain.yml"))
-
-
-@pytest.fixture
-def bounded(monkeypatch):
-    """Session bounds for one test (Rasa's own session code restored afterwards)."""
-    monkeypatch.setattr(MessageProcessor, "_has_session_expired", MessageProcessor._has_session_expired)
-    monkeypatch.setattr(
-        ActionSessionStart,
-        "_slot_set_events_from_tracker",
-        ActionSessionStart.__dict__["_slot_set_events_from_tracker"],
-    )
-    return sessions.install
-
-
-def store_at(domain: Domain, db: Path) -> SQLTrackerStore:
+def store_at(domain: Any, db: Path) -> SQLTrackerStore:
     return SQLTrackerStore(domain, dialect="sqlite", db=str(db))
-
-
-def processor(domain: Domain, store: SQLTrackerStore) -> MessageProcessor:
-    proc = MessageProcessor.__new__(MessageProcessor)
-    proc.domain = domain
-    proc.tracker_store = store
-    proc.action_endpoint = None
-    proc.nlg = None
-    proc.model_metadata = SimpleNamespace(model_id="test", assistant_id="test")
-    return proc
 
 
 async def turn(proc: MessageProcessor, sender: str, n: int) -> None:
     tracker = await proc.fetch_tracker_and_update_session(sender, CollectingOutputChannel())
     tracker.update(UserUttered(f"question {n}", {"name": "code_puk", "confidence": 0.99}))
-    tracker.update_with_events(
-        [
-            ActionExecuted("action_repondre"),
-            SlotSet("sujet", f"sujet {n}"),
-            SlotSet("procedure", "code_puk"),
-            BotUttered(f"réponse {n}"),
-            ActionExecuted("action_listen"),
-        ],
-        proc.domain,
-    )
+    tracker.update_with_events(answer_events(n), proc.domain)
     await proc.tracker_store.save(tracker)
 
 
@@ -107,7 +69,7 @@ def test_every_turn_gets_the_tracker_rasa_would_rebuild(domain, tmp_path, bounde
     holds every event once; most turns were served from memory."""
     bounded(SessionBounds(max_events=30, max_hours=24))
     store = store_at(domain, tmp_path / "tracker.db")
-    proc = processor(domain, store)
+    proc = bare_processor(domain, store)
 
     async def conversation() -> None:
         for n in range(40):
@@ -130,7 +92,7 @@ def test_a_turn_answered_by_another_instance_is_seen(domain, tmp_path):
     """Two Rasa instances on one database (the production topology) take turns on one
     conversation: each turn starts from the other instance's last turn."""
     db = tmp_path / "tracker.db"
-    first, second = processor(domain, store_at(domain, db)), processor(domain, store_at(domain, db))
+    first, second = bare_processor(domain, store_at(domain, db)), bare_processor(domain, store_at(domain, db))
 
     async def conversation() -> None:
         for n in range(6):
@@ -150,7 +112,7 @@ def test_an_erased_conversation_is_not_served_from_memory(domain, tmp_path):
     a new conversation, and no erased event comes back into the database."""
     db = tmp_path / "tracker.db"
     store = store_at(domain, db)
-    proc = processor(domain, store)
+    proc = bare_processor(domain, store)
     asyncio.run(turn(proc, "client", 0))
     assert asyncio.run(store.retrieve("client")) is not None  # kept in memory
     with sqlite3.connect(db) as connection:
@@ -167,7 +129,7 @@ def test_a_turn_that_failed_before_saving_leaves_no_trace(domain, tmp_path):
     """A turn changed the tracker then failed before saving it: the next turn starts from
     the database, without the failed turn's events."""
     store = store_at(domain, tmp_path / "tracker.db")
-    proc = processor(domain, store)
+    proc = bare_processor(domain, store)
     asyncio.run(turn(proc, "client", 0))
     tracker = asyncio.run(store.retrieve("client"))
     tracker.update(UserUttered("jamais enregistré"))
