@@ -310,10 +310,10 @@ class ClauseClassifier(GraphComponent):
         for message in messages:
             text = message.get(TEXT) or ""
             clauses: list[dict[str, Any]] = []
-            spans = split_clauses(text) if self.model is not None else []
-            clause_spans = spans if len(spans) > 1 else []
             whole: tuple[str, float] | None = None
             if self.model is not None and text:
+                spans = split_clauses(text)
+                clause_spans = spans if len(spans) > 1 else []
                 # the clauses and the whole message in one call
                 *predictions, whole = self.classify([text[s:e] for s, e in clause_spans] + [text])
                 for (start, end), (intent, confidence) in zip(clause_spans, predictions, strict=True):

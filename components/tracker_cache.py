@@ -40,6 +40,8 @@ class TrackerCache:
         self.max_events = max_events
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
         self._events = 0
+        # sender -> events already in the database, for the save under way (see install's save)
+        self.stored: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
 
@@ -124,24 +126,18 @@ def install() -> None:
     async def save(self: SQLTrackerStore, tracker: Any) -> None:
         cache = cache_of(self)
         kept = cache.drop(tracker.sender_id)  # if saving fails, the next turn reads the database
-        stored = stored_of(self)
         if kept is not None and kept.tracker is tracker:
             # the turn began from the kept tracker, checked then: its first `length` events
             # are the session's rows, no need to count them again
-            stored[tracker.sender_id] = kept.length
+            cache.stored[tracker.sender_id] = kept.length
         try:
             await rasa_save(self, tracker)
         finally:
-            stored.pop(tracker.sender_id, None)
+            cache.stored.pop(tracker.sender_id, None)
         cache.keep(tracker, _rows(self, tracker.sender_id))
 
-    def stored_of(store: SQLTrackerStore) -> dict[str, int]:
-        if not hasattr(store, "_chat_cagou_stored"):
-            store._chat_cagou_stored = {}
-        return store._chat_cagou_stored
-
     def additional_events(self: SQLTrackerStore, session: Any, tracker: Any) -> Any:
-        length = stored_of(self).get(tracker.sender_id)
+        length = cache_of(self).stored.get(tracker.sender_id)
         if length is None:
             return rasa_additional_events(self, session, tracker)
         return itertools.islice(tracker.events, length, len(tracker.events))
