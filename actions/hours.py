@@ -137,6 +137,9 @@ _DATE_WORDS = re.compile(
     r"\b(lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|demain|apres ?demain|janvier|fevrier|mars|avril|mai|"
     r"juin|juillet|aout|septembre|octobre|novembre|decembre)\b|\d{1,2}:\d{2}|\b\d{1,2}/\d{1,2}\b"
 )
+# _DATE_WORDS without its word bounds: a message it does not match has no part that
+# _DATE_WORDS matches
+_MAY_HOLD_DATE = re.compile(re.sub(r"\\b", "", _DATE_WORDS.pattern))
 _CLOCK_AND_SMALL_WORDS = re.compile(r"\d{1,2}:\d{2}|\b(a|vers|pour|de|le|la|les|des|au|du|ce|cet|cette)\b|\s")
 # Service numbers and the number from abroad would read as years or times.
 _NOT_DATES = re.compile(r"\+\d{3}[ 0-9]*|\b1[0-9]{3}\b")
@@ -179,16 +182,25 @@ _HOLIDAY_ALIASES = {
 }
 
 
+@cache
+def _holiday_patterns(year: int) -> tuple[tuple[date, re.Pattern[str]], ...]:
+    """The year's public holidays, each with one pattern for the names customers give it
+    (computed once a year: the per-message loop cost a millisecond)."""
+    patterns = []
+    for day, name in sorted(_holidays(year).items()):
+        key = _fold(name)
+        names = {key} | {alias for alias, target in _HOLIDAY_ALIASES.items() if target in key}
+        significant = {n.replace("lundi de ", "").replace("fete de la ", "").replace("fete du ", "") for n in names}
+        alternatives = "|".join(re.escape(n) for n in sorted(significant | names))
+        patterns.append((day, re.compile(rf"\b(?:{alternatives})\b")))
+    return tuple(patterns)
+
+
 def _named_holiday(folded: str, today: date) -> date | None:
     """The next date of a public holiday named in the message ("Noël", "le jour de l'an", "la Toussaint")."""
     for year in (today.year, today.year + 1):
-        for day, name in sorted(_holidays(year).items()):
-            key = _fold(name)
-            names = {key} | {alias for alias, target in _HOLIDAY_ALIASES.items() if target in key}
-            significant = {
-                n.replace("lundi de ", "").replace("fete de la ", "").replace("fete du ", "") for n in names
-            }
-            if day >= today and any(re.search(rf"\b{re.escape(n)}\b", folded) for n in significant | names):
+        for day, pattern in _holiday_patterns(year):
+            if day >= today and pattern.search(folded):
                 return day
     return None
 
@@ -205,7 +217,11 @@ def asked_moment(text: str, now: datetime) -> Moment | None:
     night = bool(_NIGHT_OR_ALWAYS.search(folded))
     prepared = _for_dateparser(folded)
     settings = {"PREFER_DATES_FROM": "future", "RELATIVE_BASE": local.replace(tzinfo=None)}
-    found = search_dates(prepared, languages=["fr"], settings=settings) or []
+    # dateparser takes milliseconds; what it finds counts only when it holds a date word
+    # (below), so a message with none anywhere is not given to it.
+    found = (
+        search_dates(prepared, languages=["fr"], settings=settings) or [] if _MAY_HOLD_DATE.search(prepared) else []
+    )
     matches = [(words, value) for words, value in found if _DATE_WORDS.search(words)]
     part = next((hour for pattern, hour in _DAY_PARTS if pattern.search(folded)), None)
     clock_match = re.search(r"\b(\d{1,2}):(\d{2})\b", prepared)
