@@ -190,7 +190,9 @@ def _holiday_patterns(year: int) -> tuple[tuple[date, re.Pattern[str]], ...]:
     for day, name in sorted(_holidays(year).items()):
         key = _fold(name)
         names = {key} | {alias for alias, target in _HOLIDAY_ALIASES.items() if target in key}
-        significant = {n.replace("lundi de ", "").replace("fete de la ", "").replace("fete du ", "") for n in names}
+        significant = {
+            n.replace("lundi de ", "").replace("fete de la ", "").replace("fete du ", "") for n in names
+        }
         alternatives = "|".join(re.escape(n) for n in sorted(significant | names))
         patterns.append((day, re.compile(rf"\b(?:{alternatives})\b")))
     return tuple(patterns)
@@ -220,7 +222,9 @@ def asked_moment(text: str, now: datetime) -> Moment | None:
     # dateparser takes milliseconds; what it finds counts only when it holds a date word
     # (below), so a message with none anywhere is not given to it.
     found = (
-        search_dates(prepared, languages=["fr"], settings=settings) or [] if _MAY_HOLD_DATE.search(prepared) else []
+        search_dates(prepared, languages=["fr"], settings=settings) or []
+        if _MAY_HOLD_DATE.search(prepared)
+        else []
     )
     matches = [(words, value) for words, value in found if _DATE_WORDS.search(words)]
     part = next((hour for pattern, hour in _DAY_PARTS if pattern.search(folded)), None)
