@@ -95,7 +95,22 @@ def summary(setup: str, customers: int, think: float, outcomes: list[Outcome], d
         "errors": sum(len(o.errors) for o in outcomes),
         "unanswered": len(outcomes) - len(answered),
         "wrong": sum(1 for o in answered if not o.right),
+        "wrong_examples": wrong_examples(outcomes),
     }
+
+
+def wrong_examples(outcomes: list[Outcome], keep: int = 5) -> list[str]:
+    """The first answers without their facts, each with the customer's message before it and
+    its place in the conversation (outcomes are in each customer's order)."""
+    examples = []
+    before: dict[str, tuple[int, str]] = {}
+    for o in outcomes:
+        turn, previous = before.get(o.sender, (0, ""))
+        before[o.sender] = (turn + 1, o.question)
+        if o.latency is not None and not o.right and len(examples) < keep:
+            answer = o.answer.replace("\n", " / ")
+            examples.append(f"{o.sender}, message {turn + 1} (after {previous!r}): {o.question!r} -> {answer!r}")
+    return examples
 
 
 def bench(setup: str, customer_counts: list[int], think: float, duration: float, workdir: Path) -> list[dict]:
@@ -135,6 +150,9 @@ def write(results: list[dict], think: float, duration: float) -> None:
             f"{r['max']:.0f} ms | {r['p95_first_minute']:.0f} / {r['p95_last_minute']:.0f} ms | "
             f"{r['errors']} | {r['unanswered']} | {r['wrong']} |"
         )
+    examples = [f"- {r['setup']}, {r['customers']} customers: {e}" for r in results for e in r["wrong_examples"]]
+    if examples:
+        lines += ["", "Answers without their facts (the first ones of each run):", "", *examples]
     RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
