@@ -1,4 +1,4 @@
-"""Six overheads of Rasa 3.6 that cost the customer time and change nothing, removed.
+"""Seven overheads of Rasa 3.6 that cost the customer time and change nothing, removed.
 
 Measured by `make profile` (bench/turn_profile.md, issue 15); each replacement gives the same
 result as Rasa's code (tests/test_rasa_speedups.py compares them):
@@ -22,6 +22,9 @@ result as Rasa's code (tests/test_rasa_speedups.py compares them):
    answered, a dozen times a minute under load. Once the model is loaded, its objects are
    moved out of the collector's reach (`gc.freeze`): they live as long as the process; and
    the memory the load freed is given back to the system (`malloc_trim`).
+7. The rule policy replayed the whole session three times per turn to build its dialogue
+   states: components/rule_states.py keeps the replay on the tracker and adds each turn's
+   events to it.
 
 Installed when the model's components are imported (components/__init__.py), that is in every
 process that loads the model (`rasa run`, `rasa train`, the tests, the benchmarks), before the
@@ -33,14 +36,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from components import tracker_cache
+from components import rule_states, tracker_cache
 
 ENV_SWITCH = "CHAT_CAGOU_RASA_SPEEDUPS"
 _installed = False
 
 
 def install() -> None:
-    """Replace the six functions, once per process (unless CHAT_CAGOU_RASA_SPEEDUPS=0)."""
+    """Replace the seven functions, once per process (unless CHAT_CAGOU_RASA_SPEEDUPS=0)."""
     global _installed
     if _installed or os.environ.get(ENV_SWITCH, "1").strip() == "0":
         return
@@ -50,6 +53,7 @@ def install() -> None:
     _cache_event_classes()
     _load_spacy_once()
     tracker_cache.install()
+    rule_states.install()
     _freeze_the_loaded_model()
 
 
