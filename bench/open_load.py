@@ -109,7 +109,9 @@ def wrong_examples(outcomes: list[Outcome], keep: int = 5) -> list[str]:
         before[o.sender] = (turn + 1, o.question)
         if o.latency is not None and not o.right and len(examples) < keep:
             answer = o.answer.replace("\n", " / ")
-            examples.append(f"{o.sender}, message {turn + 1} (after {previous!r}): {o.question!r} -> {answer!r}")
+            examples.append(
+                f"{o.sender}, message {turn + 1} (after {previous!r}): {o.question!r} -> {answer!r}"
+            )
     return examples
 
 
@@ -150,7 +152,9 @@ def write(results: list[dict], think: float, duration: float) -> None:
             f"{r['max']:.0f} ms | {r['p95_first_minute']:.0f} / {r['p95_last_minute']:.0f} ms | "
             f"{r['errors']} | {r['unanswered']} | {r['wrong']} |"
         )
-    examples = [f"- {r['setup']}, {r['customers']} customers: {e}" for r in results for e in r["wrong_examples"]]
+    examples = [
+        f"- {r['setup']}, {r['customers']} customers: {e}" for r in results for e in r["wrong_examples"]
+    ]
     if examples:
         lines += ["", "Answers without their facts (the first ones of each run):", "", *examples]
     RESULTS.write_text("\n".join(lines) + "\n")
