@@ -11,7 +11,8 @@ customers' (N / think messages per second), as on a real day, and a slow assista
 queue grow. Every customer starts with a think time, so arrivals are spread from the start.
 Measured per setup and number of customers: messages, offered and answered rate, latency
 p50/p95/p99/max (first attempt to answer, retries included), HTTP errors, unanswered
-messages, answers without their facts (the facts of bench/load.py's script, from the fiche).
+messages, answers held back by the channel's per-customer limit, answers without their facts
+(the facts of bench/load.py's script, from the fiche).
 Results: bench/open_load_results.md.
 """
 
@@ -32,10 +33,12 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from actions.answers import rate_limited  # noqa: E402
 from bench.load import REQUEST_TIMEOUT, SETUP_NAMES, Outcome, ask, percentile, running_setup, script  # noqa: E402
 from bench.machine import machine  # noqa: E402
 
 RESULTS = ROOT / "bench" / "open_load_results.md"
+RATE_LIMITED = rate_limited(0).split("0 seconde")[0]  # the limit's answer, before its wait
 SEED = 42
 
 
@@ -94,9 +97,16 @@ def summary(setup: str, customers: int, think: float, outcomes: list[Outcome], d
         "max": max(latencies) if latencies else float("nan"),
         "errors": sum(len(o.errors) for o in outcomes),
         "unanswered": len(outcomes) - len(answered),
-        "wrong": sum(1 for o in answered if not o.right),
+        "wrong": sum(1 for o in answered if not o.right and not held_back(o)),
+        "held_back": sum(1 for o in answered if held_back(o)),
         "wrong_examples": wrong_examples(outcomes),
     }
+
+
+def held_back(outcome: Outcome) -> bool:
+    """Answered by the channel's per-customer limit (channels/guard.py, CHAT_CAGOU_RATE_LIMIT):
+    with exponential think times a customer sometimes writes faster than a person can."""
+    return outcome.answer.startswith(RATE_LIMITED)
 
 
 def wrong_examples(outcomes: list[Outcome], keep: int = 5) -> list[str]:
@@ -107,7 +117,7 @@ def wrong_examples(outcomes: list[Outcome], keep: int = 5) -> list[str]:
     for o in outcomes:
         turn, previous = before.get(o.sender, (0, ""))
         before[o.sender] = (turn + 1, o.question)
-        if o.latency is not None and not o.right and len(examples) < keep:
+        if o.latency is not None and not o.right and not held_back(o) and len(examples) < keep:
             answer = o.answer.replace("\n", " / ")
             examples.append(
                 f"{o.sender}, message {turn + 1} (after {previous!r}): {o.question!r} -> {answer!r}"
@@ -142,15 +152,15 @@ def write(results: list[dict], think: float, duration: float) -> None:
         "bench/load.py in turn, facts checked. REST over loopback, the client (asyncio + aiohttp) on the same 2 "
         "cores as the servers. nginx's per-address limits raised for the run (every customer is 127.0.0.1).",
         "",
-        "| setup | customers | messages | offered | answered | p50 | p95 | p99 | max | p95, first / last minute | HTTP errors | unanswered | without their facts |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| setup | customers | messages | offered | answered | p50 | p95 | p99 | max | p95, first / last minute | HTTP errors | unanswered | held back by the per-customer limit | without their facts |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r['setup']} | {r['customers']} | {r['messages']} | {r['offered']:.1f} msg/s | "
             f"{r['answered_rate']:.1f} msg/s | {r['p50']:.0f} ms | {r['p95']:.0f} ms | {r['p99']:.0f} ms | "
             f"{r['max']:.0f} ms | {r['p95_first_minute']:.0f} / {r['p95_last_minute']:.0f} ms | "
-            f"{r['errors']} | {r['unanswered']} | {r['wrong']} |"
+            f"{r['errors']} | {r['unanswered']} | {r['held_back']} | {r['wrong']} |"
         )
     examples = [
         f"- {r['setup']}, {r['customers']} customers: {e}" for r in results for e in r["wrong_examples"]

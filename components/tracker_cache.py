@@ -12,6 +12,13 @@ after changing the tracker without saving it, a new session started) reads the d
 Rasa does. Each turn still writes its events to the database before answering: a restart
 or another instance loses nothing.
 
+When another instance answered meanwhile (the production topology spreads a customer's
+messages over its Rasa instances), the kept tracker catches up instead: the rows added since
+are read and applied to it, provided the database still holds the rows it was built from
+(their count below the highest id kept) and the new rows start no session. Rasa's rebuild
+re-read the whole session: in a 10-minute run of 200 customers on two instances, the p95 grew
+from 117 ms in the first minute to 501 ms in the last (issue 15).
+
 Only trackers equal to what Rasa's `retrieve` would rebuild are kept: those whose events
 hold no session start after the first event (the turn that starts a session is read back
 from the database once). At most MAX_EVENTS events are kept in all, the least recently used
@@ -25,6 +32,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+# (count, highest id, latest timestamp) of a conversation's rows. The timestamp tells rows
+# apart when SQLite reuses the ids of deleted rows (an erased conversation written again).
+Rows = tuple[int, int | None, float | None]
+
 MAX_EVENTS = 60_000  # about 100 MB of events: a few thousand ordinary conversations
 
 
@@ -32,7 +43,7 @@ MAX_EVENTS = 60_000  # about 100 MB of events: a few thousand ordinary conversat
 class _Kept:
     tracker: Any  # DialogueStateTracker
     length: int  # len(tracker.events) when kept: more means a turn changed it without saving
-    rows: tuple[int, int | None]  # (count, highest id) of the conversation's rows then
+    rows: Rows  # the conversation's rows then
 
 
 class TrackerCache:
@@ -44,8 +55,9 @@ class TrackerCache:
         self.stored: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
+        self.caught_up = 0
 
-    def get(self, sender_id: str, rows: tuple[int, int | None]) -> Any:
+    def get(self, sender_id: str, rows: Rows) -> Any:
         kept = self._kept.get(sender_id)
         if kept is None or kept.rows != rows or len(kept.tracker.events) != kept.length:
             self.misses += 1
@@ -55,7 +67,21 @@ class TrackerCache:
         self._kept.move_to_end(sender_id)
         return kept.tracker
 
-    def keep(self, tracker: Any, rows: tuple[int, int | None]) -> None:
+    def behind(self, sender_id: str, rows: Rows) -> _Kept | None:
+        """The kept conversation, unchanged since kept, if the database now holds more rows."""
+        kept = self._kept.get(sender_id)
+        if (
+            kept is None
+            or len(kept.tracker.events) != kept.length
+            or kept.rows[1] is None
+            or rows[1] is None
+            or rows[0] <= kept.rows[0]
+            or rows[1] <= kept.rows[1]
+        ):
+            return None
+        return kept
+
+    def keep(self, tracker: Any, rows: Rows) -> None:
         self.drop(tracker.sender_id)
         if not rebuilt_alike(tracker):
             return
@@ -83,19 +109,70 @@ def rebuilt_alike(tracker: Any) -> bool:
     return not any(isinstance(event, SessionStarted) for i, event in enumerate(tracker.events) if i)
 
 
-def _rows(store: Any, sender_id: str) -> tuple[int, int | None]:
-    """(count, highest id) of the conversation's rows: one indexed query (0.2 ms)."""
+def _rows(store: Any, sender_id: str) -> Rows:
+    """(count, highest id, latest timestamp) of the conversation's rows: one indexed query (0.2 ms)."""
     statement = getattr(store, "_chat_cagou_rows", None)
     if statement is None:
         import sqlalchemy as sa
 
         event = store.SQLEvent
-        statement = store._chat_cagou_rows = sa.select(sa.func.count(event.id), sa.func.max(event.id)).where(
-            event.sender_id == sa.bindparam("sender_id")
-        )
+        statement = store._chat_cagou_rows = sa.select(
+            sa.func.count(event.id), sa.func.max(event.id), sa.func.max(event.timestamp)
+        ).where(event.sender_id == sa.bindparam("sender_id"))
     with store.engine.connect() as connection:
-        count, highest = connection.execute(statement, {"sender_id": sender_id}).one()
-    return int(count), highest
+        count, highest, latest = connection.execute(statement, {"sender_id": sender_id}).one()
+    return int(count), highest, latest
+
+
+def _rows_after(
+    store: Any, sender_id: str, highest: int
+) -> tuple[tuple[int, float | None], list[tuple[int, str]]]:
+    """((count, latest timestamp) of the rows up to `highest`, [(id, data)] of the rows after
+    it, in order)."""
+    import sqlalchemy as sa
+
+    event = store.SQLEvent
+    with store.engine.connect() as connection:
+        count, latest = connection.execute(
+            sa.select(sa.func.count(event.id), sa.func.max(event.timestamp)).where(
+                event.sender_id == sender_id, event.id <= highest
+            )
+        ).one()
+        after = connection.execute(
+            sa.select(event.id, event.data)
+            .where(event.sender_id == sender_id, event.id > highest)
+            .order_by(event.id)
+        ).all()
+    return (int(count), latest), [(row_id, data) for row_id, data in after]
+
+
+def catch_up(store: Any, kept: _Kept, rows: Rows) -> Any:
+    """The kept tracker with the rows another instance added since, or None when Rasa's
+    rebuild could differ (a row removed or changed, a new session among the new rows)."""
+    import json
+
+    from rasa.shared.core.events import SessionStarted, deserialise_events
+
+    assert kept.rows[1] is not None
+    before, after = _rows_after(store, kept.tracker.sender_id, kept.rows[1])
+    if (
+        before != (kept.rows[0], kept.rows[2])
+        or before[0] + len(after) != rows[0]
+        or not after
+        or after[-1][0] != rows[1]
+    ):
+        return None
+    events = deserialise_events([json.loads(data) for _, data in after])
+    # Rasa's query keeps the events from the latest session start on, by timestamp
+    start = kept.tracker.events[0].timestamp if isinstance(kept.tracker.events[0], SessionStarted) else None
+    if len(events) != len(after) or any(
+        isinstance(event, SessionStarted) or (start is not None and event.timestamp < start)
+        for event in events
+    ):
+        return None
+    for event in events:
+        kept.tracker.update(event)
+    return kept.tracker
 
 
 def install() -> None:
@@ -115,6 +192,14 @@ def install() -> None:
         cache = cache_of(self)
         # read before the events: a row added in between makes the next check fail, not pass
         rows = _rows(self, sender_id)
+        behind = cache.behind(sender_id, rows)
+        if behind is not None:
+            tracker = catch_up(self, behind, rows)
+            cache.drop(sender_id)
+            if tracker is not None:
+                cache.caught_up += 1
+                cache.keep(tracker, rows)
+                return tracker
         tracker = cache.get(sender_id, rows)
         if tracker is not None:
             return tracker
