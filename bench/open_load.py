@@ -116,7 +116,8 @@ def wrong_examples(outcomes: list[Outcome], keep: int = 5) -> list[str]:
     before: dict[str, tuple[int, str]] = {}
     for o in outcomes:
         turn, previous = before.get(o.sender, (0, ""))
-        before[o.sender] = (turn + 1, o.question)
+        # a message the limit held back never reached the assistant: the context is older
+        before[o.sender] = (turn + 1, o.question + (" (held back)" if held_back(o) else ""))
         if o.latency is not None and not o.right and not held_back(o) and len(examples) < keep:
             answer = o.answer.replace("\n", " / ")
             examples.append(
