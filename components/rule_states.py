@@ -41,10 +41,11 @@ def _copy(state: dict[str, Any]) -> dict[str, Any]:
     return {name: dict(sub) if isinstance(sub, dict) else sub for name, sub in state.items()}
 
 
-def _step(domain: Any, replay: _Replay, tracker: Any, hide_rule_turn: bool, key: tuple[Any, ...]) -> Any:
-    """One turn of Rasa's loop in Domain.states_for_tracker_history: the state at `tracker`,
-    or None for a hidden rule turn; updates the replay's flags."""
-    _, omit_unset_slots, ignore_rule_only_turns, _ = key
+def _step(domain: Any, replay: _Replay, hide_rule_turn: bool) -> Any:
+    """One turn of Rasa's loop in Domain.states_for_tracker_history: the state the replay's
+    tracker is in, or None for a hidden rule turn; updates the replay's flags."""
+    tracker = replay.tracker
+    _, omit_unset_slots, ignore_rule_only_turns, _ = replay.key
     if ignore_rule_only_turns:
         if not replay.turn_was_hidden:
             replay.last_ml_action_sub_state = domain._get_prev_action_sub_state(tracker)
@@ -95,14 +96,14 @@ def install() -> None:
             tracker.__dict__[ATTRIBUTE] = replay
         for event in applied[len(replay.applied) :]:
             if isinstance(event, ActionExecuted):
-                state = _step(self, replay, replay.tracker, event.hide_rule_turn, key)
+                state = _step(self, replay, event.hide_rule_turn)
                 if state is not None:
                     replay.states.append(state)
             replay.tracker.update(event)
         replay.applied = applied
         # The state after the last event is not kept: the next event changes it.
         flags = (replay.last_ml_action_sub_state, replay.turn_was_hidden)
-        last = _step(self, replay, replay.tracker, False, key)
+        last = _step(self, replay, False)
         replay.last_ml_action_sub_state, replay.turn_was_hidden = flags
         states = [_copy(state) for state in replay.states]
         return states + [_copy(last)] if last is not None else states

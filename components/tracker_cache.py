@@ -195,12 +195,11 @@ def install() -> None:
         behind = cache.behind(sender_id, rows)
         if behind is not None:
             tracker = catch_up(self, behind, rows)
-            cache.drop(sender_id)
             if tracker is not None:
                 cache.caught_up += 1
                 cache.keep(tracker, rows)
                 return tracker
-        tracker = cache.get(sender_id, rows)
+        tracker = cache.get(sender_id, rows)  # a kept tracker that could not catch up is dropped
         if tracker is not None:
             return tracker
         tracker = await rasa_retrieve(self, sender_id)
